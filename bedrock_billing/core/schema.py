@@ -1,0 +1,116 @@
+"""The DynamoDB schema: table names, key shapes and item attribute names, in one place.
+
+Shared by the stores (CLI side), the proxy and the deploy template, so every writer and
+reader agrees. docs/schema.md explains each item, its size and its write cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+DEFAULT_STAGE = "prod"
+DEFAULT_PREFIX = "bedrock-billing"
+
+# Logical table name -> (partition key, sort key or None)
+TABLE_KEYS: dict[str, tuple[str, str | None]] = {
+    "customers": ("customer_id", None),
+    "tokens": ("token_hash", None),
+    "usage": ("customer_id", "sk"),
+    "invoices": ("customer_id", "sk"),
+}
+TTL_ATTRIBUTE = {"tokens": "ttl", "usage": "ttl"}
+
+
+@dataclass(frozen=True)
+class TableNames:
+    """Physical table names of one installation: ``{prefix}-{stage}-{table}``."""
+
+    customers: str
+    tokens: str
+    usage: str
+    invoices: str
+
+    @classmethod
+    def for_stage(cls, stage: str = DEFAULT_STAGE, prefix: str = DEFAULT_PREFIX) -> TableNames:
+        base = f"{prefix}-{stage}" if prefix else stage
+        return cls(**{name: f"{base}-{name}" for name in TABLE_KEYS})
+
+    def as_dict(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in TABLE_KEYS}
+
+
+# Customer status values
+ACTIVE = "active"
+SUSPENDED = "suspended"
+
+# Token states. "previous" is the old token after a rotation, valid until grace_until.
+TOKEN_ACTIVE = "active"
+TOKEN_PREVIOUS = "previous"
+TOKEN_REVOKED = "revoked"
+
+# Limits as stored on the customer item; an absent attribute means unlimited.
+LIMIT_ATTRIBUTES = (
+    "daily_request_limit",  # int: admitted requests per UTC day
+    "monthly_token_limit",  # int: input + output + cache tokens per UTC month
+    "requests_per_minute",  # int: admitted requests per fixed UTC minute
+    "monthly_budget",  # decimal string, currency units: estimated spend per month
+    "allowed_models",  # list of foundation model ids (normalised); absent = all
+)
+
+# Usage table sort keys. Day items sort by date so a period is one key-range Query.
+METER_PREFIX = "METER#"  # METER#YYYY-MM: the admission meter of one month
+DAY_PREFIX = "DAY#"  # DAY#YYYY-MM-DD#<foundation model id>: counters of one day and model
+MINUTE_PREFIX = "MIN#"  # MIN#YYYY-MM-DDTHH:MM: requests-per-minute window (TTL'd)
+
+# Counter attributes of a DAY# item (all integers, added with ADD).
+DAY_COUNTERS = (
+    "requests",  # billable: Bedrock answered with success
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_write_input_tokens",
+    "refused",  # refused by the proxy at a limit or model check (not billed)
+    "errors",  # admitted, but Bedrock or the proxy failed (not billed)
+    "estimated",  # billable requests whose usage had to be estimated
+)
+
+# Invoices table sort keys.
+INVOICE_PREFIX = "INVOICE#"  # INVOICE#YYYY-MM: one finalized invoice
+GRANT_PREFIX = "GRANT#"  # GRANT#<grant id>: a prepaid credit grant
+
+
+def meter_key(day: date | datetime) -> str:
+    return f"{METER_PREFIX}{day.year:04d}-{day.month:02d}"
+
+
+def day_attribute(day: date | datetime) -> str:
+    """The meter attribute counting one day's admitted requests: ``d01`` .. ``d31``."""
+    return f"d{day.day:02d}"
+
+
+def day_key(day: date | datetime, model: str) -> str:
+    return f"{DAY_PREFIX}{day.year:04d}-{day.month:02d}-{day.day:02d}#{model}"
+
+
+def day_range(first: date, last: date) -> tuple[str, str]:
+    """Inclusive sort-key bounds covering every DAY# item from ``first`` to ``last``."""
+    return f"{DAY_PREFIX}{first.isoformat()}#", f"{DAY_PREFIX}{last.isoformat()}#\uffff"
+
+
+def parse_day_key(sk: str) -> tuple[date, str]:
+    rest = sk[len(DAY_PREFIX) :]
+    day, _, model = rest.partition("#")
+    return date.fromisoformat(day), model
+
+
+def minute_key(instant: datetime) -> str:
+    return f"{MINUTE_PREFIX}{instant.strftime('%Y-%m-%dT%H:%M')}"
+
+
+def invoice_key(period: str) -> str:
+    return f"{INVOICE_PREFIX}{period}"
+
+
+def grant_key(grant_id: str) -> str:
+    return f"{GRANT_PREFIX}{grant_id}"
