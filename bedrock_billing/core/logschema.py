@@ -50,3 +50,48 @@ FIELDS: tuple[Field, ...] = (
 )
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
+
+
+# ---- Derived: the Glue/Athena table (deploy reuses it; the local engine's view matches it)
+
+LOG_TABLE = "usage_log"
+JSON_SERDE = "org.openx.data.jsonserde.JsonSerDe"
+
+
+def glue_columns() -> list[dict[str, str]]:
+    """Glue ``Columns`` for the log table, in ``FIELDS`` order."""
+    return [{"Name": f.name, "Type": f.athena_type, "Comment": f.doc} for f in FIELDS]
+
+
+def glue_table_input(s3_location: str, table: str = LOG_TABLE) -> dict:
+    """The Glue ``TableInput`` for the usage log: JSON lines, ``dt`` partitions projected.
+
+    Partition projection (``projection.dt.*``) lets Athena compute the partitions from the
+    query's ``dt`` predicate: no crawler and no ``MSCK REPAIR`` to wait for.
+    """
+    location = s3_location.rstrip("/") + "/"
+    return {
+        "Name": table,
+        "TableType": "EXTERNAL_TABLE",
+        "Parameters": {
+            "classification": "json",
+            "projection.enabled": "true",
+            "projection.dt.type": "date",
+            "projection.dt.format": "yyyy-MM-dd",
+            "projection.dt.range": "2024-01-01,NOW",
+            "projection.dt.interval": "1",
+            "projection.dt.interval.unit": "DAYS",
+            "storage.location.template": location + "dt=${dt}/",
+        },
+        "PartitionKeys": [{"Name": LOG_PARTITION_KEY, "Type": "string"}],
+        "StorageDescriptor": {
+            "Columns": glue_columns(),
+            "Location": location,
+            "InputFormat": "org.apache.hadoop.mapred.TextInputFormat",
+            "OutputFormat": "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+            "SerdeInfo": {
+                "SerializationLibrary": JSON_SERDE,
+                "Parameters": {"ignore.malformed.json": "true"},
+            },
+        },
+    }
