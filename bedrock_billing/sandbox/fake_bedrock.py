@@ -28,28 +28,17 @@ from urllib.parse import unquote
 from bedrock_billing.sandbox import eventstream
 from bedrock_billing.sandbox import fake_models as models
 from bedrock_billing.sandbox import fake_shapes as shapes
+from bedrock_billing.sandbox.fake_faults import (
+    ERRORS,
+    FAULT_KINDS,
+    MARKER,
+    STREAM_FAULTS,
+    Fault,
+    fault_marker,
+)
 
-# kind -> (error code, HTTP status, message); codes and statuses from botocore's model.
-ERRORS = {
-    "validation": ("ValidationException", 400, "Malformed input request, please reformat."),
-    "access_denied": (
-        "AccessDeniedException",
-        403,
-        "You don't have access to the model with the specified model ID.",
-    ),
-    "not_found": ("ResourceNotFoundException", 404, "The requested resource was not found."),
-    "throttling": ("ThrottlingException", 429, "Too many requests, please wait and try again."),
-    "timeout": ("ModelTimeoutException", 408, "Model has timed out in processing the request."),
-    "internal": ("InternalServerException", 500, "The server encountered an internal error."),
-    "unavailable": ("ServiceUnavailableException", 503, "The service is unavailable."),
-    "model_error": ("ModelErrorException", 424, "The model returned an error."),
-    "model_not_ready": ("ModelNotReadyException", 429, "The model is not ready."),
-    "quota": ("ServiceQuotaExceededException", 400, "Your request exceeds the service quota."),
-}
-# Faults that only a streaming call can show; other calls leave them queued.
-STREAM_FAULTS = ("stream_truncated", "stream_exception")
-FAULT_KINDS = tuple(ERRORS) + STREAM_FAULTS
-_MARKER = re.compile(r"\[\[fake:([a-z_]+)\]\]")
+__all__ = ["ERRORS", "FAULT_KINDS", "STREAM_FAULTS", "FakeBedrock", "fault_marker", "main"]
+
 _ROUTE = re.compile(
     r"^/model/(?P<model>[^/]+)/(?P<op>invoke|invoke-with-response-stream|converse|converse-stream)$"
 )
@@ -60,22 +49,6 @@ _APIS = {
     "converse-stream": ("ConverseStream", True),
 }
 _ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
-
-
-def fault_marker(kind: str) -> str:
-    """Text to put in a prompt so the fake answers with that fault, every time."""
-    if kind not in FAULT_KINDS:
-        raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
-    return f"[[fake:{kind}]]"
-
-
-class _Fault:
-    def __init__(self, kind: str, message: str | None, exception_type: str | None) -> None:
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
-        self.kind = kind
-        self.message = message
-        self.exception_type = exception_type or "modelStreamErrorException"
 
 
 class _Server(ThreadingHTTPServer):
@@ -91,6 +64,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Streams flush one small write per event; with Nagle on, each waits ~40 ms for the
+    # client's delayed ACK.
+    disable_nagle_algorithm = True
     server: _Server
 
     def setup(self) -> None:
@@ -144,7 +120,7 @@ class FakeBedrock:
         self.calls: list[dict] = []
         self.usage_by_request_id: dict[str, dict] = {}
         self._lock = threading.Lock()
-        self._faults: deque[_Fault] = deque()
+        self._faults: deque[Fault] = deque()
         self._cache: set[str] = set()
         self._seen: Counter[str] = Counter()
         self._server: _Server | None = None
@@ -213,7 +189,7 @@ class FakeBedrock:
         """
         with self._lock:
             for _ in range(times):
-                self._faults.append(_Fault(kind, message, exception_type))
+                self._faults.append(Fault(kind, message, exception_type))
 
     def reset(self) -> None:
         """Forget calls, queued faults, the prompt cache and repeat counters."""
@@ -226,14 +202,14 @@ class FakeBedrock:
 
     # -- request handling ------------------------------------------------------------
 
-    def _take_fault(self, raw: bytes, streamed: bool) -> _Fault | None:
-        marker = _MARKER.search(raw.decode("utf-8", "replace"))
+    def _take_fault(self, raw: bytes, streamed: bool) -> Fault | None:
+        marker = MARKER.search(raw.decode("utf-8", "replace"))
         if marker and marker.group(1) in FAULT_KINDS:
-            fault = _Fault(marker.group(1), None, None)
-            if streamed or fault.kind not in STREAM_FAULTS:
+            fault = Fault(marker.group(1))
+            if streamed or not fault.stream_only:
                 return fault
         with self._lock:
-            if self._faults and (streamed or self._faults[0].kind not in STREAM_FAULTS):
+            if self._faults and (streamed or not self._faults[0].stream_only):
                 return self._faults.popleft()
         return None
 
@@ -379,7 +355,7 @@ class FakeBedrock:
         self._finish_record(record, out, out.output_tokens, True)
         self._send_json(handler, record["request_id"], 200, body, headers)
 
-    def _send_stream(self, handler, record, family, out, fault: _Fault | None) -> None:
+    def _send_stream(self, handler, record, family, out, fault: Fault | None) -> None:
         converse = record["api"] == "ConverseStream"
         if converse:
             stream = shapes.converse_stream(out)
