@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
 from ..config import resolve_settings
 from ..core.errors import EXIT_AWS, EXIT_USAGE, BillingError
 from .render import error_line
+
+# Typer may vendor its own click: take the exception types from Typer, not from `click`.
+_CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_PASSTHROUGH = (typer.Exit, typer.Abort, _CLICK_EXCEPTION)
 
 GLOBAL_OPTIONS = (
     "--profile",
@@ -56,13 +59,13 @@ def hoist_global_options(args: list[str]) -> list[str]:
 class BillingGroup(TyperGroup):
     """Typer group that hoists global options and renders every failure as one line."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(list(args)))
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except _PASSTHROUGH:
             raise
         except BillingError as exc:
             if os.environ.get("BEDROCK_BILLING_RAISE_ERRORS"):

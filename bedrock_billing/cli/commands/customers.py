@@ -96,9 +96,14 @@ def list_(
         None, "--expiring-within", help="Only tokens expiring within this time, e.g. 14d."
     ),
     limit: int = typer.Option(None, "--limit", help="Show at most this many."),
+    page_size: int = typer.Option(
+        None, "--page-size", min=1, help="Items per DynamoDB Scan page (all pages are read)."
+    ),
 ) -> None:
     """List every customer (all pages of the table), sorted by name."""
-    rows = svc.list_customers(ctx.obj, status=status, expiring_within=expiring_within, limit=limit)
+    rows = svc.list_customers(
+        ctx.obj, status=status, expiring_within=expiring_within, limit=limit, page_size=page_size
+    )
     emit(
         ctx.obj,
         {"customers": rows, "count": len(rows)},
