@@ -25,8 +25,16 @@ def all_items():
 def test_help_lists_every_customer_command():
     out = run("--help").stdout
     for command in (
-        "init", "create", "list", "show", "update-token", "revoke-token",
-        "update-limits", "suspend", "reactivate", "update",
+        "init",
+        "create",
+        "list",
+        "show",
+        "update-token",
+        "revoke-token",
+        "update-limits",
+        "suspend",
+        "reactivate",
+        "update",
     ):
         assert command in out
 
@@ -70,7 +78,9 @@ def test_supplied_token_is_used_and_weak_ones_refused():
     strong = "Zq8vXr3mN1pLw7tYb5cKe2hJf9gSd4aQuV6xT0iOo"
     data = create("S", "s@s.example", "--token", strong)
     assert data["token"] == strong
-    result = run("create", "--name", "W", "--email", "w@w.example", "--token", "password1", expect=2)
+    result = run(
+        "create", "--name", "W", "--email", "w@w.example", "--token", "password1", expect=2
+    )
     assert result.stderr.startswith("Error: token is too weak")
     assert "password1" not in result.stderr
     dup = run("create", "--name", "D", "--email", "d@d.example", "--token", strong, expect=1)
@@ -142,7 +152,9 @@ def test_suspend_reactivate_and_update():
     cid = create()["customer_id"]
     assert run_json("suspend", "--customer-id", cid)["status"] == "suspended"
     assert run_json("reactivate", "--customer-id", cid)["status"] == "active"
-    updated = run_json("update", "--customer-id", cid, "--name", "Acme Ltd", "--email", "x@y.example")
+    updated = run_json(
+        "update", "--customer-id", cid, "--name", "Acme Ltd", "--email", "x@y.example"
+    )
     assert (updated["name"], updated["email"]) == ("Acme Ltd", "x@y.example")
     run("update", "--customer-id", cid, "--email", "nope", expect=2)
     run("update", "--customer-id", cid, expect=2)
@@ -151,10 +163,21 @@ def test_suspend_reactivate_and_update():
 def test_update_limits_sets_and_clears():
     cid = create()["customer_id"]
     limits = run_json(
-        "update-limits", "--customer-id", cid, "--daily-limit", "1000",
-        "--monthly-token-limit", "5000000", "--requests-per-minute", "60",
-        "--monthly-budget", "250", "--allowed-models", "anthropic.claude-3-haiku-20240307-v1:0",
-        "--allowed-models", "amazon.nova-lite-v1:0",
+        "update-limits",
+        "--customer-id",
+        cid,
+        "--daily-limit",
+        "1000",
+        "--monthly-token-limit",
+        "5000000",
+        "--requests-per-minute",
+        "60",
+        "--monthly-budget",
+        "250",
+        "--allowed-models",
+        "anthropic.claude-3-haiku-20240307-v1:0",
+        "--allowed-models",
+        "amazon.nova-lite-v1:0",
     )["limits"]
     assert limits == {
         "daily_request_limit": 1000,
@@ -164,8 +187,13 @@ def test_update_limits_sets_and_clears():
         "allowed_models": ["amazon.nova-lite-v1:0", "anthropic.claude-3-haiku-20240307-v1:0"],
     }
     cleared = run_json(
-        "update-limits", "--customer-id", cid, "--daily-limit", "unlimited",
-        "--allowed-models", "all",
+        "update-limits",
+        "--customer-id",
+        cid,
+        "--daily-limit",
+        "unlimited",
+        "--allowed-models",
+        "all",
     )["limits"]
     assert cleared["daily_request_limit"] is None and cleared["allowed_models"] is None
     assert cleared["monthly_token_limit"] == 5000000

@@ -5,11 +5,7 @@ import sys
 
 
 def imported_after(code: str) -> set[str]:
-    probe = (
-        "import sys\n"
-        f"{code}\n"
-        "print(' '.join(sorted(m for m in sys.modules)))"
-    )
+    probe = f"import sys\n{code}\nprint(' '.join(sorted(m for m in sys.modules)))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     return set(out.stdout.split())
 

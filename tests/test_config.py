@@ -25,7 +25,10 @@ def test_flags_beat_variables_beat_file(tmp_path, monkeypatch):
     monkeypatch.setenv("BEDROCK_BILLING_CONFIG", str(path))
     s = resolve_settings()
     assert (s.region, s.endpoint_url, s.output, s.athena_workgroup) == (
-        "eu-west-1", "http://file", "csv", "wg-file"
+        "eu-west-1",
+        "http://file",
+        "csv",
+        "wg-file",
     )
     monkeypatch.setenv("AWS_REGION", "us-west-2")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://aws-env")
