@@ -54,12 +54,21 @@ tiers = [
   {{ price = "0.005" }},
 ]
 
-[plans.package]
-charges = [{{type = "package", metric = "tokens", size = 1000000, price = "1.50", included = 500000}}]
+[[plans.package.charges]]
+type = "package"
+metric = "tokens"
+size = 1000000
+price = "1.50"
+included = 500000
 
 [plans.subscription]
 base_fee = "49.00"
-charges = [{{type = "per_unit", name = "requests", metric = "requests", price = "0.004", included = 10000}}]
+[[plans.subscription.charges]]
+type = "per_unit"
+name = "requests"
+metric = "requests"
+price = "0.004"
+included = 10000
 
 [plans.committed]
 minimum = "100.00"
@@ -165,7 +174,11 @@ def test_package_after_free_units(tokens, total, blocks):
 def test_subscription_base_fee_included_usage_and_overage():
     draft = rate("subscription", [row(requests=12500)])
     kinds = [(ln.kind, ln.quantity, str(ln.amount)) for ln in draft.lines]
-    assert kinds == [("base_fee", 1, "49.00"), ("included", 10000, "0.00"), ("usage", 2500, "10.00")]
+    assert kinds == [
+        ("base_fee", 1, "49.00"),
+        ("included", 10000, "0.00"),
+        ("usage", 2500, "10.00"),
+    ]
     assert draft.total == Decimal("59.00")
 
 
@@ -322,10 +335,12 @@ markup = "{draw(st.decimals(0, 300, places=3))}"
 [[plans.p.charges]]
 type = "{draw(st.sampled_from(["graduated", "volume"]))}"
 metric = "requests"
-tiers = [
-  {{ up_to = {tier_bound}, price = "{draw(st.decimals(0, 1, places=5))}", flat_fee = "{draw(money)}" }},
-  {{ price = "{draw(st.decimals(0, 1, places=7))}" }},
-]
+[[plans.p.charges.tiers]]
+up_to = {tier_bound}
+price = "{draw(st.decimals(0, 1, places=5))}"
+flat_fee = "{draw(money)}"
+[[plans.p.charges.tiers]]
+price = "{draw(st.decimals(0, 1, places=7))}"
 [[plans.p.charges]]
 type = "package"
 metric = "tokens"
@@ -340,13 +355,24 @@ percent = "{draw(st.decimals(0, 100, places=2))}"
 """
     models = [HAIKU, SONNET4, NOVA_PRO]
     rows = [
-        row(f"2025-06-{draw(st.integers(1, 30)):02d}", draw(st.sampled_from(models)),
-            draw(counts), draw(counts), draw(counts), draw(counts), draw(counts))  # fmt: skip
+        row(
+            f"2025-06-{draw(st.integers(1, 30)):02d}",
+            draw(st.sampled_from(models)),
+            draw(counts),
+            draw(counts),
+            draw(counts),
+            draw(counts),
+            draw(counts),
+        )  # fmt: skip
         for _ in range(draw(st.integers(0, 6)))
     ]
     grants = [
-        CreditGrant(f"g{i}", Decimal(draw(money)), date(2025, draw(st.integers(1, 8)), 1),
-                    priority=draw(st.integers(0, 2)))  # fmt: skip
+        CreditGrant(
+            f"g{i}",
+            Decimal(draw(money)),
+            date(2025, draw(st.integers(1, 8)), 1),
+            priority=draw(st.integers(0, 2)),
+        )  # fmt: skip
         for i in range(draw(st.integers(0, 3)))
     ]
     return book(plan), rows, grants

@@ -13,9 +13,10 @@ from datetime import date
 from decimal import Decimal
 
 from ..errors import InvalidInput
-from ..money import ZERO, format_money, to_money
+from ..money import format_money, to_money
 from ..timeutil import Period
 
+NOTHING = Decimal("0.00")
 NOT_YET_EFFECTIVE = "not_yet_effective"
 EXPIRED = "expired"
 EMPTY = "empty"
@@ -107,13 +108,13 @@ def apply_credits(amount_due: Decimal, grants, period: Period) -> CreditResult:
     ids = [g.id for g in grants]
     if len(set(ids)) != len(ids):
         raise InvalidInput("two credit grants share an id")
-    due = max(ZERO, amount_due)
+    due = max(NOTHING, amount_due)
     usable, unusable = [], []
     for grant in grants:
         status = grant.status_for(period)
         (usable if status is None else unusable).append((grant, status))
     applications = []
-    total = ZERO
+    total = NOTHING
     for grant, _ in sorted(usable, key=lambda item: item[0].draw_order()):
         applied = min(grant.balance, due)
         due -= applied
@@ -122,5 +123,7 @@ def apply_credits(amount_due: Decimal, grants, period: Period) -> CreditResult:
             CreditApplication(grant.id, grant.balance, applied, grant.balance - applied)
         )
     for grant, status in sorted(unusable, key=lambda item: item[0].draw_order()):
-        applications.append(CreditApplication(grant.id, grant.balance, ZERO, grant.balance, status))
+        applications.append(
+            CreditApplication(grant.id, grant.balance, NOTHING, grant.balance, status)
+        )
     return CreditResult(tuple(applications), total, due)
