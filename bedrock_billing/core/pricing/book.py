@@ -8,7 +8,7 @@ cost is looked up per day of usage. Loading and validation live in ``loader.py``
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from ..errors import InvalidInput
@@ -33,6 +33,9 @@ class PriceBook:
     list_prices_date: str | None = None
     list_prices_region: str | None = None
     list_prices_source: str | None = None
+    # (model, day) -> cost price: invoices look up every day of every model, books are
+    # immutable, so the answer never changes.
+    _cost_cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     def plan_names(self) -> list[str]:
         return sorted(self.plans)
@@ -67,6 +70,14 @@ class PriceBook:
     def cost_price(self, model: str, day: date) -> TokenPrices | None:
         """What AWS charges the operator per token on ``day``: the cost entry in force that
         day, else the list price (what AWS charges when you have no private pricing)."""
+        key = (model, day)
+        if key in self._cost_cache:
+            return self._cost_cache[key]
+        price = self._cost_price(model, day)
+        self._cost_cache[key] = price
+        return price
+
+    def _cost_price(self, model: str, day: date) -> TokenPrices | None:
         versions = self.costs.get(model)
         if versions:
             chosen = _in_force(versions, day, key=lambda v: v[0])

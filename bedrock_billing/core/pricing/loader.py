@@ -400,7 +400,8 @@ _SHIPPED: dict | None = None
 def _shipped() -> dict:
     global _SHIPPED
     if _SHIPPED is None:
-        text = resources.files("bedrock_billing.data").joinpath("default_prices.toml").read_text()
+        data = resources.files("bedrock_billing").joinpath("data", "default_prices.toml")
+        text = data.read_text(encoding="utf-8")
         _SHIPPED = _parse_document(_load_toml(text, "default_prices.toml"), "default_prices.toml")
     return _SHIPPED
 

@@ -17,7 +17,7 @@ from decimal import Decimal
 from ..money import ZERO, format_money, round_half_up
 from ..usage import TOKEN_METRICS
 from .book import PriceBook
-from .charges import ALL_MODELS
+from .charges import ALL_MODELS, TokenPrices
 from .rating import USAGE, Line, quantity
 
 _TOKEN_INDEXES = tuple(range(1, 5))
@@ -80,10 +80,21 @@ def margins(
         else:
             revenue[line.model] = revenue.get(line.model, ZERO) + line.amount
 
-    cost: dict[str, Decimal] = {}
-    known: dict[str, bool] = {}
+    # Days priced alike are summed first, so each (model, cost price) is multiplied once.
+    grouped: dict[tuple[str, int], tuple[TokenPrices | None, list[int]]] = {}
     for (model, day), counts in by_day.items():
         prices = book.cost_price(model, day)
+        key = (model, id(prices))
+        entry = grouped.get(key)
+        if entry is None:
+            grouped[key] = (prices, list(counts))
+        else:
+            acc = entry[1]
+            for i in _TOKEN_INDEXES:
+                acc[i] += counts[i]
+    cost: dict[str, Decimal] = {}
+    known: dict[str, bool] = {}
+    for (model, _), (prices, counts) in grouped.items():
         exact = cost.get(model, ZERO)
         for i, metric in zip(_TOKEN_INDEXES, TOKEN_METRICS, strict=True):
             if not counts[i]:
