@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
-from ..money import to_decimal, to_money, to_price
 from ..timeutil import Period, parse_date
 from .book import PriceBook
 from .charges import (
@@ -30,6 +29,7 @@ from .charges import (
     TokenPrices,
     UnitCharge,
 )
+from .tomlvalues import _check_keys, _count, _decimal_string, _text, _where
 
 _TOP_KEYS = {
     "currency",
@@ -43,56 +43,6 @@ _TOP_KEYS = {
 }
 _PRICE_KEYS = ("input", "output", "cache_read", "cache_write")
 _CHARGE_TYPES = ("per_unit", "per_request", "per_token", "graduated", "volume", "package")
-
-
-def _where(source: str, path: str) -> str:
-    return f"{source}: {path}" if path else source
-
-
-def _check_keys(table: Any, allowed: set[str], source: str, path: str) -> dict:
-    if not isinstance(table, dict):
-        raise InvalidInput(f"{_where(source, path)}: expected a table")
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise InvalidInput(
-            f"{_where(source, path)}: unknown key {unknown[0]!r} "
-            f"(allowed: {', '.join(sorted(allowed))})"
-        )
-    return table
-
-
-def _decimal_string(value: Any, source: str, path: str, kind: str) -> Decimal:
-    where = _where(source, path)
-    if isinstance(value, float):
-        raise InvalidInput(
-            f"{where}: {value!r} is a TOML float; write {kind} as a string "
-            f'(e.g. "{value}") so it stays an exact decimal'
-        )
-    if not isinstance(value, str):
-        raise InvalidInput(f'{where}: {kind} must be a string such as "0.25", got {value!r}')
-    if kind == "a price":
-        return to_price(value, where)
-    if kind == "money":
-        result = to_money(value, where)
-    else:
-        result = to_decimal(value, where)
-    if result < 0:
-        raise InvalidInput(f"{where}: {value!r} is negative")
-    return result
-
-
-def _count(value: Any, source: str, path: str, *, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"{_where(source, path)}: expected a whole number, got {value!r}")
-    if value < minimum:
-        raise InvalidInput(f"{_where(source, path)}: {value} is below {minimum}")
-    return value
-
-
-def _text(value: Any, source: str, path: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(f"{_where(source, path)}: expected a non-empty string")
-    return value.strip()
 
 
 def _token_prices(table: dict, source: str, path: str, extra: set[str]) -> TokenPrices:
