@@ -319,3 +319,15 @@ def build_template(cfg: DeployConfig) -> dict:
 def template_json(cfg: DeployConfig) -> str:
     """The template as stable JSON text: the same config always gives the same bytes."""
     return json.dumps(build_template(cfg), indent=2, sort_keys=True) + "\n"
+
+
+def template_compact(cfg: DeployConfig) -> str:
+    """The same template without indentation, for the API (its body limit is 51,200 bytes)."""
+    return json.dumps(build_template(cfg), sort_keys=True, separators=(",", ":"))
+
+
+def write_template(cfg: DeployConfig, path) -> None:
+    """``deploy --template-out``: the template as a file; no AWS call of any kind."""
+    from pathlib import Path
+
+    Path(path).write_text(template_json(cfg), encoding="utf-8")
