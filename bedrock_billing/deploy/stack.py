@@ -166,6 +166,10 @@ def create_change_set(
     try:
         created = cfn.create_change_set(**kwargs)
     except ClientError as exc:
+        message = exc.response.get("Error", {}).get("Message", "")
+        if change_set_type == "UPDATE" and any(r in message for r in NO_CHANGE_REASONS):
+            # Some endpoints refuse an unchanged template outright: same meaning.
+            return ChangeSet("", name, stack_name, change_set_type, (), no_changes=True)
         raise _aws_error(exc, f"cannot create a change set for {stack_name}") from None
     cs_id, stack_id = created["Id"], created.get("StackId", stack_name)
 
@@ -203,6 +207,8 @@ def create_change_set(
 
 
 def delete_change_set(cfn, change_set_id: str) -> None:
+    if not change_set_id:
+        return
     try:
         cfn.delete_change_set(ChangeSetName=change_set_id)
     except ClientError:

@@ -318,12 +318,12 @@ def build_template(cfg: DeployConfig) -> dict:
 
 def template_json(cfg: DeployConfig) -> str:
     """The template as stable JSON text: the same config always gives the same bytes."""
-    return json.dumps(build_template(cfg), indent=2, sort_keys=True) + "\n"
+    return json.dumps(build_template(cfg), indent=2) + "\n"
 
 
 def template_compact(cfg: DeployConfig) -> str:
     """The same template without indentation, for the API (its body limit is 51,200 bytes)."""
-    return json.dumps(build_template(cfg), sort_keys=True, separators=(",", ":"))
+    return json.dumps(build_template(cfg), separators=(",", ":"))
 
 
 def write_template(cfg: DeployConfig, path) -> None:

@@ -134,6 +134,9 @@ def firehose_resources(cfg: DeployConfig) -> dict[str, dict]:
     stream = cfg.delivery_stream_name
     firehose_log_group = f"/aws/kinesisfirehose/{stream}"
     bucket_arn = {"Fn::GetAtt": ["LogBucket", "Arn"]}
+    # Built from the stream's fixed name rather than GetAtt, so emulators that skip
+    # Firehose can still create the role (the filter's DependsOn keeps the order).
+    stream_arn = _arn("firehose", f"deliverystream/{stream}")
     return {
         "FirehoseLogGroup": {
             "Type": "AWS::Logs::LogGroup",
@@ -263,7 +266,7 @@ def firehose_resources(cfg: DeployConfig) -> dict[str, dict]:
                                 {
                                     "Effect": "Allow",
                                     "Action": ["firehose:PutRecord", "firehose:PutRecordBatch"],
-                                    "Resource": [{"Fn::GetAtt": ["UsageLogStream", "Arn"]}],
+                                    "Resource": [stream_arn],
                                 }
                             ],
                         },
@@ -273,11 +276,12 @@ def firehose_resources(cfg: DeployConfig) -> dict[str, dict]:
         },
         "UsageLogSubscription": {
             "Type": "AWS::Logs::SubscriptionFilter",
+            "DependsOn": ["UsageLogStream"],
             "Properties": {
                 "LogGroupName": {"Ref": "ProxyLogGroup"},
                 "FilterName": "usage-log-to-s3",
                 "FilterPattern": SUBSCRIPTION_PATTERN,
-                "DestinationArn": {"Fn::GetAtt": ["UsageLogStream", "Arn"]},
+                "DestinationArn": stream_arn,
                 "RoleArn": {"Fn::GetAtt": ["LogsToFirehoseRole", "Arn"]},
             },
         },
@@ -318,9 +322,10 @@ def analytics_resources(cfg: DeployConfig) -> dict[str, dict]:
         },
         "GlueUsageTable": {
             "Type": "AWS::Glue::Table",
+            "DependsOn": ["GlueDatabase"],
             "Properties": {
                 "CatalogId": {"Ref": "AWS::AccountId"},
-                "DatabaseName": {"Ref": "GlueDatabase"},
+                "DatabaseName": cfg.glue_database,
                 "TableInput": glue_table_input(cfg),
             },
         },
