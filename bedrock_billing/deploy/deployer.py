@@ -145,6 +145,18 @@ def _abandon(cfn, change_set: cfn_stack.ChangeSet, new_stack: bool) -> None:
         cfn.delete_stack(StackName=change_set.stack_id)
 
 
+def _confirmed(confirm, changes, cfn, change_set, new_stack: bool) -> bool:
+    """Ask; a refusal, or a failure while asking, drops the change set."""
+    try:
+        answer = bool(confirm(changes))
+    except BaseException:
+        _abandon(cfn, change_set, new_stack)
+        raise
+    if not answer:
+        _abandon(cfn, change_set, new_stack)
+    return answer
+
+
 def _current_template(cfn, stack_name: str) -> dict:
     body = cfn.get_template(StackName=stack_name, TemplateStage="Original")["TemplateBody"]
     return body if isinstance(body, dict) else json.loads(body)
@@ -260,8 +272,9 @@ def deploy(
         _abandon(cfn, change_set, new_stack)
         result.outcome = "dry-run"
         return result
-    elif confirm is not None and not confirm(result.changes):
-        _abandon(cfn, change_set, new_stack)
+    elif confirm is not None and not _confirmed(
+        confirm, result.changes, cfn, change_set, new_stack
+    ):
         result.outcome = "cancelled"
         return result
     else:
@@ -312,8 +325,9 @@ def _import(aws, cfg, adoptees: list[Adoptee], existing, tags, *, confirm, on_ev
         _say(notify, "The rest of the template is previewed after the import has run.")
         _abandon(cfn, change_set, existing is None)
         return "dry-run"
-    if confirm is not None and not confirm(result.changes):
-        _abandon(cfn, change_set, existing is None)
+    if confirm is not None and not _confirmed(
+        confirm, result.changes, cfn, change_set, existing is None
+    ):
         return "cancelled"
     cfn_stack.execute_change_set(
         cfn, change_set, on_event=on_event, sleep=sleep, poll_seconds=poll_seconds
