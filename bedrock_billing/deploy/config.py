@@ -67,7 +67,7 @@ class DeployConfig:
     memory_mb: int = 512
     timeout_seconds: int = 60
     runtime: str = DEFAULT_RUNTIME
-    auth_cache_seconds: int = 60
+    auth_cache_seconds: int = 30
     cors_origins: tuple[str, ...] = ()
     prices_json: str | None = None  # inline price book for the budget limit (proxy env)
     log_retention_days: int = 30
@@ -148,7 +148,7 @@ class DeployConfig:
             "BEDROCK_BILLING_TOKENS_TABLE": names.tokens,
             "BEDROCK_BILLING_USAGE_TABLE": names.usage,
             "BEDROCK_BILLING_INVOICES_TABLE": names.invoices,
-            "BEDROCK_BILLING_AUTH_CACHE_SECONDS": str(self.auth_cache_seconds),
+            "BEDROCK_BILLING_AUTH_CACHE_TTL": str(self.auth_cache_seconds),
             "BEDROCK_BILLING_CORS_ORIGINS": ",".join(self.cors_origins),
         }
         if self.prices_json:

@@ -25,18 +25,13 @@ INTEGRATION_TIMEOUT_MS = 29000  # API Gateway's default maximum for REST integra
 # Logical id of each table resource: tables are adopted (imported) by these ids.
 TABLE_LOGICAL_IDS = {name: f"{name.capitalize()}Table" for name in TABLE_KEYS}
 
-# What the proxy does with each table, and nothing more (docs/deploy.md).
+# What the proxy does with each table, and nothing more (docs/deploy.md): it reads a token
+# and its customer, and counts usage with conditional updates (single or transactional,
+# both authorised as UpdateItem). It never reads invoices.
 PROXY_TABLE_ACTIONS: dict[str, list[str]] = {
     "customers": ["dynamodb:GetItem"],
     "tokens": ["dynamodb:GetItem"],
-    "usage": [
-        "dynamodb:GetItem",
-        "dynamodb:Query",
-        "dynamodb:UpdateItem",
-        "dynamodb:PutItem",
-        "dynamodb:ConditionCheckItem",
-    ],
-    "invoices": ["dynamodb:GetItem", "dynamodb:Query"],
+    "usage": ["dynamodb:UpdateItem"],
 }
 
 # Stack output -> key of the CLI's configuration file (bedrock_billing/config.py).
@@ -93,6 +88,7 @@ def proxy_role(cfg: DeployConfig) -> dict:
             "Resource": [{"Fn::GetAtt": [TABLE_LOGICAL_IDS[name], "Arn"]}],
         }
         for name in TABLE_KEYS
+        if name in PROXY_TABLE_ACTIONS
     ]
     log_statement = {
         "Effect": "Allow",

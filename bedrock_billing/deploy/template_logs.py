@@ -362,23 +362,22 @@ def _alarm(
     comparison: str = "GreaterThanThreshold",
 ) -> dict:
     actions = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
-    return {
-        "Type": "AWS::CloudWatch::Alarm",
-        "Properties": {
-            "AlarmDescription": description,
-            "Namespace": namespace,
-            "MetricName": metric,
-            "Dimensions": dimensions,
-            "Statistic": statistic,
-            "Period": period,
-            "EvaluationPeriods": 1,
-            "Threshold": threshold,
-            "ComparisonOperator": comparison,
-            "TreatMissingData": "notBreaching",
-            "AlarmActions": actions,
-            "OKActions": actions,
-        },
+    props: dict = {
+        "AlarmDescription": description,
+        "Namespace": namespace,
+        "MetricName": metric,
+        "Statistic": statistic,
+        "Period": period,
+        "EvaluationPeriods": 1,
+        "Threshold": threshold,
+        "ComparisonOperator": comparison,
+        "TreatMissingData": "notBreaching",
+        "AlarmActions": actions,
+        "OKActions": actions,
     }
+    if dimensions:
+        props["Dimensions"] = dimensions
+    return {"Type": "AWS::CloudWatch::Alarm", "Properties": props}
 
 
 def alarm_resources(cfg: DeployConfig) -> dict[str, dict]:
@@ -401,7 +400,8 @@ def alarm_resources(cfg: DeployConfig) -> dict[str, dict]:
             "The proxy could not write usage counters to DynamoDB (usage may be under-counted)",
             METRIC_NAMESPACE,
             USAGE_WRITE_FAILURES,
-            [{"Name": "Stage", "Value": cfg.stage}],
+            # The proxy emits the metric without dimensions (proxy/logline.py).
+            [],
         ),
         "LogDeliveryErrorsAlarm": _alarm(
             "CloudWatch Logs could not forward usage log lines to Firehose",

@@ -74,7 +74,7 @@ def deploy(
     memory: int = typer.Option(512, "--memory", help="Proxy memory, MB."),
     timeout: int = typer.Option(60, "--timeout", help="Proxy timeout, seconds."),
     auth_cache_seconds: int = typer.Option(
-        60, "--auth-cache-seconds", help="How long the proxy caches a token lookup."
+        30, "--auth-cache-seconds", help="How long the proxy caches a token lookup."
     ),
     cors_origin: list[str] = typer.Option(
         None, "--cors-origin", help="Browser origin allowed to call the API (repeat)."
