@@ -14,13 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from bedrock_billing.core.errors import AwsError, Conflict, InvalidInput, NotFound
+from bedrock_billing.core.errors import Conflict
 
 from . import stack as cfn_stack
 from .adopt import Adoptee, find_adoptees, import_template
+from .awsclients import BUSY_SUFFIX, _Aws, _aws_call, _say
 from .config import DeployConfig
+from .destroy import DestroyPlan, DestroyResult, destroy  # noqa: F401  (one entry point)
 from .package import (
     Artifact,
     artifacts_bucket_name,
@@ -33,7 +33,6 @@ from .stack import Change, StackEvent
 from .template import OUTPUT_CONFIG_KEYS, template_compact
 
 TEMPLATE_BODY_LIMIT = 51_200
-BUSY_SUFFIX = "_IN_PROGRESS"
 STAGE_TAG = "bedrock-billing:stage"
 
 
@@ -58,73 +57,6 @@ class StackStatus:
     last_updated: str = ""
     outputs: dict[str, str] = field(default_factory=dict)
     resources: list[dict] = field(default_factory=list)
-
-
-@dataclass
-class DestroyPlan:
-    stack_name: str
-    delete_data: bool
-    kept: list[str]  # physical names of the tables and bucket kept (or deleted if asked)
-
-
-@dataclass
-class DestroyResult:
-    stack_name: str
-    outcome: str  # deleted | cancelled
-    kept: list[str] = field(default_factory=list)
-    data_deleted: list[str] = field(default_factory=list)
-
-
-class _Aws:
-    """The clients of one session, made on first use."""
-
-    def __init__(self, session=None, endpoint_url: str | None = None):
-        if session is None:
-            import boto3
-
-            session = boto3.Session()
-        self.session = session
-        self.endpoint_url = endpoint_url
-        self.region = session.region_name
-        if not self.region:
-            raise InvalidInput("no AWS region: give --region or set AWS_REGION")
-        self._clients: dict[str, object] = {}
-
-    def client(self, name: str):
-        if name not in self._clients:
-            self._clients[name] = self.session.client(name, endpoint_url=self.endpoint_url)
-        return self._clients[name]
-
-    @property
-    def cfn(self):
-        return self.client("cloudformation")
-
-    def account_id(self) -> str:
-        return self.client("sts").get_caller_identity()["Account"]
-
-
-def _aws_call(fn):
-    """Turn botocore's failures (credentials, network, refusals) into AwsError."""
-
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            if isinstance(exc, ClientError):
-                err = exc.response.get("Error", {})
-                text = f"{err.get('Code', 'error')}: {err.get('Message', '')}"
-            else:
-                text = str(exc)
-            raise AwsError(f"AWS refused or could not be reached: {text}") from None
-
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
-
-
-def _say(notify: Callable[[str], None] | None, text: str) -> None:
-    if notify:
-        notify(text)
 
 
 def _template_source(aws: _Aws, body: str, bucket: str, stack_name: str) -> dict:
@@ -375,80 +307,3 @@ def read_outputs(stack_name: str, *, session=None, endpoint_url: str | None = No
     """The stack's outputs: what a host that did not deploy reads instead of the file."""
     aws = _Aws(session, endpoint_url)
     return cfn_stack.stack_outputs(aws.cfn, stack_name)
-
-
-_RETAINED_TYPES = {"AWS::DynamoDB::Table", "AWS::S3::Bucket"}
-
-
-@_aws_call
-def destroy(
-    stack_name: str,
-    *,
-    session=None,
-    endpoint_url: str | None = None,
-    confirm: Callable[[DestroyPlan], bool] | None = None,
-    on_event: Callable[[StackEvent], None] | None = None,
-    notify: Callable[[str], None] | None = None,
-    delete_data: bool = False,
-    sleep: Callable[[float], None] = time.sleep,
-    poll_seconds: float = 5.0,
-) -> DestroyResult:
-    """Delete the stack. The tables and the usage bucket are kept unless ``delete_data``."""
-    aws = _Aws(session, endpoint_url)
-    cfn = aws.cfn
-    stack = cfn_stack.describe_stack(cfn, stack_name)
-    if stack is None:
-        raise NotFound(f"stack {stack_name} does not exist")
-    if stack["StackStatus"].endswith(BUSY_SUFFIX) and stack["StackStatus"] != "REVIEW_IN_PROGRESS":
-        raise Conflict(f"stack {stack_name} is busy ({stack['StackStatus']}): retry when done")
-    retained = [
-        (r["ResourceType"], r.get("PhysicalResourceId", ""))
-        for r in cfn_stack.stack_resources(cfn, stack_name).values()
-        if r.get("ResourceType") in _RETAINED_TYPES and r.get("PhysicalResourceId")
-    ]
-    plan = DestroyPlan(stack_name, delete_data, sorted(p for _, p in retained))
-    if confirm is not None and not confirm(plan):
-        return DestroyResult(stack_name=stack_name, outcome="cancelled", kept=plan.kept)
-    cfn_stack.delete_stack(
-        cfn, stack["StackId"], on_event=on_event, sleep=sleep, poll_seconds=poll_seconds
-    )
-    result = DestroyResult(stack_name=stack_name, outcome="deleted")
-    if not delete_data:
-        result.kept = plan.kept
-        return result
-    for resource_type, physical in sorted(retained):
-        if resource_type == "AWS::DynamoDB::Table":
-            _delete_table(aws.client("dynamodb"), physical)
-        else:
-            _delete_bucket(aws.client("s3"), physical)
-        _say(notify, f"Deleted {physical}")
-        result.data_deleted.append(physical)
-    return result
-
-
-def _delete_table(ddb, name: str) -> None:
-    try:
-        ddb.update_table(TableName=name, DeletionProtectionEnabled=False)
-        ddb.delete_table(TableName=name)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-            raise
-
-
-def _delete_bucket(s3, name: str) -> None:
-    """Every version and delete marker, then the bucket (versioned buckets need this)."""
-    paginator = s3.get_paginator("list_object_versions")
-    try:
-        for page in paginator.paginate(Bucket=name):
-            keys = [
-                {"Key": v["Key"], "VersionId": v["VersionId"]}
-                for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
-            ]
-            for start in range(0, len(keys), 1000):
-                s3.delete_objects(
-                    Bucket=name, Delete={"Objects": keys[start : start + 1000], "Quiet": True}
-                )
-        s3.delete_bucket(Bucket=name)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "NoSuchBucket":
-            raise
