@@ -1,0 +1,214 @@
+"""The settings of one installation's stack, and the physical names derived from them.
+
+Pure: no AWS calls. The template builder, the deployer and ``--template-out`` all start
+from a ``DeployConfig``, so the names a deploy creates and the names the CLI later reads
+are computed in one place.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from bedrock_billing.core.errors import InvalidInput
+from bedrock_billing.core.logschema import LOG_TABLE
+from bedrock_billing.core.schema import DEFAULT_PREFIX, DEFAULT_STAGE, TableNames
+
+# Lambda runtimes CloudFormation accepts today that are still supported; the default is
+# the newest one cfn-lint and the Lambda service both know.
+DEFAULT_RUNTIME = "python3.13"
+SUPPORTED_RUNTIMES = ("python3.12", "python3.13")
+# CloudWatch Logs accepts only these retention values (days).
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
+LOG_PREFIX = "logs/"
+ATHENA_RESULTS_PREFIX = "athena-results/"
+ERROR_PREFIX = "delivery-errors/"
+# Lambda's limit on the whole environment (names and values), in bytes.
+LAMBDA_ENV_LIMIT = 4096
+
+_STAGE_RE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+_PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{0,24}$")
+_MODEL_RE = re.compile(r"^[a-z0-9][a-z0-9.:_-]{2,199}$")
+_ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """What ``bedrock-billing deploy`` was asked for. Every field has a safe default
+    except ``models``: the proxy's role may invoke only the models named here."""
+
+    stage: str = DEFAULT_STAGE
+    table_prefix: str = DEFAULT_PREFIX
+    models: tuple[str, ...] = ()
+    memory_mb: int = 512
+    timeout_seconds: int = 60
+    runtime: str = DEFAULT_RUNTIME
+    auth_cache_seconds: int = 30
+    cors_origins: tuple[str, ...] = ()
+    prices_json: str | None = None  # inline price book for the budget limit (proxy env)
+    log_retention_days: int = 30
+    throttle_rate: float = 50.0  # API stage steady-state requests per second
+    throttle_burst: int = 100
+    log_transition_days: int = 90  # usage log objects move to STANDARD_IA after this
+    noncurrent_expiration_days: int = 30  # old versions of overwritten objects
+    athena_results_expiration_days: int = 30
+    # Bedrock routing regions per inference-profile prefix, to override the built-in table.
+    routing_regions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    stack_name_override: str | None = None
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    # ---- names (pure: the account and region come from CloudFormation pseudo params)
+
+    @property
+    def stack_name(self) -> str:
+        return self.stack_name_override or f"{self.base}"
+
+    @property
+    def base(self) -> str:
+        return f"{self.table_prefix}-{self.stage}"
+
+    @property
+    def tables(self) -> TableNames:
+        return TableNames.for_stage(self.stage, self.table_prefix)
+
+    @property
+    def function_name(self) -> str:
+        return f"{self.base}-proxy"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def api_name(self) -> str:
+        return f"{self.base}-api"
+
+    @property
+    def api_stage(self) -> str:
+        return self.stage
+
+    @property
+    def delivery_stream_name(self) -> str:
+        return f"{self.base}-usage-log"
+
+    @property
+    def glue_database(self) -> str:
+        # Glue and Athena want lowercase letters, digits and underscores.
+        return self.base.replace("-", "_")
+
+    @property
+    def glue_table(self) -> str:
+        return LOG_TABLE
+
+    @property
+    def workgroup(self) -> str:
+        return self.base
+
+    def log_bucket_name(self, account_id: str, region: str) -> str:
+        return f"{self.base}-logs-{account_id}-{region}"
+
+    # The same name as a CloudFormation Fn::Sub string (account and region unknown here).
+    @property
+    def log_bucket_sub(self) -> str:
+        return f"{self.base}-logs-${{AWS::AccountId}}-${{AWS::Region}}"
+
+    def environment(self) -> dict[str, str]:
+        """The proxy's environment variables (see docs/proxy.md)."""
+        names = self.tables
+        env = {
+            "BEDROCK_BILLING_STAGE": self.stage,
+            "BEDROCK_BILLING_TABLE_PREFIX": self.table_prefix,
+            "BEDROCK_BILLING_CUSTOMERS_TABLE": names.customers,
+            "BEDROCK_BILLING_TOKENS_TABLE": names.tokens,
+            "BEDROCK_BILLING_USAGE_TABLE": names.usage,
+            "BEDROCK_BILLING_INVOICES_TABLE": names.invoices,
+            "BEDROCK_BILLING_AUTH_CACHE_TTL": str(self.auth_cache_seconds),
+            "BEDROCK_BILLING_CORS_ORIGINS": ",".join(self.cors_origins),
+        }
+        if self.prices_json:
+            env["BEDROCK_BILLING_PRICES"] = self.prices_json
+        return env
+
+
+def validate(cfg: DeployConfig) -> None:
+    if not _STAGE_RE.match(cfg.stage):
+        raise InvalidInput(
+            f"invalid stage {cfg.stage!r}: lowercase letters, digits and '-', at most 20"
+        )
+    if not _PREFIX_RE.match(cfg.table_prefix):
+        raise InvalidInput(
+            f"invalid table prefix {cfg.table_prefix!r}: lowercase letters, digits and '-', "
+            "at most 25 (the log bucket name must stay within 63 characters)"
+        )
+    if not cfg.models:
+        raise InvalidInput(
+            "give at least one --model: the proxy's role may invoke only the models named"
+        )
+    for model in cfg.models:
+        if not _MODEL_RE.match(model):
+            raise InvalidInput(f"invalid model id {model!r}")
+    if not 128 <= cfg.memory_mb <= 10240:
+        raise InvalidInput("memory must be between 128 and 10240 MB")
+    if not 3 <= cfg.timeout_seconds <= 900:
+        raise InvalidInput("timeout must be between 3 and 900 seconds")
+    if cfg.runtime not in SUPPORTED_RUNTIMES:
+        raise InvalidInput(f"runtime must be one of {', '.join(SUPPORTED_RUNTIMES)}")
+    if cfg.auth_cache_seconds < 0:
+        raise InvalidInput("the auth cache time cannot be negative")
+    for origin in cfg.cors_origins:
+        if not _ORIGIN_RE.match(origin):
+            raise InvalidInput(
+                f"invalid CORS origin {origin!r}: give scheme://host[:port], no '*', no path"
+            )
+    if cfg.log_retention_days not in LOG_RETENTION_DAYS:
+        raise InvalidInput(
+            f"log retention must be one of {', '.join(map(str, LOG_RETENTION_DAYS))} days"
+        )
+    if cfg.throttle_rate <= 0 or cfg.throttle_burst <= 0:
+        raise InvalidInput("API throttling rate and burst must be positive")
+    for days in (
+        cfg.log_transition_days,
+        cfg.noncurrent_expiration_days,
+        cfg.athena_results_expiration_days,
+    ):
+        if days < 1:
+            raise InvalidInput("lifecycle days must be at least 1")
+    if cfg.log_transition_days < 30:
+        raise InvalidInput("S3 moves objects to STANDARD_IA after 30 days at the earliest")
+    if cfg.prices_json is not None:
+        try:
+            json.loads(cfg.prices_json)
+        except ValueError as exc:
+            raise InvalidInput(f"the price book is not valid JSON: {exc}") from None
+    size = sum(len(k) + len(v.encode()) for k, v in cfg.environment().items())
+    if size > LAMBDA_ENV_LIMIT:
+        raise InvalidInput(
+            f"the proxy's environment would be {size} bytes, over Lambda's {LAMBDA_ENV_LIMIT}:"
+            " keep only the allowed models' prices in the price book"
+        )

@@ -1,0 +1,329 @@
+"""The stack's CloudFormation template, built in code from a ``DeployConfig``. Pure.
+
+One template holds the tables, the proxy function and its role, the REST API, the log
+group, the usage-log pipeline (template_logs.py), the Glue table, the Athena workgroup
+and the alarms. Three parameters stay open so the same template can be handed to other
+tools: where the proxy's zip is (``CodeBucket``/``CodeKey``) and where alarms go
+(``AlarmTopicArn``, empty for none).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from bedrock_billing.core.schema import TABLE_KEYS, TTL_ATTRIBUTE
+
+from . import template_logs
+from .bedrock_arns import invoke_statements
+from .config import ATHENA_RESULTS_PREFIX, LOG_PREFIX, DeployConfig
+
+HANDLER = "bedrock_billing.proxy.handler.lambda_handler"
+API_PATH = "bedrock"
+INTEGRATION_TIMEOUT_MS = 29000  # API Gateway's default maximum for REST integrations
+
+# Logical id of each table resource: tables are adopted (imported) by these ids.
+TABLE_LOGICAL_IDS = {name: f"{name.capitalize()}Table" for name in TABLE_KEYS}
+
+# What the proxy does with each table, and nothing more (docs/deploy.md): it reads a token
+# and its customer, and counts usage with conditional updates (single or transactional,
+# both authorised as UpdateItem). It never reads invoices.
+PROXY_TABLE_ACTIONS: dict[str, list[str]] = {
+    "customers": ["dynamodb:GetItem"],
+    "tokens": ["dynamodb:GetItem"],
+    "usage": ["dynamodb:UpdateItem"],
+}
+
+# Stack output -> key of the CLI's configuration file (bedrock_billing/config.py).
+OUTPUT_CONFIG_KEYS = {
+    "ApiUrl": "api_url",
+    "TablePrefix": "table_prefix",
+    "AthenaWorkGroup": "athena_workgroup",
+    "AthenaDatabase": "athena_database",
+    "AthenaTable": "athena_table",
+    "AthenaOutputLocation": "athena_output_location",
+    "LogBucket": "log_bucket",
+    "LogPrefix": "log_prefix",
+}
+
+
+def _sub(text: str) -> dict:
+    return {"Fn::Sub": text}
+
+
+def table_resource(cfg: DeployConfig, name: str) -> dict:
+    partition, sort = TABLE_KEYS[name]
+    keys = [(partition, "HASH")] + ([(sort, "RANGE")] if sort else [])
+    props: dict = {
+        "TableName": getattr(cfg.tables, name),
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": k, "AttributeType": "S"} for k, _ in keys],
+        "KeySchema": [{"AttributeName": k, "KeyType": kind} for k, kind in keys],
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        # KMS with the AWS-managed key (aws/dynamodb): encryption visible in the template
+        # and auditable in CloudTrail, at no key cost.
+        "SSESpecification": {"SSEEnabled": True},
+        "DeletionProtectionEnabled": True,
+    }
+    if name in TTL_ATTRIBUTE:
+        props["TimeToLiveSpecification"] = {
+            "AttributeName": TTL_ATTRIBUTE[name],
+            "Enabled": True,
+        }
+    return {
+        "Type": "AWS::DynamoDB::Table",
+        # Customers, tokens, counters and invoices outlive the stack; a later deploy
+        # imports them again (docs/deploy.md, "Adoption").
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Properties": props,
+    }
+
+
+def proxy_role(cfg: DeployConfig) -> dict:
+    table_statements = [
+        {
+            "Effect": "Allow",
+            "Action": PROXY_TABLE_ACTIONS[name],
+            "Resource": [{"Fn::GetAtt": [TABLE_LOGICAL_IDS[name], "Arn"]}],
+        }
+        for name in TABLE_KEYS
+        if name in PROXY_TABLE_ACTIONS
+    ]
+    log_statement = {
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        # The log group's ARN ends in ":*", which covers its streams.
+        "Resource": [{"Fn::GetAtt": ["ProxyLogGroup", "Arn"]}],
+    }
+    return {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            },
+            "Policies": [
+                {
+                    "PolicyName": "proxy",
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            *invoke_statements(cfg.models, cfg.routing_regions),
+                            *table_statements,
+                            log_statement,
+                        ],
+                    },
+                }
+            ],
+        },
+    }
+
+
+def proxy_function(cfg: DeployConfig) -> dict:
+    return {
+        "Type": "AWS::Lambda::Function",
+        # The log group exists (with its retention) before Lambda would create its own.
+        "DependsOn": ["ProxyLogGroup"],
+        "Properties": {
+            "FunctionName": cfg.function_name,
+            "Description": f"bedrock-billing proxy, stage {cfg.stage}",
+            "Runtime": cfg.runtime,
+            # Pure Python, no native code: ARM is cheaper per GB-second.
+            "Architectures": ["arm64"],
+            "Handler": HANDLER,
+            "MemorySize": cfg.memory_mb,
+            "Timeout": cfg.timeout_seconds,
+            "Role": {"Fn::GetAtt": ["ProxyRole", "Arn"]},
+            "Code": {"S3Bucket": {"Ref": "CodeBucket"}, "S3Key": {"Ref": "CodeKey"}},
+            "Environment": {"Variables": cfg.environment()},
+        },
+    }
+
+
+def api_resources(cfg: DeployConfig) -> dict[str, dict]:
+    integration = {
+        "Type": "AWS_PROXY",
+        "IntegrationHttpMethod": "POST",
+        "TimeoutInMillis": INTEGRATION_TIMEOUT_MS,
+        "Uri": _sub(
+            "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/"
+            "functions/${ProxyFunction.Arn}/invocations"
+        ),
+    }
+    methods = {
+        # Authentication is the proxy's (Bearer tokens checked against DynamoDB).
+        "ApiPostMethod": {
+            "Type": "AWS::ApiGateway::Method",
+            "Properties": {
+                "RestApiId": {"Ref": "Api"},
+                "ResourceId": {"Ref": "ApiBedrockResource"},
+                "HttpMethod": "POST",
+                "AuthorizationType": "NONE",
+                "Integration": integration,
+            },
+        },
+        # Preflight goes to the proxy too: it answers with the one allowed origin that
+        # matches the request (a MOCK integration could only return a fixed origin).
+        "ApiOptionsMethod": {
+            "Type": "AWS::ApiGateway::Method",
+            "Properties": {
+                "RestApiId": {"Ref": "Api"},
+                "ResourceId": {"Ref": "ApiBedrockResource"},
+                "HttpMethod": "OPTIONS",
+                "AuthorizationType": "NONE",
+                "Integration": integration,
+            },
+        },
+    }
+    # A Deployment is a snapshot: CloudFormation only makes a new one when its logical
+    # id changes, so the id carries a hash of what it snapshots.
+    digest = hashlib.sha256(json.dumps(methods, sort_keys=True).encode()).hexdigest()[:10]
+    deployment_id = f"ApiDeployment{digest}"
+    resources: dict[str, dict] = {
+        "Api": {
+            "Type": "AWS::ApiGateway::RestApi",
+            "Properties": {
+                "Name": cfg.api_name,
+                "Description": f"bedrock-billing proxy API, stage {cfg.stage}",
+                "EndpointConfiguration": {"Types": ["REGIONAL"]},
+            },
+        },
+        "ApiBedrockResource": {
+            "Type": "AWS::ApiGateway::Resource",
+            "Properties": {
+                "RestApiId": {"Ref": "Api"},
+                "ParentId": {"Fn::GetAtt": ["Api", "RootResourceId"]},
+                "PathPart": API_PATH,
+            },
+        },
+        **methods,
+        deployment_id: {
+            "Type": "AWS::ApiGateway::Deployment",
+            "DependsOn": sorted(methods),
+            "Properties": {"RestApiId": {"Ref": "Api"}},
+        },
+        "ApiStage": {
+            "Type": "AWS::ApiGateway::Stage",
+            "Properties": {
+                "RestApiId": {"Ref": "Api"},
+                "DeploymentId": {"Ref": deployment_id},
+                "StageName": cfg.api_stage,
+                "MethodSettings": [
+                    {
+                        "ResourcePath": "/*",
+                        "HttpMethod": "*",
+                        "ThrottlingRateLimit": cfg.throttle_rate,
+                        "ThrottlingBurstLimit": cfg.throttle_burst,
+                        "MetricsEnabled": True,
+                    }
+                ],
+            },
+        },
+    }
+    for method in ("POST", "OPTIONS"):
+        resources[f"ApiInvoke{method.capitalize()}Permission"] = {
+            "Type": "AWS::Lambda::Permission",
+            "Properties": {
+                "Action": "lambda:InvokeFunction",
+                "FunctionName": {"Fn::GetAtt": ["ProxyFunction", "Arn"]},
+                "Principal": "apigateway.amazonaws.com",
+                "SourceArn": _sub(
+                    "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+                    f"${{Api}}/*/{method}/{API_PATH}"
+                ),
+            },
+        }
+    return resources
+
+
+def outputs(cfg: DeployConfig) -> dict[str, dict]:
+    # Names that CloudFormation does not compute are written literally, so the outputs
+    # do not depend on resources some emulators skip.
+    values: dict[str, object] = {
+        "ApiUrl": _sub(
+            "https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/"
+            f"{cfg.api_stage}/{API_PATH}"
+        ),
+        "Stage": cfg.stage,
+        "TablePrefix": cfg.table_prefix,
+        "CustomersTable": {"Ref": "CustomersTable"},
+        "TokensTable": {"Ref": "TokensTable"},
+        "UsageTable": {"Ref": "UsageTable"},
+        "InvoicesTable": {"Ref": "InvoicesTable"},
+        "FunctionName": {"Ref": "ProxyFunction"},
+        "LogBucket": {"Ref": "LogBucket"},
+        "LogPrefix": LOG_PREFIX,
+        "AthenaDatabase": cfg.glue_database,
+        "AthenaTable": cfg.glue_table,
+        "AthenaWorkGroup": cfg.workgroup,
+        "AthenaOutputLocation": _sub("s3://${LogBucket}/" + ATHENA_RESULTS_PREFIX),
+    }
+    return {name: {"Value": value} for name, value in values.items()}
+
+
+def build_template(cfg: DeployConfig) -> dict:
+    resources: dict[str, dict] = {
+        TABLE_LOGICAL_IDS[name]: table_resource(cfg, name) for name in TABLE_KEYS
+    }
+    resources["ProxyLogGroup"] = {
+        "Type": "AWS::Logs::LogGroup",
+        "DeletionPolicy": "Delete",
+        "UpdateReplacePolicy": "Delete",
+        "Properties": {
+            "LogGroupName": cfg.log_group_name,
+            "RetentionInDays": cfg.log_retention_days,
+        },
+    }
+    resources["ProxyRole"] = proxy_role(cfg)
+    resources["ProxyFunction"] = proxy_function(cfg)
+    resources.update(api_resources(cfg))
+    resources["LogBucket"] = template_logs.log_bucket(cfg)
+    resources["LogBucketPolicy"] = template_logs.log_bucket_policy()
+    resources.update(template_logs.firehose_resources(cfg))
+    resources.update(template_logs.analytics_resources(cfg))
+    resources.update(template_logs.alarm_resources(cfg))
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": f"bedrock-billing, stage {cfg.stage}: proxy, tables, usage log pipeline",
+        "Parameters": {
+            "CodeBucket": {
+                "Type": "String",
+                "Description": "S3 bucket of the proxy's zip (deploy uploads it)",
+            },
+            "CodeKey": {"Type": "String", "Description": "S3 key of the proxy's zip"},
+            "AlarmTopicArn": {
+                "Type": "String",
+                "Default": "",
+                "Description": "SNS topic for the alarms; empty for none",
+            },
+        },
+        "Conditions": {
+            "HasAlarmTopic": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]}
+        },
+        "Resources": resources,
+        "Outputs": outputs(cfg),
+    }
+
+
+def template_json(cfg: DeployConfig) -> str:
+    """The template as stable JSON text: the same config always gives the same bytes."""
+    return json.dumps(build_template(cfg), indent=2) + "\n"
+
+
+def template_compact(cfg: DeployConfig) -> str:
+    """The same template without indentation, for the API (its body limit is 51,200 bytes)."""
+    return json.dumps(build_template(cfg), separators=(",", ":"))
+
+
+def write_template(cfg: DeployConfig, path) -> None:
+    """``deploy --template-out``: the template as a file; no AWS call of any kind."""
+    from pathlib import Path
+
+    Path(path).write_text(template_json(cfg), encoding="utf-8")

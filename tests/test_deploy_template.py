@@ -1,0 +1,316 @@
+"""The template as data: lint, least privilege, and the parts moto's CloudFormation skips."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bedrock_billing.core.errors import InvalidInput
+from bedrock_billing.core.logschema import (
+    EVENT_ERROR,
+    EVENT_INVOKE,
+    EVENT_REFUSED,
+    glue_columns,
+)
+from bedrock_billing.core.schema import TABLE_KEYS, TTL_ATTRIBUTE, TableNames
+from bedrock_billing.deploy.config import DeployConfig
+from bedrock_billing.deploy.template import build_template, template_json, write_template
+from tests.deploy_fixtures import config
+
+PROFILE = "us.anthropic.claude-3-5-sonnet-20241022-v2:0"
+GLOBAL = "global.anthropic.claude-sonnet-4-5-20250929-v1:0"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return build_template(
+        config(
+            models=("anthropic.claude-3-haiku-20240307-v1:0", PROFILE, GLOBAL),
+            cors_origins=("https://app.example.com",),
+            prices_json='{"anthropic.claude-3-haiku-20240307-v1:0": {"input": "0.25"}}',
+        )
+    )
+
+
+def resources_of(template: dict, kind: str) -> dict[str, dict]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def statements(template: dict) -> list[dict]:
+    out = []
+    for res in template["Resources"].values():
+        props = res.get("Properties", {})
+        for policy in props.get("Policies", []):
+            out.extend(policy["PolicyDocument"]["Statement"])
+        if res["Type"] == "AWS::S3::BucketPolicy":
+            out.extend(props["PolicyDocument"]["Statement"])
+    return out
+
+
+def test_cfn_lint_reports_no_errors_on_the_written_template(tmp_path, template):
+    from cfnlint.api import ManualArgs, lint
+
+    path = tmp_path / "stack.json"
+    write_template(config(models=("anthropic.claude-3-haiku-20240307-v1:0", PROFILE, GLOBAL),
+                          cors_origins=("https://app.example.com",)), path)  # fmt: skip
+    matches = lint(path.read_text(), config=ManualArgs(regions=["us-east-1", "eu-west-1"]))
+    errors = [m for m in matches if m.rule.id.startswith("E")]
+    assert errors == [], [f"{m.rule.id} {m.message}" for m in errors]
+
+
+def test_cfn_lint_would_catch_a_wrong_property(template):
+    from cfnlint.api import ManualArgs, lint
+
+    broken = json.loads(json.dumps(template))
+    broken["Resources"]["ProxyFunction"]["Properties"]["Runtime"] = "python2.7"
+    matches = lint(json.dumps(broken), config=ManualArgs(regions=["us-east-1"]))
+    assert any(m.rule.id.startswith("E") for m in matches)
+
+
+def test_allow_statements_name_no_wildcard_action_and_no_bare_wildcard_resource(template):
+    allows = [s for s in statements(template) if s["Effect"] == "Allow"]
+    assert allows
+    for statement in allows:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [
+            statement["Action"]
+        ]  # fmt: skip
+        assert not any("*" in a for a in actions), statement
+        resources = statement["Resource"]
+        resources = resources if isinstance(resources, list) else [resources]
+        assert "*" not in resources, statement
+
+
+def test_the_only_wildcard_action_is_the_bucket_deny_of_plain_http(template):
+    wild = [s for s in statements(template) if "*" in json.dumps(s.get("Action"))]
+    assert [(s["Effect"], s["Action"]) for s in wild] == [("Deny", "s3:*")]
+    assert wild[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_role_policies_carry_no_managed_policies(template):
+    for role in resources_of(template, "AWS::IAM::Role").values():
+        assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_proxy_may_invoke_only_the_named_models_and_profile_targets(template):
+    proxy = template["Resources"]["ProxyRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    bedrock = [s for s in proxy["Statement"] if s["Action"][0].startswith("bedrock:")]
+    text = json.dumps(bedrock)
+    assert "foundation-model/anthropic.claude-3-haiku-20240307-v1:0" in text
+    assert f"inference-profile/{PROFILE}" in text
+    # A us. profile reaches the foundation model in each US region, through the profile only.
+    routed = [s for s in bedrock if "Condition" in s and PROFILE in json.dumps(s["Condition"])]
+    arns = [r["Fn::Sub"] for r in routed[0]["Resource"]]
+    for region in ("us-east-1", "us-east-2", "us-west-2"):
+        assert (
+            f"arn:${{AWS::Partition}}:bedrock:{region}::foundation-model/"
+            "anthropic.claude-3-5-sonnet-20241022-v2:0" in arns
+        )
+    assert all(s["Action"] == ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+               for s in bedrock)  # fmt: skip
+    # The global profile's any-region target is bound to the profile by the condition.
+    global_stmt = [s for s in bedrock if "Condition" in s and GLOBAL in json.dumps(s["Condition"])]
+    assert global_stmt and "bedrock:*::foundation-model" in json.dumps(global_stmt[0]["Resource"])
+
+
+def test_proxy_table_access_is_per_table_and_read_only_on_customers_and_tokens(template):
+    proxy = template["Resources"]["ProxyRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    by_table = {
+        s["Resource"][0]["Fn::GetAtt"][0]: s["Action"]
+        for s in proxy["Statement"]
+        if s["Action"][0].startswith("dynamodb:")
+    }
+    assert by_table["CustomersTable"] == ["dynamodb:GetItem"]
+    assert by_table["TokensTable"] == ["dynamodb:GetItem"]
+    assert "dynamodb:UpdateItem" in by_table["UsageTable"]
+    assert not any("Scan" in a or "Delete" in a for acts in by_table.values() for a in acts)
+
+
+def test_tables_are_on_demand_recoverable_encrypted_retained_with_ttl(template):
+    tables = resources_of(template, "AWS::DynamoDB::Table")
+    names = TableNames.for_stage("prod", "bedrock-billing").as_dict()
+    assert {t["Properties"]["TableName"] for t in tables.values()} == set(names.values())
+    for table in tables.values():
+        props = table["Properties"]
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert props["SSESpecification"] == {"SSEEnabled": True}
+        assert table["DeletionPolicy"] == "Retain" and table["UpdateReplacePolicy"] == "Retain"
+    for logical, name in (("CustomersTable", "customers"), ("TokensTable", "tokens"),
+                          ("UsageTable", "usage"), ("InvoicesTable", "invoices")):  # fmt: skip
+        props = tables[logical]["Properties"]
+        assert [k["AttributeName"] for k in props["KeySchema"]] == [
+            k for k in TABLE_KEYS[name] if k
+        ]
+        ttl = props.get("TimeToLiveSpecification")
+        if name in TTL_ATTRIBUTE:
+            assert ttl == {"AttributeName": TTL_ATTRIBUTE[name], "Enabled": True}
+        else:
+            assert ttl is None
+    assert "TimeToLiveSpecification" in tables["TokensTable"]["Properties"]
+
+
+def test_log_bucket_is_encrypted_versioned_private_with_lifecycle(template):
+    bucket = template["Resources"]["LogBucket"]
+    props = bucket["Properties"]
+    assert bucket["DeletionPolicy"] == "Retain"
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert len(props["PublicAccessBlockConfiguration"]) == 4
+    rules = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
+    assert rules["usage-log-to-infrequent-access"]["Prefix"] == "logs/"
+    assert rules["old-versions-and-uploads"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 30
+    assert rules["athena-results-expire"]["ExpirationInDays"] == 30
+
+
+def test_log_pipeline_decompresses_extracts_and_partitions_by_arrival_day(template):
+    stream = template["Resources"]["UsageLogStream"]["Properties"]
+    dest = stream["ExtendedS3DestinationConfiguration"]
+    assert dest["Prefix"] == "logs/dt=!{timestamp:yyyy-MM-dd}/"
+    assert dest["ErrorOutputPrefix"].startswith("delivery-errors/")
+    assert not dest["ErrorOutputPrefix"].startswith(dest["Prefix"].split("/")[0])
+    processors = dest["ProcessingConfiguration"]["Processors"]
+    assert [p["Type"] for p in processors] == [
+        "Decompression",
+        "CloudWatchLogProcessing",
+        "AppendDelimiterToRecord",
+    ]
+    assert processors[0]["Parameters"] == [
+        {"ParameterName": "CompressionFormat", "ParameterValue": "GZIP"}
+    ]
+    assert processors[1]["Parameters"] == [
+        {"ParameterName": "DataMessageExtraction", "ParameterValue": "true"}
+    ]
+    subscription = template["Resources"]["UsageLogSubscription"]["Properties"]
+    for event in (EVENT_INVOKE, EVENT_ERROR, EVENT_REFUSED):
+        assert f'$.event_type = "{event}"' in subscription["FilterPattern"]
+    assert subscription["LogGroupName"] == {"Ref": "ProxyLogGroup"}
+
+
+def test_glue_table_is_core_table_input_with_bucket_resolved_by_cloudformation(template):
+    table = template["Resources"]["GlueUsageTable"]["Properties"]["TableInput"]
+    assert table["StorageDescriptor"]["Columns"] == glue_columns()
+    assert table["StorageDescriptor"]["Location"] == {"Fn::Sub": "s3://${LogBucket}/logs/"}
+    location = table["Parameters"]["storage.location.template"]
+    # Fn::Sub would try to resolve ${dt}; ${!dt} makes it the literal Athena expects.
+    assert location == {"Fn::Sub": "s3://${LogBucket}/logs/dt=${!dt}/"}
+    assert table["Parameters"]["projection.enabled"] == "true"
+    assert template["Resources"]["GlueDatabase"]["Properties"]["DatabaseInput"]["Name"] == (
+        "bedrock_billing_prod"
+    )
+
+
+def test_athena_workgroup_enforces_encrypted_results_in_the_bucket(template):
+    wg = template["Resources"]["AthenaWorkGroup"]["Properties"]
+    assert wg["Name"] == "bedrock-billing-prod"
+    conf = wg["WorkGroupConfiguration"]
+    assert conf["EnforceWorkGroupConfiguration"] is True
+    assert conf["ResultConfiguration"]["OutputLocation"] == {
+        "Fn::Sub": "s3://${LogBucket}/athena-results/"
+    }
+
+
+def test_api_stage_throttles_and_post_and_options_reach_the_proxy(template):
+    stage = template["Resources"]["ApiStage"]["Properties"]
+    settings = stage["MethodSettings"][0]
+    assert settings["ThrottlingRateLimit"] == 50.0 and settings["ThrottlingBurstLimit"] == 100
+    assert stage["StageName"] == "prod"
+    methods = resources_of(template, "AWS::ApiGateway::Method")
+    assert {m["Properties"]["HttpMethod"] for m in methods.values()} == {"POST", "OPTIONS"}
+    for method in methods.values():
+        assert method["Properties"]["Integration"]["Type"] == "AWS_PROXY"
+    assert template["Resources"]["ApiBedrockResource"]["Properties"]["PathPart"] == "bedrock"
+
+
+def test_a_changed_api_gets_a_new_deployment_resource():
+    def deployment_ids(cfg):
+        return [k for k, v in build_template(cfg)["Resources"].items()
+                if v["Type"] == "AWS::ApiGateway::Deployment"]  # fmt: skip
+
+    assert deployment_ids(config()) == deployment_ids(config(memory_mb=1024))
+    import bedrock_billing.deploy.template as tpl
+
+    original = tpl.INTEGRATION_TIMEOUT_MS
+    try:
+        tpl.INTEGRATION_TIMEOUT_MS = 20000
+        changed = deployment_ids(config())
+    finally:
+        tpl.INTEGRATION_TIMEOUT_MS = original
+    assert changed != deployment_ids(config())
+
+
+def test_alarms_cover_errors_throttles_5xx_usage_writes_and_log_delivery(template):
+    alarms = resources_of(template, "AWS::CloudWatch::Alarm")
+    metrics = {
+        (a["Properties"]["Namespace"], a["Properties"]["MetricName"]) for a in alarms.values()
+    }
+    assert {
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Throttles"),
+        ("AWS/ApiGateway", "5XXError"),
+        ("BedrockBilling", "UsageWriteFailures"),
+        ("AWS/Logs", "DeliveryErrors"),
+        ("AWS/Firehose", "DeliveryToS3.DataFreshness"),
+    } <= metrics
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"]["Fn::If"][0] == "HasAlarmTopic"
+    assert template["Parameters"]["AlarmTopicArn"]["Default"] == ""
+
+
+def test_proxy_function_environment_and_settings(template):
+    fn = template["Resources"]["ProxyFunction"]["Properties"]
+    env = fn["Environment"]["Variables"]
+    assert env["BEDROCK_BILLING_TOKENS_TABLE"] == "bedrock-billing-prod-tokens"
+    assert env["BEDROCK_BILLING_CORS_ORIGINS"] == "https://app.example.com"
+    assert json.loads(env["BEDROCK_BILLING_PRICES"])
+    assert fn["Runtime"].startswith("python3.")
+    assert fn["Handler"] == "bedrock_billing.proxy.handler.lambda_handler"
+    assert fn["Code"] == {"S3Bucket": {"Ref": "CodeBucket"}, "S3Key": {"Ref": "CodeKey"}}
+    log_group = template["Resources"]["ProxyLogGroup"]["Properties"]
+    assert log_group["RetentionInDays"] == 30
+    assert log_group["LogGroupName"] == "/aws/lambda/" + fn["FunctionName"]
+
+
+def test_outputs_name_the_api_url_bucket_database_and_workgroup(template):
+    outputs = template["Outputs"]
+    for name in ("ApiUrl", "LogBucket", "AthenaDatabase", "AthenaWorkGroup",
+                 "AthenaOutputLocation"):  # fmt: skip
+        assert name in outputs
+
+
+def test_same_config_gives_the_same_template_bytes():
+    assert template_json(config()) == template_json(config())
+
+
+def test_template_out_makes_no_aws_call(tmp_path, monkeypatch):
+    import botocore.client
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an AWS API was called")
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", refuse)
+    monkeypatch.setattr("boto3.Session", refuse)
+    path = tmp_path / "t.json"
+    write_template(config(stage="dev"), path)
+    assert json.loads(path.read_text())["Resources"]["ProxyFunction"]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"models": ()},
+        {"stage": "Prod"},
+        {"cors_origins": ("*",)},
+        {"cors_origins": ("https://a.example.com/path",)},
+        {"log_retention_days": 10},
+        {"memory_mb": 64},
+        {"prices_json": "{not json"},
+        {"prices_json": json.dumps({f"model-{i}": {"input": "1.000"} for i in range(200)})},
+    ],
+)
+def test_bad_settings_are_refused_with_a_clear_error(kwargs):
+    kwargs.setdefault("models", ("anthropic.claude-3-haiku-20240307-v1:0",))
+    with pytest.raises(InvalidInput):
+        DeployConfig(**kwargs)
