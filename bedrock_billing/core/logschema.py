@@ -45,7 +45,9 @@ FIELDS: tuple[Field, ...] = (
     Field("bedrock_latency_ms", "bigint", "Bedrock's invocation latency when reported, ms"),
     Field("bedrock_request_id", "string", "Bedrock's x-amzn-requestid"),
     Field("service_tier", "string", "the service tier Bedrock served, when reported"),
-    Field("counter_write_failed", "boolean", "true when the DynamoDB counters could not be written"),
+    Field(
+        "counter_write_failed", "boolean", "true when the DynamoDB counters could not be written"
+    ),
     Field("near_timeout", "boolean", "true when the call ran close to the integration timeout"),
 )
 

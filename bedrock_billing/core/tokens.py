@@ -62,9 +62,10 @@ def _alphabet_size(token: str) -> int:
 def estimate_entropy_bits(token: str) -> float:
     """A conservative estimate of the bits of randomness in ``token``.
 
-    The smaller of two figures: length times log2 of the character classes it uses (what a
-    brute force over that alphabet needs), and length times the Shannon entropy of its own
-    character frequencies (which punishes repetition such as ``aaaa...`` or ``abab...``).
+    The smallest of three figures: length times log2 of the character classes it uses (what
+    a brute force over that alphabet needs); length times the Shannon entropy of its own
+    character frequencies (which punishes repetition such as ``aaaa...``); and the same over
+    the steps between neighbouring characters (which punishes runs such as ``0123...``).
     ``openssl rand -base64 32`` (44 characters) scores about 200 bits; a 12-character
     password scores under 80.
     """
@@ -72,9 +73,14 @@ def estimate_entropy_bits(token: str) -> float:
         return 0.0
     n = len(token)
     by_alphabet = n * math.log2(_alphabet_size(token))
-    counts = Counter(token)
-    shannon = -sum((c / n) * math.log2(c / n) for c in counts.values())
-    return min(by_alphabet, n * shannon)
+    steps = [ord(b) - ord(a) for a, b in zip(token, token[1:], strict=False)]
+    return min(by_alphabet, n * _shannon(token), n * _shannon(steps) if steps else 0.0)
+
+
+def _shannon(symbols) -> float:
+    counts = Counter(symbols)
+    total = sum(counts.values())
+    return -sum((c / total) * math.log2(c / total) for c in counts.values())
 
 
 def validate_supplied_token(token: str) -> str:

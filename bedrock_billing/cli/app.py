@@ -1,0 +1,141 @@
+"""The Typer application: global options read once, and the one error path.
+
+Global options (``--profile --region --endpoint-url --output --stage --table-prefix``) are
+accepted before the command and after it: the group moves them to the front before
+parsing, so every command shares one callback that resolves them into ``ctx.obj``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from ..config import resolve_settings
+from ..core.errors import EXIT_AWS, EXIT_USAGE, BillingError
+from .render import error_line
+
+# Typer may vendor its own click: take the exception types from Typer, not from `click`.
+_CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_PASSTHROUGH = (typer.Exit, typer.Abort, _CLICK_EXCEPTION)
+
+GLOBAL_OPTIONS = (
+    "--profile",
+    "--region",
+    "--endpoint-url",
+    "--output",
+    "-o",
+    "--stage",
+    "--table-prefix",
+)
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Move global options found after the command name to the front."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS:
+            if "=" in arg or i + 1 >= len(args):
+                front.append(arg)
+                i += 1
+            else:
+                front.extend(args[i : i + 2])
+                i += 2
+            continue
+        rest.append(arg)
+        i += 1
+    return front + rest
+
+
+class BillingGroup(TyperGroup):
+    """Typer group that hoists global options and renders every failure as one line."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(list(args)))
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _PASSTHROUGH:
+            raise
+        except BillingError as exc:
+            if os.environ.get("BEDROCK_BILLING_RAISE_ERRORS"):
+                raise
+            error_line(exc.message)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            error_line("interrupted")
+            ctx.exit(130)
+        except Exception as exc:  # botocore and the unexpected: one line, never a traceback
+            if os.environ.get("BEDROCK_BILLING_RAISE_ERRORS"):
+                raise
+            from ..stores.aws import aws_error
+
+            settings = ctx.obj
+            hint = None
+            if settings is not None:
+                from ..stores.dynamo import missing_table_hint
+
+                hint = missing_table_hint(settings.tables)
+            translated = aws_error(exc, resource_hint=hint)
+            if translated is not None:
+                error_line(translated.message)
+                ctx.exit(EXIT_AWS)
+            error_line(
+                f"unexpected {type(exc).__name__}; set BEDROCK_BILLING_RAISE_ERRORS=1 for details"
+            )
+            ctx.exit(1)
+
+
+app = typer.Typer(
+    cls=BillingGroup,
+    name="bedrock-billing",
+    help="Sell AWS Bedrock access: customers and tokens, limits, exact usage, invoices, deploy.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def main_callback(
+    ctx: typer.Context,
+    profile: str = typer.Option(None, "--profile", help="AWS profile (else AWS_PROFILE)."),
+    region: str = typer.Option(None, "--region", help="AWS region (else AWS_REGION)."),
+    endpoint_url: str = typer.Option(
+        None, "--endpoint-url", help="AWS endpoint, e.g. a local sandbox (else AWS_ENDPOINT_URL)."
+    ),
+    output: str = typer.Option(
+        None, "--output", "-o", help="table (default), json or csv.", show_default=False
+    ),
+    stage: str = typer.Option(
+        None, "--stage", help="Installation stage; names its tables (default prod)."
+    ),
+    table_prefix: str = typer.Option(
+        None, "--table-prefix", help="Table name prefix (default bedrock-billing)."
+    ),
+) -> None:
+    """Global options, accepted before or after the command."""
+    try:
+        ctx.obj = resolve_settings(
+            profile=profile,
+            region=region,
+            endpoint_url=endpoint_url,
+            output=output,
+            stage=stage,
+            table_prefix=table_prefix,
+        )
+    except BillingError as exc:
+        error_line(exc.message)
+        ctx.exit(EXIT_USAGE)

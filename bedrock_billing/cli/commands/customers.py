@@ -1,0 +1,238 @@
+"""Commands for customers and their tokens: init, create, list, show, update, suspend,
+reactivate, update-token, revoke-token, update-limits."""
+
+from __future__ import annotations
+
+import typer
+
+from ...services import customers as svc
+from ..app import app
+from ..render import emit, note
+
+CUSTOMER_COLUMNS = [
+    ("customer_id", "Customer ID"),
+    ("name", "Name"),
+    ("email", "Email"),
+    ("status", "Status"),
+    ("plan", "Plan"),
+    ("limits.daily_request_limit", "Daily limit"),
+    ("token_expires_at", "Token expires"),
+    ("created_at", "Created"),
+]
+DETAIL_COLUMNS = [
+    ("customer_id", "Customer ID"),
+    ("name", "Name"),
+    ("email", "Email"),
+    ("status", "Status"),
+    ("plan", "Plan"),
+    ("created_at", "Created"),
+    ("updated_at", "Updated"),
+    ("token_expires_at", "Token expires"),
+    ("limits.daily_request_limit", "Daily request limit"),
+    ("limits.monthly_token_limit", "Monthly token limit"),
+    ("limits.requests_per_minute", "Requests per minute"),
+    ("limits.monthly_budget", "Monthly budget"),
+    ("limits.allowed_models", "Allowed models"),
+]
+CUSTOMER_ID = typer.Option(..., "--customer-id", help="The customer's UUID.")
+
+
+def _unlimited_note(settings) -> None:
+    if settings.output == "table":
+        note("Unset limits are unlimited.")
+
+
+@app.command("init")
+def init(ctx: typer.Context) -> None:
+    """Create this stage's DynamoDB tables if they are missing (safe to run twice)."""
+    rows = svc.init_tables(ctx.obj, notify=note)
+    emit(
+        ctx.obj,
+        {"tables": rows},
+        rows_key="tables",
+        columns=[("role", "Role"), ("table", "Table"), ("status", "Status")],
+    )
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: str = typer.Option(..., "--name", help="Customer name."),
+    email: str = typer.Option(..., "--email", help="Billing contact email."),
+    token: str = typer.Option(
+        None, "--token", help="Use this token (>=128 bits of entropy) instead of a generated one."
+    ),
+    expires_in: str = typer.Option(None, "--expires-in", help="Token lifetime, e.g. 90d."),
+    daily_limit: str = typer.Option(None, "--daily-limit", help="Requests per UTC day."),
+    plan: str = typer.Option(None, "--plan", help="Price book plan for invoices."),
+) -> None:
+    """Create a customer and its Bearer token (shown once, never stored)."""
+    result = svc.create_customer(
+        ctx.obj,
+        name=name,
+        email=email,
+        token=token,
+        expires_in=expires_in,
+        daily_limit=daily_limit,
+        plan=plan,
+        notify=note,
+    )
+    emit(
+        ctx.obj,
+        result,
+        columns=[("customer_id", "Customer ID"), ("token", "Token")]
+        + [c for c in DETAIL_COLUMNS[1:] if c[0] in ("name", "email", "plan", "token_expires_at")]
+        + [("limits.daily_request_limit", "Daily request limit")],
+    )
+    if ctx.obj.output == "table":
+        note("The token is shown once and is not stored: give it to the customer now.")
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    status: str = typer.Option(None, "--status", help="active or suspended."),
+    expiring_within: str = typer.Option(
+        None, "--expiring-within", help="Only tokens expiring within this time, e.g. 14d."
+    ),
+    limit: int = typer.Option(None, "--limit", help="Show at most this many."),
+    page_size: int = typer.Option(
+        None, "--page-size", min=1, help="Items per DynamoDB Scan page (all pages are read)."
+    ),
+) -> None:
+    """List every customer (all pages of the table), sorted by name."""
+    rows = svc.list_customers(
+        ctx.obj, status=status, expiring_within=expiring_within, limit=limit, page_size=page_size
+    )
+    emit(
+        ctx.obj,
+        {"customers": rows, "count": len(rows)},
+        rows_key="customers",
+        columns=CUSTOMER_COLUMNS,
+        title=f"{len(rows)} customer(s)",
+    )
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context, customer_id: str = typer.Argument(..., help="The customer's UUID.")
+) -> None:
+    """Show one customer: limits, plan, token prefixes and their states, dates."""
+    result = svc.show_customer(ctx.obj, customer_id)
+    emit(ctx.obj, result, columns=DETAIL_COLUMNS, title=result["name"])
+    if ctx.obj.output == "table" and result["tokens"]:
+        emit(
+            ctx.obj,
+            result,
+            rows_key="tokens",
+            title="Tokens",
+            columns=[
+                ("prefix", "Prefix"),
+                ("role", "Role"),
+                ("state", "State"),
+                ("created_at", "Created"),
+                ("expires_at", "Expires"),
+                ("grace_until", "Grace until"),
+            ],
+        )
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    customer_id: str = CUSTOMER_ID,
+    name: str = typer.Option(None, "--name"),
+    email: str = typer.Option(None, "--email"),
+    plan: str = typer.Option(None, "--plan", help="New plan, from the next period."),
+) -> None:
+    """Change a customer's name, email or plan (a plan change applies from next month)."""
+    result = svc.update_customer(ctx.obj, customer_id, name=name, email=email, plan=plan)
+    emit(ctx.obj, result, columns=DETAIL_COLUMNS)
+
+
+@app.command("suspend")
+def suspend(ctx: typer.Context, customer_id: str = CUSTOMER_ID) -> None:
+    """Suspend a customer: the proxy refuses its tokens until reactivated."""
+    emit(ctx.obj, svc.set_status(ctx.obj, customer_id, "suspended"), columns=DETAIL_COLUMNS[:4])
+
+
+@app.command("reactivate")
+def reactivate(ctx: typer.Context, customer_id: str = CUSTOMER_ID) -> None:
+    """Reactivate a suspended customer."""
+    emit(ctx.obj, svc.set_status(ctx.obj, customer_id, "active"), columns=DETAIL_COLUMNS[:4])
+
+
+@app.command("update-token")
+def update_token(
+    ctx: typer.Context,
+    customer_id: str = CUSTOMER_ID,
+    token: str = typer.Option(None, "--token", help="Use this token instead of a generated one."),
+    grace_period: str = typer.Option(
+        "24h", "--grace-period", help="How long the old token keeps working (0 = stop now)."
+    ),
+    expires_in: str = typer.Option(None, "--expires-in", help="New token's lifetime, e.g. 90d."),
+) -> None:
+    """Rotate a customer's token; the new one is shown once."""
+    result = svc.rotate_token(
+        ctx.obj, customer_id, token=token, grace_period=grace_period, expires_in=expires_in
+    )
+    emit(
+        ctx.obj,
+        result,
+        columns=[
+            ("customer_id", "Customer ID"),
+            ("token", "New token"),
+            ("expires_at", "Expires"),
+            ("previous_token_prefix", "Previous token"),
+            ("previous_valid_until", "Previous valid until"),
+        ],
+    )
+    if ctx.obj.output == "table":
+        note("The new token is shown once and is not stored: give it to the customer now.")
+
+
+@app.command("revoke-token")
+def revoke_token(
+    ctx: typer.Context,
+    customer_id: str = CUSTOMER_ID,
+    previous_only: bool = typer.Option(
+        False, "--previous-only", help="Revoke only the token still in its grace period."
+    ),
+) -> None:
+    """Revoke a customer's token(s) at once."""
+    result = svc.revoke_token(ctx.obj, customer_id, previous_only=previous_only)
+    emit(
+        ctx.obj,
+        result,
+        columns=[("customer_id", "Customer ID"), ("revoked", "Revoked"), ("revoked_at", "At")],
+    )
+
+
+@app.command("update-limits")
+def update_limits(
+    ctx: typer.Context,
+    customer_id: str = CUSTOMER_ID,
+    daily_limit: str = typer.Option(None, "--daily-limit", help="Requests per UTC day."),
+    monthly_token_limit: str = typer.Option(
+        None, "--monthly-token-limit", help="Input+output+cache tokens per UTC month."
+    ),
+    requests_per_minute: str = typer.Option(None, "--requests-per-minute", help="Per UTC minute."),
+    monthly_budget: str = typer.Option(
+        None, "--monthly-budget", help="Estimated spend per month, e.g. 500.00."
+    ),
+    allowed_models: list[str] = typer.Option(
+        None, "--allowed-models", help="Model ids (repeat or comma-separate); 'all' clears."
+    ),
+) -> None:
+    """Set limits the proxy enforces; 'unlimited' clears one. Unset means unlimited."""
+    result = svc.update_limits(
+        ctx.obj,
+        customer_id,
+        daily_request_limit=daily_limit,
+        monthly_token_limit=monthly_token_limit,
+        requests_per_minute=requests_per_minute,
+        monthly_budget=monthly_budget,
+        allowed_models=allowed_models or None,
+    )
+    emit(ctx.obj, result, columns=DETAIL_COLUMNS)
+    _unlimited_note(ctx.obj)

@@ -1,0 +1,120 @@
+"""The one renderer: table (Rich), JSON and CSV from the same payload.
+
+Data goes to stdout; progress, warnings and summaries to stderr. ``--output json`` prints
+one JSON object; ``--output csv`` prints the rows only; ``table`` is the default.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+Column = tuple[str, str]  # (dotted key into the row, header)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def to_json(payload: Any) -> str:
+    return json.dumps(payload, indent=2, default=_json_default, ensure_ascii=False)
+
+
+def _get(row: dict[str, Any], dotted: str) -> Any:
+    value: Any = row
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(_cell(v) for v in value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def stdout_console():
+    from rich.console import Console
+
+    return Console(soft_wrap=False, highlight=False)
+
+
+def stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def emit(
+    settings,
+    payload: dict[str, Any],
+    *,
+    rows_key: str | None = None,
+    columns: Sequence[Column] = (),
+    title: str | None = None,
+    footer: str | None = None,
+) -> None:
+    """Render ``payload``. With ``rows_key``, ``payload[rows_key]`` is a list of rows shown
+    as a table (and the only thing CSV prints); otherwise the payload is one record."""
+    fmt = getattr(settings, "output", "table")
+    if fmt == "json":
+        sys.stdout.write(to_json(payload) + "\n")
+        return
+    rows = payload.get(rows_key, []) if rows_key else [payload]
+    if fmt == "csv":
+        cols = list(columns) or [(k, k) for k in (rows[0].keys() if rows else [])]
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow([key for key, _ in cols])
+        for row in rows:
+            writer.writerow(["" if _get(row, k) is None else _plain(_get(row, k)) for k, _ in cols])
+        return
+    from rich.table import Table
+
+    console = stdout_console()
+    if rows_key is None:
+        table = Table(title=title, show_header=False, box=None, pad_edge=False)
+        table.add_column(style="bold")
+        table.add_column()
+        for key, header in columns or [(k, k) for k in payload]:
+            table.add_row(header, _cell(_get(payload, key)))
+    else:
+        table = Table(title=title)
+        for key, header in columns:
+            justify = "right" if rows and isinstance(_get(rows[0], key), int | Decimal) else "left"
+            table.add_column(header, justify=justify, overflow="fold")
+        for row in rows:
+            table.add_row(*(_cell(_get(row, key)) for key, _ in columns))
+    console.print(table)
+    if footer:
+        console.print(footer)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return ";".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def note(message: str) -> None:
+    """A human message on stderr (never data)."""
+    stderr_console().print(message, markup=False)
+
+
+def error_line(message: str) -> None:
+    sys.stderr.write(f"Error: {message}\n")

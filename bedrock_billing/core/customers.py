@@ -1,0 +1,136 @@
+"""Customers and their tokens as data: validation and the rules of token validity.
+
+Pure: the stores read and write items, the proxy and the CLI both ask these functions
+whether a token works now, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from .errors import InvalidInput
+from .schema import ACTIVE, TOKEN_ACTIVE, TOKEN_PREVIOUS, TOKEN_REVOKED
+from .timeutil import parse_instant
+
+# A practical address check (RFC 5322 is too permissive to be useful for invoices):
+# one @, a dot-separated domain with a TLD of 2+ letters, no spaces or angle brackets.
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+    r"[A-Za-z]{2,63}$"
+)
+UNLIMITED_WORDS = ("unlimited", "none", "off")
+_MODEL_ID = re.compile(r"^[A-Za-z0-9._:/*-]{3,200}$")
+
+
+def validate_email(email: str) -> str:
+    value = (email or "").strip()
+    if len(value) > 254 or ".." in value or not _EMAIL.match(value):
+        raise InvalidInput(f"invalid email {email!r}")
+    return value
+
+
+def validate_name(name: str) -> str:
+    value = (name or "").strip()
+    if not value:
+        raise InvalidInput("name must not be empty")
+    if len(value) > 200 or not value.isprintable():
+        raise InvalidInput("name must be printable and at most 200 characters")
+    return value
+
+
+def validate_customer_id(customer_id: str) -> str:
+    """A customer id is a UUID; normalised to its lower-case canonical form."""
+    try:
+        return str(uuid.UUID(str(customer_id).strip()))
+    except (ValueError, AttributeError):
+        raise InvalidInput(f"invalid customer id {customer_id!r}: expected a UUID") from None
+
+
+def new_customer_id() -> str:
+    return str(uuid.uuid4())
+
+
+def parse_count_limit(value: str | int | None, what: str) -> int | None:
+    """A positive integer limit, or ``None`` for unlimited ('unlimited', 'none', 'off')."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text in UNLIMITED_WORDS:
+        return None
+    if not text.isdigit() or int(text) <= 0:
+        raise InvalidInput(f"invalid {what} {value!r}: a positive whole number, or 'unlimited'")
+    return int(text)
+
+
+def parse_money_limit(value: str | None, what: str) -> str | None:
+    """A positive decimal amount as a canonical string, or ``None`` for unlimited."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text in UNLIMITED_WORDS:
+        return None
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise InvalidInput(f"invalid {what} {value!r}: an amount such as 250.00") from None
+    if not amount.is_finite() or amount <= 0 or amount.as_tuple().exponent < -2:
+        raise InvalidInput(f"invalid {what} {value!r}: a positive amount with at most 2 decimals")
+    return f"{amount:.2f}"
+
+
+def parse_model_list(values: list[str] | str | None) -> list[str] | None:
+    """Allowed models: a list (or comma-separated text) of model ids, or None for all."""
+    if values is None:
+        return None
+    items = values.split(",") if isinstance(values, str) else list(values)
+    models: list[str] = []
+    for raw in items:
+        for part in str(raw).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if part.lower() in UNLIMITED_WORDS + ("all", "*"):
+                return None
+            if not _MODEL_ID.match(part):
+                raise InvalidInput(f"invalid model id {part!r}")
+            if part not in models:
+                models.append(part)
+    return sorted(models) or None
+
+
+@dataclass(frozen=True)
+class TokenVerdict:
+    ok: bool
+    code: str  # "ok", "token_revoked", "token_expired", "grace_ended", "customer_suspended"
+    message: str
+
+
+def token_verdict(token: dict, customer_status: str, now: datetime) -> TokenVerdict:
+    """Whether a token item (see docs/schema.md) lets its customer in at ``now``."""
+    state = token.get("state")
+    if state == TOKEN_REVOKED:
+        return TokenVerdict(False, "token_revoked", "this token has been revoked")
+    expires = token.get("expires_at")
+    if expires and now >= parse_instant(expires):
+        return TokenVerdict(False, "token_expired", "this token has expired")
+    if state == TOKEN_PREVIOUS:
+        grace = token.get("grace_until")
+        if not grace or now >= parse_instant(grace):
+            return TokenVerdict(False, "grace_ended", "this token was rotated and its grace ended")
+    elif state != TOKEN_ACTIVE:
+        return TokenVerdict(False, "token_revoked", "this token is not active")
+    if customer_status != ACTIVE:
+        return TokenVerdict(False, "customer_suspended", "this customer is suspended")
+    return TokenVerdict(True, "ok", "ok")
+
+
+def token_display_state(token: dict, now: datetime) -> str:
+    """A token's state for people: active, grace (until ...), expired, revoked."""
+    verdict = token_verdict(token, ACTIVE, now)
+    if verdict.ok:
+        return "grace" if token.get("state") == TOKEN_PREVIOUS else "active"
+    return {"token_expired": "expired", "grace_ended": "ended"}.get(verdict.code, "revoked")

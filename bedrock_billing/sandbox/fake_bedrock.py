@@ -1,0 +1,432 @@
+"""A fake AWS Bedrock Runtime endpoint on loopback, speaking Bedrock's wire format.
+
+boto3's real ``bedrock-runtime`` client works against it unchanged (``endpoint_url=`` or
+``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``): InvokeModel, InvokeModelWithResponseStream,
+Converse and ConverseStream, for Anthropic, Titan Text, Llama, Mistral and Nova bodies.
+Every call is recorded under its request id with the usage the fake reported, so a test
+can compare what a proxy counted with what "Bedrock" said. Faults are injected per
+instance (``fail_next``) or by a marker in the prompt (``[[fake:throttling]]``), which
+also reaches a fake running in another process.
+
+Standard library only, so the sandbox and the proxy's tests start it fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import re
+import socket
+import threading
+import uuid
+from collections import Counter, deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
+
+from bedrock_billing.sandbox import eventstream
+from bedrock_billing.sandbox import fake_models as models
+from bedrock_billing.sandbox import fake_shapes as shapes
+from bedrock_billing.sandbox.fake_faults import (
+    ERRORS,
+    FAULT_KINDS,
+    MARKER,
+    STREAM_FAULTS,
+    Fault,
+    fault_marker,
+)
+
+__all__ = ["ERRORS", "FAULT_KINDS", "STREAM_FAULTS", "FakeBedrock", "fault_marker", "main"]
+
+_ROUTE = re.compile(
+    r"^/model/(?P<model>[^/]+)/(?P<op>invoke|invoke-with-response-stream|converse|converse-stream)$"
+)
+_APIS = {
+    "invoke": ("InvokeModel", False),
+    "invoke-with-response-stream": ("InvokeModelWithResponseStream", True),
+    "converse": ("Converse", False),
+    "converse-stream": ("ConverseStream", True),
+}
+_ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address, fake: FakeBedrock) -> None:
+        self.fake = fake
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Streams flush one small write per event; with Nagle on, each waits ~40 ms for the
+    # client's delayed ACK.
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        super().finish()
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        self.server.fake._handle(self)
+
+    def do_GET(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self.server.fake._send_error(self, str(uuid.uuid4()), "UnknownOperationException", 404, "")
+
+    do_PUT = do_DELETE = do_GET  # noqa: N815
+
+    def log_message(self, format, *args) -> None:  # noqa: A002
+        # Quiet: tests and the sandbox read the records, not an access log.
+        pass
+
+
+class FakeBedrock:
+    """A Bedrock Runtime endpoint in a daemon thread on 127.0.0.1.
+
+    ``seed`` makes every count reproducible: an answer's counts depend on the seed, the
+    operation, the model, the request body and how many times that same body came before.
+    ``input_tokens`` / ``output_tokens`` fix the counts instead (output still bounded by
+    the request's max tokens).
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        host: str = "127.0.0.1",
+        seed: int = 0,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.seed = seed
+        self.fixed_input_tokens = input_tokens
+        self.fixed_output_tokens = output_tokens
+        self.calls: list[dict] = []
+        self.usage_by_request_id: dict[str, dict] = {}
+        self._lock = threading.Lock()
+        self._faults: deque[Fault] = deque()
+        self._cache: set[str] = set()
+        self._seen: Counter[str] = Counter()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> FakeBedrock:
+        if self._server is not None:
+            return self
+        self._server = _Server((self.host, self.port), self)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"fake-bedrock:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close the listening socket and every open connection."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        with server.connections_lock:
+            open_connections = list(server.connections)
+        for conn in open_connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> FakeBedrock:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- test controls ---------------------------------------------------------------
+
+    def fail_next(
+        self,
+        kind: str,
+        *,
+        times: int = 1,
+        message: str | None = None,
+        exception_type: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` calls with a fault (see ``FAULT_KINDS``).
+
+        Error kinds hit any call; ``stream_truncated`` (ends cleanly before the closing
+        chunks, so no metrics) and ``stream_exception`` (an exception message after half
+        the text; ``exception_type`` defaults to ``modelStreamErrorException``) wait for
+        the next streaming call.
+        """
+        with self._lock:
+            for _ in range(times):
+                self._faults.append(Fault(kind, message, exception_type))
+
+    def reset(self) -> None:
+        """Forget calls, queued faults, the prompt cache and repeat counters."""
+        with self._lock:
+            self.calls.clear()
+            self.usage_by_request_id.clear()
+            self._faults.clear()
+            self._cache.clear()
+            self._seen.clear()
+
+    # -- request handling ------------------------------------------------------------
+
+    def _take_fault(self, raw: bytes, streamed: bool) -> Fault | None:
+        marker = MARKER.search(raw.decode("utf-8", "replace"))
+        if marker and marker.group(1) in FAULT_KINDS:
+            fault = Fault(marker.group(1))
+            if streamed or not fault.stream_only:
+                return fault
+        with self._lock:
+            if self._faults and (streamed or not self._faults[0].stream_only):
+                return self._faults.popleft()
+        return None
+
+    def _handle(self, handler: _Handler) -> None:
+        request_id = str(uuid.uuid4())
+        length = int(handler.headers.get("Content-Length") or 0)
+        raw = handler.rfile.read(length)
+        path = handler.path.split("?", 1)[0]
+        route = _ROUTE.match(path)
+        if route is None:
+            self._send_error(handler, request_id, "UnknownOperationException", 404, "")
+            return
+        model_id = unquote(route.group("model"))
+        api, streamed = _APIS[route.group("op")]
+        record = {
+            "request_id": request_id,
+            "api": api,
+            "model_id": model_id,
+            "foundation_model": models.foundation_model(model_id),
+            "streamed": streamed,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "cache_write_input_tokens": 0,
+            "status": 200,
+            "error": None,
+            "metrics_reported": False,
+            "fault": None,
+        }
+        fault = self._take_fault(raw, streamed)
+        if fault is not None:
+            record["fault"] = fault.kind
+        if fault is not None and fault.kind in ERRORS:
+            code, status, default = ERRORS[fault.kind]
+            self._fail(handler, record, code, status, fault.message or default)
+            return
+        family = models.family_of(record["foundation_model"])
+        if family is None:
+            message = f"Model {model_id} not found."
+            self._fail(handler, record, "ResourceNotFoundException", 404, message)
+            return
+        try:
+            body = json.loads(raw or b"null")
+            if not isinstance(body, dict):
+                raise models.BadRequest("the body must be a JSON object")
+            if api.startswith("Converse"):
+                prompt = models.parse_converse(body)
+            else:
+                prompt = models.parse_invoke(family, body)
+        except (ValueError, models.BadRequest) as exc:
+            self._fail(handler, record, "ValidationException", 400, f"Malformed input: {exc}")
+            return
+        outcome = self._outcome(api, record["foundation_model"], family, raw, prompt)
+        if api == "InvokeModel":
+            self._send_invoke(handler, record, family, outcome)
+        elif api == "Converse":
+            self._finish_record(record, outcome, outcome.output_tokens, True)
+            self._send_json(handler, request_id, 200, shapes.converse_body(outcome))
+        else:
+            self._send_stream(handler, record, family, outcome, fault)
+
+    def _outcome(self, api, foundation, family, raw: bytes, prompt) -> models.Outcome:
+        key = hashlib.sha256(f"{self.seed}|{api}|{foundation}|".encode() + raw).hexdigest()
+        with self._lock:
+            self._seen[key] += 1
+            repeat = self._seen[key]
+            cache_hit = None
+            if prompt.cached_prefix and family in (models.ANTHROPIC, models.NOVA):
+                cache_key = hashlib.sha256(f"{foundation}|{prompt.cached_prefix}".encode())
+                cache_hit = cache_key.hexdigest() in self._cache
+                self._cache.add(cache_key.hexdigest())
+        rng = random.Random(int(key, 16) + repeat)
+        return models.make_outcome(
+            prompt,
+            rng,
+            cache_hit=cache_hit,
+            fixed_input=self.fixed_input_tokens,
+            fixed_output=self.fixed_output_tokens,
+        )
+
+    def _finish_record(self, record: dict, out: models.Outcome, output: int, metrics: bool):
+        # Recorded before the last byte goes out: a test reading the record right after
+        # its client returns must find it.
+        record.update(
+            input_tokens=out.input_tokens,
+            output_tokens=output,
+            cache_read_input_tokens=out.cache_read_input_tokens,
+            cache_write_input_tokens=out.cache_write_input_tokens,
+            metrics_reported=metrics,
+        )
+        self._record(record)
+
+    def _record(self, record: dict) -> None:
+        with self._lock:
+            self.calls.append(record)
+            self.usage_by_request_id[record["request_id"]] = record
+
+    def _fail(self, handler, record: dict, code: str, status: int, message: str) -> None:
+        record.update(status=status, error=code)
+        self._record(record)
+        self._send_error(handler, record["request_id"], code, status, message)
+
+    # -- wire ------------------------------------------------------------------------
+
+    def _send_error(self, handler, request_id: str, code: str, status: int, message: str):
+        self._send_json(
+            handler,
+            request_id,
+            status,
+            {"message": message},
+            {"x-amzn-ErrorType": code + _ERROR_TYPE_SUFFIX},
+        )
+
+    def _send_json(self, handler, request_id, status, body, extra_headers=None) -> None:
+        payload = json.dumps(body, separators=(",", ":")).encode("utf-8")
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(payload)))
+            handler.send_header("x-amzn-RequestId", request_id)
+            for name, value in (extra_headers or {}).items():
+                handler.send_header(name, value)
+            handler.end_headers()
+            handler.wfile.write(payload)
+            handler.wfile.flush()
+        except OSError:
+            handler.close_connection = True
+
+    def _send_invoke(self, handler, record, family, out: models.Outcome) -> None:
+        headers = {
+            "X-Amzn-Bedrock-Invocation-Latency": str(out.latency_ms),
+            "X-Amzn-Bedrock-Input-Token-Count": str(out.input_tokens),
+            "X-Amzn-Bedrock-Output-Token-Count": str(out.output_tokens),
+        }
+        if out.cache_read_input_tokens or out.cache_write_input_tokens:
+            headers["X-Amzn-Bedrock-Cache-Read-Input-Token-Count"] = str(
+                out.cache_read_input_tokens
+            )
+            headers["X-Amzn-Bedrock-Cache-Write-Input-Token-Count"] = str(
+                out.cache_write_input_tokens
+            )
+        body = shapes.invoke_body(family, record["foundation_model"], _message_id(), out)
+        self._finish_record(record, out, out.output_tokens, True)
+        self._send_json(handler, record["request_id"], 200, body, headers)
+
+    def _send_stream(self, handler, record, family, out, fault: Fault | None) -> None:
+        converse = record["api"] == "ConverseStream"
+        if converse:
+            stream = shapes.converse_stream(out)
+        else:
+            stream = shapes.invoke_stream(family, record["foundation_model"], _message_id(), out)
+        deltas, tail, exception = stream.deltas, stream.tail, None
+        if fault is not None:
+            # Cut after half the text, at least one delta, so a client sees some output.
+            deltas = deltas[: max(1, len(deltas) // 2)]
+            tail = []
+            if fault.kind == "stream_exception":
+                message = fault.message or "The model stream was interrupted."
+                extra = {"originalStatusCode": 500, "originalMessage": message}
+                if fault.exception_type != "modelStreamErrorException":
+                    extra = {}
+                exception = eventstream.encode_exception(fault.exception_type, message, **extra)
+                record.update(status=200, error=fault.exception_type)
+        sent = sum(n for _, n in deltas)
+        self._finish_record(record, out, sent, bool(tail))
+
+        def frame(chunk: dict) -> bytes:
+            if converse:
+                ((event_type, payload),) = chunk.items()
+                body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+                return eventstream.encode_event(event_type, body)
+            return eventstream.encode_chunk(chunk)
+
+        frames = [frame(c) for c in stream.head] + [frame(c) for c, _ in deltas]
+        frames += [frame(c) for c in tail] + ([exception] if exception else [])
+        try:
+            handler.send_response(200)
+            handler.send_header("Content-Type", eventstream.CONTENT_TYPE)
+            handler.send_header("Transfer-Encoding", "chunked")
+            handler.send_header("x-amzn-RequestId", record["request_id"])
+            if not converse:
+                handler.send_header("X-Amzn-Bedrock-Content-Type", "application/json")
+            handler.end_headers()
+            # One HTTP chunk per event, flushed, so clients decode as the events arrive.
+            for data in frames:
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                handler.wfile.flush()
+            handler.wfile.write(b"0\r\n\r\n")
+            handler.wfile.flush()
+        except OSError:
+            handler.close_connection = True
+
+
+def _message_id() -> str:
+    return "msg_bdrk_" + uuid.uuid4().hex[:24]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bedrock_billing.sandbox.fake_bedrock",
+        description="Run the fake Bedrock Runtime endpoint on loopback until interrupted.",
+    )
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    fake = FakeBedrock(args.port, host=args.host, seed=args.seed).start()
+    print(f"fake Bedrock Runtime at {fake.url}", flush=True)
+    print(f"  export AWS_ENDPOINT_URL_BEDROCK_RUNTIME={fake.url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

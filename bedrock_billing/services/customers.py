@@ -1,0 +1,373 @@
+"""Customer and token use cases, shared by the CLI and Python callers.
+
+Each function takes the resolved ``Settings`` and an injectable clock, validates its input
+before touching AWS, and returns plain dicts in the documented output shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..core import customers as rules
+from ..core.errors import Conflict, InvalidInput, NotFound
+from ..core.schema import (
+    ACTIVE,
+    LIMIT_ATTRIBUTES,
+    SUSPENDED,
+    TOKEN_ACTIVE,
+    TOKEN_PREVIOUS,
+    TOKEN_REVOKED,
+)
+from ..core.timeutil import Clock, Period, epoch_seconds, iso_z, parse_duration, system_clock
+from ..core.tokens import display_prefix, generate_token, hash_token, validate_supplied_token
+from ..stores.customers import CustomerStore
+from ..stores.dynamo import create_missing_tables, is_missing_table
+
+Notify = Callable[[str], None]
+REVOKED_RETENTION = timedelta(days=30)  # revoked/ended token records kept this long for audit
+
+
+def _store(settings, page_size: int | None = None) -> CustomerStore:
+    return CustomerStore(settings.client("dynamodb"), settings.tables, page_size=page_size)
+
+
+def init_tables(settings, notify: Notify | None = None) -> list[dict[str, str]]:
+    """Create the installation's missing tables; safe to run twice."""
+    return create_missing_tables(settings.client("dynamodb"), settings.tables, notify)
+
+
+def _token_record(
+    token: str, customer_id: str, now: datetime, expires_at: datetime | None
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "token_hash": hash_token(token),
+        "customer_id": customer_id,
+        "prefix": display_prefix(token),
+        "state": TOKEN_ACTIVE,
+        "created_at": iso_z(now),
+    }
+    if expires_at:
+        record["expires_at"] = iso_z(expires_at)
+        record["ttl"] = epoch_seconds(expires_at + REVOKED_RETENTION)
+    return record
+
+
+def _expiry(now: datetime, expires_in: str | None) -> datetime | None:
+    if not expires_in:
+        return None
+    delta = parse_duration(expires_in)
+    if delta <= timedelta(0):
+        raise InvalidInput("--expires-in must be positive")
+    return now + delta
+
+
+def public_customer(item: dict[str, Any]) -> dict[str, Any]:
+    """The documented shape of a customer in every output (never a token hash)."""
+    return {
+        "customer_id": item["customer_id"],
+        "name": item.get("name"),
+        "email": item.get("email"),
+        "status": item.get("status", ACTIVE),
+        "plan": item.get("plan"),
+        "created_at": item.get("created_at"),
+        "updated_at": item.get("updated_at"),
+        "token_expires_at": item.get("token_expires_at"),
+        "limits": {name: item.get(name) for name in LIMIT_ATTRIBUTES},
+    }
+
+
+def create_customer(
+    settings,
+    *,
+    name: str,
+    email: str,
+    token: str | None = None,
+    expires_in: str | None = None,
+    daily_limit: str | int | None = None,
+    plan: str | None = None,
+    clock: Clock = system_clock,
+    notify: Notify | None = None,
+) -> dict[str, Any]:
+    """A new customer and its token; the token is in the result and nowhere else."""
+    name = rules.validate_name(name)
+    email = rules.validate_email(email)
+    secret = validate_supplied_token(token) if token is not None else generate_token()
+    daily = rules.parse_count_limit(daily_limit, "daily limit")
+    now = clock()
+    expires_at = _expiry(now, expires_in)
+    customer_id = rules.new_customer_id()
+    record = _token_record(secret, customer_id, now, expires_at)
+    customer = {
+        "customer_id": customer_id,
+        "name": name,
+        "email": email,
+        "status": ACTIVE,
+        "created_at": iso_z(now),
+        "updated_at": iso_z(now),
+        "current_token_hash": record["token_hash"],
+        "token_expires_at": record.get("expires_at"),
+        "daily_request_limit": daily,
+    }
+    if plan:
+        customer["plan"] = plan
+        customer["plan_history"] = [{"plan": plan, "from_period": str(Period.of(now))}]
+    store = _store(settings)
+    try:
+        store.create(customer, record)
+    except Exception as exc:
+        if not is_missing_table(exc):
+            raise
+        # The spec promises the first command creates its tables; say so on stderr.
+        init_tables(settings, notify)
+        store.create(customer, record)
+    result = public_customer(customer)
+    result["token"] = secret
+    result["token_prefix"] = record["prefix"]
+    return result
+
+
+def list_customers(
+    settings,
+    *,
+    status: str | None = None,
+    expiring_within: str | None = None,
+    limit: int | None = None,
+    clock: Clock = system_clock,
+    page_size: int | None = None,
+) -> list[dict[str, Any]]:
+    """Every customer (all pages of the table), sorted by name then id."""
+    if status not in (None, ACTIVE, SUSPENDED):
+        raise InvalidInput(f"invalid status {status!r}: choose active or suspended")
+    if limit is not None and limit <= 0:
+        raise InvalidInput("--limit must be positive")
+    horizon = clock() + parse_duration(expiring_within) if expiring_within else None
+    rows = []
+    for item in _store(settings, page_size).scan():
+        if status and item.get("status", ACTIVE) != status:
+            continue
+        if horizon is not None:
+            expires = item.get("token_expires_at")
+            if not expires or expires > iso_z(horizon):
+                continue
+        rows.append(public_customer(item))
+    rows.sort(key=lambda r: ((r["name"] or "").casefold(), r["customer_id"]))
+    return rows[:limit] if limit else rows
+
+
+def show_customer(settings, customer_id: str, *, clock: Clock = system_clock) -> dict[str, Any]:
+    """One customer with its limits, plan and its tokens' prefixes and states."""
+    customer_id = rules.validate_customer_id(customer_id)
+    store = _store(settings)
+    item = store.get(customer_id)
+    now = clock()
+    result = public_customer(item)
+    hashes = [item.get("current_token_hash"), item.get("previous_token_hash")]
+    result["tokens"] = [
+        {
+            "prefix": t.get("prefix"),
+            "role": "current" if t["token_hash"] == item.get("current_token_hash") else "previous",
+            "state": rules.token_display_state(t, now),
+            "created_at": t.get("created_at"),
+            "expires_at": t.get("expires_at"),
+            "grace_until": t.get("grace_until"),
+        }
+        for t in store.tokens(hashes)
+    ]
+    result["plan_history"] = item.get("plan_history", [])
+    return result
+
+
+def rotate_token(
+    settings,
+    customer_id: str,
+    *,
+    token: str | None = None,
+    grace_period: str = "24h",
+    expires_in: str | None = None,
+    clock: Clock = system_clock,
+) -> dict[str, Any]:
+    """Issue a new token. The old one keeps working until the grace period ends; a token
+    still in grace from an earlier rotation stops at once (at most one previous token)."""
+    customer_id = rules.validate_customer_id(customer_id)
+    secret = validate_supplied_token(token) if token is not None else generate_token()
+    grace = parse_duration(grace_period)
+    if grace < timedelta(0):
+        raise InvalidInput("--grace-period must not be negative")
+    now = clock()
+    store = _store(settings)
+    item = store.get(customer_id)
+    new_record = _token_record(secret, customer_id, now, _expiry(now, expires_in))
+    old_hash = item.get("current_token_hash")
+    ended_hash = item.get("previous_token_hash")
+    revoked = {"state": TOKEN_REVOKED, "revoked_at": iso_z(now)}
+    revoked["ttl"] = epoch_seconds(now + REVOKED_RETENTION)
+    old_update = None
+    grace_until = None
+    if old_hash:
+        if grace > timedelta(0):
+            grace_until = now + grace
+            old_update = {
+                "state": TOKEN_PREVIOUS,
+                "grace_until": iso_z(grace_until),
+                "ttl": epoch_seconds(grace_until + REVOKED_RETENTION),
+            }
+        else:
+            old_update = dict(revoked)
+    customer_update = {
+        "current_token_hash": new_record["token_hash"],
+        "updated_at": iso_z(now),
+    }
+    if new_record.get("expires_at"):
+        customer_update["token_expires_at"] = new_record["expires_at"]
+    removals = [] if new_record.get("expires_at") else ["token_expires_at"]
+    if old_hash and grace_until:
+        customer_update["previous_token_hash"] = old_hash
+    else:
+        removals.append("previous_token_hash")
+    store.rotate(
+        customer_id,
+        new_record,
+        old_hash,
+        old_update,
+        ended_hash if ended_hash and ended_hash != old_hash else None,
+        revoked,
+        customer_update,
+        tuple(removals),
+    )
+    old_prefix = store.tokens([old_hash])[0].get("prefix") if old_hash else None
+    return {
+        "customer_id": customer_id,
+        "token": secret,
+        "token_prefix": new_record["prefix"],
+        "expires_at": new_record.get("expires_at"),
+        "previous_token_prefix": old_prefix,
+        "previous_valid_until": iso_z(grace_until),
+    }
+
+
+def revoke_token(
+    settings, customer_id: str, *, previous_only: bool = False, clock: Clock = system_clock
+) -> dict[str, Any]:
+    """Stop a customer's token(s) at once: the previous one, and unless ``previous_only``
+    the current one too (``update-token`` then issues a new one)."""
+    customer_id = rules.validate_customer_id(customer_id)
+    now = clock()
+    store = _store(settings)
+    item = store.get(customer_id)
+    targets = [item.get("previous_token_hash")]
+    if not previous_only:
+        targets.append(item.get("current_token_hash"))
+    targets = [t for t in targets if t]
+    if not targets:
+        raise Conflict(
+            "this customer has no previous token to revoke"
+            if previous_only
+            else "this customer has no token to revoke"
+        )
+    revoked = {
+        "state": TOKEN_REVOKED,
+        "revoked_at": iso_z(now),
+        "ttl": epoch_seconds(now + REVOKED_RETENTION),
+    }
+    removals = ["previous_token_hash"] + ([] if previous_only else ["current_token_hash"])
+    records = store.tokens(targets)
+    store.update_tokens(
+        {t: revoked for t in targets}, customer_id, {"updated_at": iso_z(now)}, tuple(removals)
+    )
+    return {
+        "customer_id": customer_id,
+        "revoked": [r.get("prefix") for r in records],
+        "revoked_at": iso_z(now),
+    }
+
+
+def set_status(
+    settings, customer_id: str, status: str, *, clock: Clock = system_clock
+) -> dict[str, Any]:
+    """Suspend or reactivate a customer (its tokens are kept; the proxy refuses them)."""
+    customer_id = rules.validate_customer_id(customer_id)
+    if status not in (ACTIVE, SUSPENDED):
+        raise InvalidInput(f"invalid status {status!r}")
+    item = _store(settings).update(customer_id, {"status": status, "updated_at": iso_z(clock())})
+    return public_customer(item)
+
+
+def update_customer(
+    settings,
+    customer_id: str,
+    *,
+    name: str | None = None,
+    email: str | None = None,
+    plan: str | None = None,
+    clock: Clock = system_clock,
+) -> dict[str, Any]:
+    """Change name, email or plan. A plan change takes effect from the next period."""
+    customer_id = rules.validate_customer_id(customer_id)
+    changes: dict[str, Any] = {}
+    if name is not None:
+        changes["name"] = rules.validate_name(name)
+    if email is not None:
+        changes["email"] = rules.validate_email(email)
+    if not changes and plan is None:
+        raise InvalidInput("nothing to update: give --name, --email or --plan")
+    now = clock()
+    store = _store(settings)
+    if plan is not None:
+        current = store.get(customer_id)
+        history = [h for h in current.get("plan_history", []) if h.get("from_period")]
+        this_period = str(Period.of(now))
+        if not history:
+            changes["plan"] = plan  # no plan yet: the new one applies at once
+            history = [{"plan": plan, "from_period": this_period}]
+        else:
+            nxt = str(Period.of(now).next())
+            history = [h for h in history if h["from_period"] <= this_period]
+            history.append({"plan": plan, "from_period": nxt})
+        changes["plan_history"] = history
+    changes["updated_at"] = iso_z(now)
+    return public_customer(store.update(customer_id, changes))
+
+
+_LIMIT_PARSERS = {
+    "daily_request_limit": lambda v: rules.parse_count_limit(v, "daily limit"),
+    "monthly_token_limit": lambda v: rules.parse_count_limit(v, "monthly token limit"),
+    "requests_per_minute": lambda v: rules.parse_count_limit(v, "requests per minute"),
+    "monthly_budget": lambda v: rules.parse_money_limit(v, "monthly budget"),
+    "allowed_models": rules.parse_model_list,
+}
+
+
+def update_limits(
+    settings, customer_id: str, *, clock: Clock = system_clock, **limits: Any
+) -> dict[str, Any]:
+    """Set or clear limits. A value of 'unlimited' (or 'none') removes that limit; a limit
+    not given is left as it is."""
+    customer_id = rules.validate_customer_id(customer_id)
+    unknown = set(limits) - set(_LIMIT_PARSERS)
+    if unknown:
+        raise InvalidInput(f"unknown limit {sorted(unknown)[0]!r}")
+    given = {k: v for k, v in limits.items() if v is not None}
+    if not given:
+        raise InvalidInput(
+            "no limit given: use --daily-limit, --monthly-token-limit, --requests-per-minute, "
+            "--monthly-budget or --allowed-models"
+        )
+    sets: dict[str, Any] = {"updated_at": iso_z(clock())}
+    removals = []
+    for key, raw in given.items():
+        parsed = _LIMIT_PARSERS[key](raw)
+        if parsed is None:
+            removals.append(key)
+        else:
+            sets[key] = parsed
+    return public_customer(_store(settings).update(customer_id, sets, tuple(removals)))
+
+
+def require_customer(settings, customer_id: str) -> dict[str, Any]:
+    """The customer item, or NotFound (for other services)."""
+    try:
+        return _store(settings).get(rules.validate_customer_id(customer_id))
+    except NotFound:
+        raise

@@ -1,0 +1,189 @@
+"""DynamoDB plumbing for the CLI side: item (de)serialisation, paginated reads, and the
+tables themselves (``init`` creates what is missing; the first write creates them too).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+from ..core.errors import AwsError
+from ..core.schema import TABLE_KEYS, TTL_ATTRIBUTE, TableNames
+from .aws import aws_error
+
+Notify = Callable[[str], None]
+
+
+def _serializer():
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    return TypeSerializer(), TypeDeserializer()
+
+
+def to_item(data: dict[str, Any]) -> dict[str, Any]:
+    """Plain dict -> DynamoDB item; ``None`` values are left out (absent = unset)."""
+    ser, _ = _serializer()
+    return {k: ser.serialize(v) for k, v in data.items() if v is not None}
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    """DynamoDB item -> plain dict, with integral numbers as int."""
+    _, de = _serializer()
+    out = {}
+    for key, value in item.items():
+        out[key] = _plain(de.deserialize(value))
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else value
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, set):
+        return sorted(_plain(v) for v in value)
+    return value
+
+
+def scan_all(client, table: str, page_size: int | None = None, **kwargs) -> Iterator[dict]:
+    """Every item of a table, following LastEvaluatedKey across all pages."""
+    params = {"TableName": table, **kwargs}
+    if page_size:
+        params["Limit"] = page_size
+    while True:
+        page = client.scan(**params)
+        for item in page.get("Items", []):
+            yield from_item(item)
+        last = page.get("LastEvaluatedKey")
+        if not last:
+            return
+        params["ExclusiveStartKey"] = last
+
+
+def query_all(client, table: str, page_size: int | None = None, **kwargs) -> Iterator[dict]:
+    """Every item of a Query, following LastEvaluatedKey across all pages."""
+    params = {"TableName": table, **kwargs}
+    if page_size:
+        params["Limit"] = page_size
+    while True:
+        page = client.query(**params)
+        for item in page.get("Items", []):
+            yield from_item(item)
+        last = page.get("LastEvaluatedKey")
+        if not last:
+            return
+        params["ExclusiveStartKey"] = last
+
+
+def missing_table_hint(tables: TableNames) -> str:
+    names = ", ".join(tables.as_dict().values())
+    return (
+        f"a table of this installation does not exist ({names}): "
+        "run `bedrock-billing init` (or check --stage, --region and --endpoint-url)"
+    )
+
+
+def table_definition(logical: str, physical: str) -> dict[str, Any]:
+    pk, sk = TABLE_KEYS[logical]
+    keys = [{"AttributeName": pk, "KeyType": "HASH"}]
+    attrs = [{"AttributeName": pk, "AttributeType": "S"}]
+    if sk:
+        keys.append({"AttributeName": sk, "KeyType": "RANGE"})
+        attrs.append({"AttributeName": sk, "AttributeType": "S"})
+    return {
+        "TableName": physical,
+        "KeySchema": keys,
+        "AttributeDefinitions": attrs,
+        "BillingMode": "PAY_PER_REQUEST",
+        "SSESpecification": {"Enabled": True},
+        "Tags": [{"Key": "managed-by", "Value": "bedrock-billing"}],
+    }
+
+
+def existing_tables(client, tables: TableNames) -> dict[str, bool]:
+    """Which of the installation's tables exist (logical name -> bool)."""
+    import botocore.exceptions
+
+    found = {}
+    for logical, physical in tables.as_dict().items():
+        try:
+            client.describe_table(TableName=physical)
+            found[logical] = True
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+            found[logical] = False
+    return found
+
+
+def create_missing_tables(client, tables: TableNames, notify: Notify | None = None) -> list[dict]:
+    """Create every missing table (on demand, encrypted, TTL, point-in-time recovery).
+
+    Safe to run twice: existing tables are reported and left alone (a deployed stack owns
+    its tables; this never changes them). Returns one status row per table.
+    """
+    import botocore.exceptions
+
+    rows = []
+    exists = existing_tables(client, tables)
+    created = []
+    for logical, physical in tables.as_dict().items():
+        if exists[logical]:
+            rows.append({"table": physical, "role": logical, "status": "exists"})
+            continue
+        try:
+            client.create_table(**table_definition(logical, physical))
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+                raise
+            rows.append({"table": physical, "role": logical, "status": "exists"})
+            continue
+        created.append((logical, physical))
+        rows.append({"table": physical, "role": logical, "status": "created"})
+        if notify:
+            notify(f"created table {physical}")
+    waiter = client.get_waiter("table_exists")
+    for logical, physical in created:
+        waiter.wait(TableName=physical, WaiterConfig={"Delay": 2, "MaxAttempts": 60})
+        if logical in TTL_ATTRIBUTE:
+            client.update_time_to_live(
+                TableName=physical,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE[logical]},
+            )
+        client.update_continuous_backups(
+            TableName=physical,
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+        )
+    return rows
+
+
+def is_missing_table(exc: BaseException) -> bool:
+    import botocore.exceptions
+
+    return (
+        isinstance(exc, botocore.exceptions.ClientError)
+        and exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException"
+    )
+
+
+def is_condition_failure(exc: BaseException) -> bool:
+    """A failed ConditionExpression, alone or inside a cancelled transaction."""
+    import botocore.exceptions
+
+    if not isinstance(exc, botocore.exceptions.ClientError):
+        return False
+    code = exc.response.get("Error", {}).get("Code")
+    if code == "ConditionalCheckFailedException":
+        return True
+    if code == "TransactionCanceledException":
+        reasons = exc.response.get("CancellationReasons") or []
+        return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons)
+    return False
+
+
+def translate(exc: BaseException, tables: TableNames) -> AwsError | None:
+    err = aws_error(exc, resource_hint=missing_table_hint(tables))
+    return err if isinstance(err, AwsError) else None
