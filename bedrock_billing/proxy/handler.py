@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core.errors import InvalidInput
@@ -88,6 +87,8 @@ class Proxy:
         if self._dynamodb is None:
             with self._lock:
                 if self._dynamodb is None:
+                    from botocore.config import Config  # with the client: keeps imports lean
+
                     self._dynamodb = boto3.client(
                         "dynamodb",
                         region_name=self.config.region,
@@ -106,6 +107,8 @@ class Proxy:
                 if self._bedrock is None:
                     # No retries: a retried generation may be billed twice by Bedrock, and
                     # the client is better placed to decide (429/503 carry Retry-After).
+                    from botocore.config import Config
+
                     self._bedrock = boto3.client(
                         "bedrock-runtime",
                         region_name=self.config.region,
