@@ -1,0 +1,103 @@
+"""The one JSON log line per request, and the CloudWatch metric for a lost counter write.
+
+The line has exactly the fields of ``core.logschema.FIELDS``. It never holds a prompt, an
+answer or a token. The metric is a separate line in CloudWatch's Embedded Metric Format,
+so CloudWatch turns it into a metric with no API call from the proxy; it has no
+``event_type`` and the log pipeline's subscription filter (``{ $.event_type = * }``)
+leaves it out of the usage log.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+
+from ..core.logschema import EVENT_ERROR, EVENT_INVOKE, EVENT_REFUSED
+from ..core.timeutil import epoch_seconds, iso_z
+
+METRIC_NAMESPACE = "BedrockBilling"
+METRIC_WRITE_FAILURES = "UsageWriteFailures"
+
+
+def print_sink(record: dict) -> None:
+    """Lambda sends stdout to CloudWatch Logs, one line per write."""
+    sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+@dataclass
+class RequestLog:
+    """What a request gathered on its way; ``line()`` renders it."""
+
+    timestamp: object = None  # datetime of admission
+    request_id: str | None = None
+    customer_id: str | None = None
+    model_id: str | None = None
+    foundation_model: str | None = None
+    api: str | None = None
+    streamed: bool = False
+    status: int = 500
+    error_code: str | None = None
+    usage: object = None  # usage.Usage or None
+    admitted: bool = False
+    duration_ms: int = 0
+    bedrock_request_id: str | None = None
+    service_tier: str | None = None
+    counter_write_failed: bool = False
+    near_timeout: bool = False
+
+    def event_type(self) -> str:
+        if not self.admitted:
+            return EVENT_REFUSED
+        return EVENT_INVOKE if self.status == 200 else EVENT_ERROR
+
+    def line(self) -> dict:
+        usage = self.usage
+        tokens = {
+            "input_tokens": getattr(usage, "input_tokens", None),
+            "output_tokens": getattr(usage, "output_tokens", None),
+            "cache_read_input_tokens": getattr(usage, "cache_read_input_tokens", None),
+            "cache_write_input_tokens": getattr(usage, "cache_write_input_tokens", None),
+            "token_count": getattr(usage, "token_count", None),
+        }
+        record = {
+            "timestamp": iso_z(self.timestamp),
+            "event_type": self.event_type(),
+            "request_id": self.request_id,
+            "customer_id": self.customer_id,
+            "model_id": self.model_id,
+            "foundation_model": self.foundation_model,
+            "api": self.api,
+            "streamed": self.streamed,
+            "status": self.status,
+            "error_code": self.error_code,
+            **tokens,
+            "usage_estimated": bool(getattr(usage, "estimated", False)) if usage else None,
+            "duration_ms": self.duration_ms,
+            "bedrock_latency_ms": getattr(usage, "latency_ms", None),
+            "bedrock_request_id": self.bedrock_request_id,
+            "service_tier": self.service_tier,
+            "counter_write_failed": self.counter_write_failed,
+            "near_timeout": self.near_timeout,
+        }
+        return record  # tests check its keys are exactly FIELD_NAMES, in order
+
+
+def write_failure_metric(log: RequestLog) -> dict:
+    """An Embedded Metric Format record: one count of a lost usage write."""
+    return {
+        "_aws": {
+            "Timestamp": epoch_seconds(log.timestamp) * 1000 if log.timestamp else 0,
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": METRIC_NAMESPACE,
+                    "Dimensions": [[]],
+                    "Metrics": [{"Name": METRIC_WRITE_FAILURES, "Unit": "Count"}],
+                }
+            ],
+        },
+        METRIC_WRITE_FAILURES: 1,
+        "request_id": log.request_id,
+        "customer_id": log.customer_id,
+    }

@@ -1,0 +1,351 @@
+"""Admission and usage counters in the usage table.
+
+Admission is decided by DynamoDB, never by the proxy: one conditional ``UpdateItem`` on the
+customer's monthly meter (``METER#YYYY-MM``) adds 1 to today's ``dNN`` only if every limit
+that is set still holds (today's admitted requests, the month's tokens, the month's spend).
+Concurrent requests are serialised by DynamoDB on that item, so they can never pass a
+limit together. Requests per minute, when set, cost one more conditional ``UpdateItem`` on
+a ``MIN#`` item that DynamoDB's TTL removes.
+
+After Bedrock answers, one ``TransactWriteItems`` of unconditional ``ADD``s adds the usage
+to the meter (tokens, spend) and to the ``DAY#date#model`` counters. Token and budget
+limits are checked at admission against usage recorded so far: a request admitted just
+under the limit can carry the month past it. The overshoot is bounded by the requests in
+flight at that moment, each at most its own input plus ``max_tokens`` (docs/proxy.md).
+
+A request whose Bedrock call fails is given back its admission (``dNN`` - 1) and counted in
+``errors``: a customer is not charged a daily request for an answer they did not get.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..core import schema
+from ..core.models import ModelRef
+from ..core.timeutil import Period, epoch_seconds
+from . import errors as E
+from .auth import Customer
+from .errors import ProxyError
+from .prices import ModelPrice
+from .usage import Usage
+
+MINUTE_ITEM_LIFETIME = 300  # seconds past its minute before DynamoDB's TTL may remove it
+WRITE_ATTEMPTS = 3
+
+
+class CounterWriteFailed(Exception):
+    """The usage could not be written after retries (the caller logs and emits a metric)."""
+
+
+@dataclass(frozen=True)
+class Admission:
+    customer_id: str
+    model: ModelRef
+    admitted_at: datetime
+    price: ModelPrice | None
+
+
+def _n(value: int) -> dict:
+    return {"N": str(value)}
+
+
+def _seconds_until(now: datetime, then: datetime) -> int:
+    return max(1, int((then - now).total_seconds() + 0.999))
+
+
+def _next_day(now: datetime) -> datetime:
+    return datetime(now.year, now.month, now.day, tzinfo=now.tzinfo) + timedelta(days=1)
+
+
+class Meter:
+    def __init__(self, dynamodb_getter, table: str, sleep=time.sleep):
+        self._dynamodb = dynamodb_getter
+        self.table = table
+        self.sleep = sleep
+
+    # ---- admission
+
+    def admit(
+        self, customer: Customer, model: ModelRef, price: ModelPrice | None, now: datetime
+    ) -> Admission:
+        if customer.allowed_models is not None and model.foundation_model not in (
+            customer.allowed_models
+        ):
+            raise ProxyError(
+                403,
+                E.MODEL_NOT_ALLOWED,
+                "this model is not allowed for the account",
+                limit="allowed_models",
+            )
+        if customer.monthly_budget_pico is not None and price is None:
+            # Without a price the budget could not be metered: refuse rather than overspend.
+            raise ProxyError(
+                403,
+                E.MODEL_NOT_PRICED,
+                "this model has no price configured and the account has a budget",
+                limit="monthly_budget",
+            )
+        self._refuse_zero_limits(customer, now)
+        counted_minute = False
+        if customer.requests_per_minute is not None:
+            self._admit_minute(customer, now)
+            counted_minute = True
+        try:
+            self._admit_meter(customer, now)
+        except ProxyError:
+            if counted_minute:
+                self._undo_minute(customer.customer_id, now)
+            raise
+        return Admission(customer.customer_id, model, now, price)
+
+    def _refuse_zero_limits(self, customer: Customer, now: datetime) -> None:
+        # A limit of 0 would pass "attribute_not_exists" on an empty meter: refuse here.
+        if customer.daily_request_limit is not None and customer.daily_request_limit <= 0:
+            raise self._limit_error("daily_request_limit", now)
+        if customer.requests_per_minute is not None and customer.requests_per_minute <= 0:
+            raise self._limit_error("requests_per_minute", now)
+        if customer.monthly_token_limit is not None and customer.monthly_token_limit <= 0:
+            raise self._limit_error("monthly_token_limit", now)
+        if customer.monthly_budget_pico is not None and customer.monthly_budget_pico <= 0:
+            raise self._limit_error("monthly_budget", now)
+
+    @staticmethod
+    def _limit_error(limit: str, now: datetime) -> ProxyError:
+        if limit == "requests_per_minute":
+            end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+            return ProxyError(
+                429,
+                E.MINUTE_LIMIT,
+                "requests-per-minute limit reached",
+                limit=limit,
+                retry_after=_seconds_until(now, end),
+            )
+        if limit == "daily_request_limit":
+            return ProxyError(
+                429,
+                E.DAILY_LIMIT,
+                "daily request limit reached",
+                limit=limit,
+                retry_after=_seconds_until(now, _next_day(now)),
+            )
+        month_end = Period.of(now).end
+        if limit == "monthly_token_limit":
+            return ProxyError(
+                429,
+                E.TOKEN_LIMIT,
+                "monthly token limit reached",
+                limit=limit,
+                retry_after=_seconds_until(now, month_end),
+            )
+        return ProxyError(
+            429,
+            E.BUDGET_LIMIT,
+            "monthly budget reached",
+            limit=limit,
+            retry_after=_seconds_until(now, month_end),
+        )
+
+    def _admit_minute(self, customer: Customer, now: datetime) -> None:
+        expires = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        try:
+            self._dynamodb().update_item(
+                TableName=self.table,
+                Key=self._key(customer.customer_id, schema.minute_key(now)),
+                UpdateExpression="ADD #n :one SET #ttl = :ttl",
+                ConditionExpression="attribute_not_exists(#n) OR #n < :limit",
+                ExpressionAttributeNames={"#n": "n", "#ttl": "ttl"},
+                ExpressionAttributeValues={
+                    ":one": _n(1),
+                    ":limit": _n(customer.requests_per_minute),
+                    ":ttl": _n(epoch_seconds(expires) + MINUTE_ITEM_LIFETIME),
+                },
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                raise self._limit_error("requests_per_minute", now) from None
+            raise
+
+    def _undo_minute(self, customer_id: str, now: datetime) -> None:
+        # The meter refused after the minute counted this request: give the slot back.
+        try:
+            self._dynamodb().update_item(
+                TableName=self.table,
+                Key=self._key(customer_id, schema.minute_key(now)),
+                UpdateExpression="ADD #n :minus",
+                ExpressionAttributeNames={"#n": "n"},
+                ExpressionAttributeValues={":minus": _n(-1)},
+            )
+        except (ClientError, BotoCoreError):
+            pass  # at worst the minute over-counts one refused request: stricter, not looser
+
+    def _admit_meter(self, customer: Customer, now: datetime) -> None:
+        day = schema.day_attribute(now)
+        names = {"#d": day}
+        values = {":one": _n(1)}
+        conditions = []
+        checks = (
+            ("daily_request_limit", "#d", customer.daily_request_limit),
+            ("monthly_token_limit", "#tokens", customer.monthly_token_limit),
+            ("monthly_budget", "#spend", customer.monthly_budget_pico),
+        )
+        for limit, attr, value in checks:
+            if value is None:
+                continue
+            if attr != "#d":
+                names[attr] = attr[1:]
+            values[f":{limit}"] = _n(value)
+            conditions.append(f"(attribute_not_exists({attr}) OR {attr} < :{limit})")
+        request = {
+            "TableName": self.table,
+            "Key": self._key(customer.customer_id, schema.meter_key(now)),
+            "UpdateExpression": "ADD #d :one",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        if conditions:
+            request["ConditionExpression"] = " AND ".join(conditions)
+            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        try:
+            self._dynamodb().update_item(**request)
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise
+            raise self._limit_error(self._which_limit(customer, exc, day), now) from None
+
+    @staticmethod
+    def _which_limit(customer: Customer, exc: ClientError, day: str) -> str:
+        item = exc.response.get("Item") or {}
+
+        def value(name: str) -> int:
+            try:
+                return int(item.get(name, {}).get("N", "0"))
+            except ValueError:
+                return 0
+
+        if customer.daily_request_limit is not None and value(day) >= customer.daily_request_limit:
+            return "daily_request_limit"
+        if (
+            customer.monthly_token_limit is not None
+            and value("tokens") >= customer.monthly_token_limit
+        ):
+            return "monthly_token_limit"
+        if customer.monthly_budget_pico is not None and value("spend") >= (
+            customer.monthly_budget_pico
+        ):
+            return "monthly_budget"
+        # Without the old item (an older DynamoDB answer) name the first limit that is set.
+        for limit, attr in (
+            ("daily_request_limit", "daily_request_limit"),
+            ("monthly_token_limit", "monthly_token_limit"),
+            ("monthly_budget", "monthly_budget_pico"),
+        ):
+            if getattr(customer, attr) is not None:
+                return limit
+        return "daily_request_limit"
+
+    # ---- after the call
+
+    def record_success(self, admission: Admission, usage: Usage) -> None:
+        spend = admission.price.cost(usage) if admission.price else 0
+        day = admission.admitted_at
+        self._transact(
+            admission.customer_id,
+            "ADD #tokens :tokens, #spend :spend",
+            {"#tokens": "tokens", "#spend": "spend"},
+            {":tokens": _n(usage.token_count), ":spend": _n(spend)},
+            schema.day_key(day, admission.model.foundation_model),
+            {
+                "requests": 1,
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "cache_read_input_tokens": usage.cache_read_input_tokens,
+                "cache_write_input_tokens": usage.cache_write_input_tokens,
+                "estimated": int(usage.estimated),
+            },
+            day,
+        )
+
+    def record_error(self, admission: Admission) -> None:
+        """Bedrock failed: give the daily admission back and count the error."""
+        day = admission.admitted_at
+        self._transact(
+            admission.customer_id,
+            "ADD #d :minus",
+            {"#d": schema.day_attribute(day)},
+            {":minus": _n(-1)},
+            schema.day_key(day, admission.model.foundation_model),
+            {"errors": 1},
+            day,
+        )
+
+    def record_refused(self, customer_id: str, foundation_model: str, now: datetime) -> None:
+        """A refusal at a limit or model check: one unconditional ADD on the DAY item."""
+        self._retry(
+            lambda: self._dynamodb().update_item(
+                TableName=self.table,
+                Key=self._key(customer_id, schema.day_key(now, foundation_model)),
+                UpdateExpression="ADD refused :one",
+                ExpressionAttributeValues={":one": _n(1)},
+            )
+        )
+
+    def _transact(
+        self,
+        customer_id,
+        meter_update,
+        meter_names,
+        meter_values,
+        day_sk,
+        day_counters: dict[str, int],
+        day: datetime,
+    ) -> None:
+        counters = {k: v for k, v in day_counters.items() if v or k in ("requests", "errors")}
+        day_names = {f"#c{i}": name for i, name in enumerate(counters)}
+        day_values = {f":c{i}": _n(value) for i, value in enumerate(counters.values())}
+        day_update = "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(counters)))
+        items = [
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": self._key(customer_id, schema.meter_key(day)),
+                    "UpdateExpression": meter_update,
+                    "ExpressionAttributeNames": meter_names,
+                    "ExpressionAttributeValues": meter_values,
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": self._key(customer_id, day_sk),
+                    "UpdateExpression": day_update,
+                    "ExpressionAttributeNames": day_names,
+                    "ExpressionAttributeValues": day_values,
+                }
+            },
+        ]
+        self._retry(lambda: self._dynamodb().transact_write_items(TransactItems=items))
+
+    def _retry(self, write) -> None:
+        # botocore retries throttling and 5xx itself; this loop also covers a cancelled
+        # transaction (a conflict with a concurrent transaction on the same item).
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                write()
+                return
+            except (ClientError, BotoCoreError) as exc:
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise CounterWriteFailed(type(exc).__name__) from exc
+                self.sleep(0.05 * (2**attempt))
+
+    @staticmethod
+    def _key(customer_id: str, sk: str) -> dict:
+        return {"customer_id": {"S": customer_id}, "sk": {"S": sk}}
+
+
+def _code(exc: ClientError) -> str:
+    return str((exc.response.get("Error") or {}).get("Code", ""))

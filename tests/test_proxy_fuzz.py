@@ -1,0 +1,207 @@
+"""Property: whatever event or body reaches the handler, the answer is a well-formed JSON
+4xx (or the model's 200), never a 5xx or a traceback. Strategies carry a valid token and
+``modelId`` most of the time, so most cases get past authentication."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import boto3
+import pytest
+from botocore.config import Config
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bedrock_billing.sandbox.fake_bedrock import FakeBedrock
+from tests import proxy_support
+from tests.proxy_support import HAIKU, put_customer, put_token
+
+settings.register_profile(
+    "proxy-fuzz",
+    max_examples=1200,
+    deadline=None,
+    derandomize=bool(os.environ.get("CI")),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+aws_env = proxy_support.aws_env  # fixtures
+world = proxy_support.world
+TOKEN = "bbk_fuzz-token-0123456789abcdefghijklmnopqrstuvwxyz"
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+model_ids = st.sampled_from([HAIKU, "us." + HAIKU, "global." + HAIKU]) | st.one_of(
+    st.text(max_size=40),
+    st.integers(),
+    st.none(),
+    st.lists(st.text(max_size=3), max_size=2),
+    st.just("arn:aws:bedrock:us-east-1::foundation-model/" + HAIKU),
+    st.just("arn:nope"),
+)
+bodies = st.one_of(
+    # mostly a JSON object with a modelId and odd model parameters
+    st.builds(
+        lambda mid, extra, stream: json.dumps({"modelId": mid, **extra, **stream}),
+        model_ids,
+        st.dictionaries(st.text(max_size=10), json_values, max_size=5),
+        st.one_of(st.just({}), st.builds(lambda v: {"stream": v}, json_values)),
+    ),
+    st.text(max_size=200),  # not JSON
+    st.binary(max_size=100).map(lambda b: b.decode("latin-1")),
+    json_values.map(json.dumps),  # JSON, maybe not an object
+    st.none(),
+    st.integers(),  # not even a string
+)
+auth_headers = st.one_of(
+    st.just(f"Bearer {TOKEN}"),
+    st.just(f"Bearer {TOKEN}"),
+    st.just(f"bearer  {TOKEN} "),
+    st.text(max_size=30),
+    st.just("Bearer "),
+    st.just("Basic abc"),
+)
+header_maps = (
+    st.builds(
+        lambda auth, extra: {"Authorization": auth, **extra},
+        auth_headers,
+        st.dictionaries(st.text(max_size=10), st.text(max_size=20), max_size=3),
+    )
+    | st.none()
+    | st.lists(st.text(max_size=5), max_size=2)
+)
+
+
+@st.composite
+def plausible_events(draw):
+    """A well-formed request with one thing or another odd about its body."""
+    version = draw(st.sampled_from(["1.0", "2.0"]))
+    path = draw(st.sampled_from(["/bedrock", "/prod/bedrock", "/bedrock/converse"]))
+    extra = draw(st.dictionaries(st.text(max_size=10), json_values, max_size=5))
+    mid = draw(st.sampled_from([HAIKU, "us." + HAIKU, "global." + HAIKU]))
+    # Frequencies are set by explicit draws: hypothesis' one_of favours its later branches
+    # less than a uniform pick would, and a random "stream" stops a request before auth.
+    stream = {}
+    if draw(st.integers(0, 9)) >= 7:
+        stream = {"stream": draw(json_values)}
+    elif draw(st.booleans()):
+        stream = {"stream": draw(st.booleans())}
+    if draw(st.booleans()):
+        extra = {
+            "anthropic_version": "bedrock-2023-05-31",
+            "max_tokens": 5,
+            "messages": [{"role": "user", "content": "hi"}],
+            **extra,
+        }
+    body = json.dumps({**extra, "modelId": mid, **stream})
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    if version == "2.0":
+        return {
+            "version": "2.0",
+            "rawPath": path,
+            "headers": headers,
+            "body": body,
+            "isBase64Encoded": False,
+            "requestContext": {"http": {"method": "POST"}, "requestId": "r-3"},
+        }
+    return {
+        "httpMethod": "POST",
+        "path": path,
+        "headers": headers,
+        "body": body,
+        "isBase64Encoded": False,
+        "requestContext": {"requestId": "r-4"},
+    }
+
+
+@st.composite
+def events(draw):
+    version = draw(st.sampled_from(["1.0", "2.0", "odd"]))
+    method = draw(st.sampled_from(["POST"] * 6 + ["GET", "OPTIONS", "PUT", "", None, 7]))
+    path = draw(
+        st.sampled_from(
+            ["/bedrock"] * 5 + ["/prod/bedrock", "/bedrock/converse", "/", "/x", None, 3]
+        )
+    )
+    headers = draw(header_maps)
+    body = draw(bodies)
+    b64 = draw(st.sampled_from([False] * 5 + [True, "yes", None]))
+    context = draw(
+        st.one_of(
+            st.just({"requestId": "r-1"}),
+            st.none(),
+            st.text(max_size=5),
+            st.just({"http": {"method": method}}),
+        )
+    )
+    if version == "2.0":
+        return {
+            "version": "2.0",
+            "rawPath": path,
+            "headers": headers,
+            "body": body,
+            "isBase64Encoded": b64,
+            "requestContext": {"http": {"method": method}, "requestId": "r-2"},
+        }
+    event = {
+        "httpMethod": method,
+        "path": path,
+        "headers": headers,
+        "body": body,
+        "isBase64Encoded": b64,
+        "requestContext": context,
+    }
+    if version == "odd":
+        event.update(
+            draw(
+                st.dictionaries(
+                    st.sampled_from(["headers", "body", "path", "multiValueHeaders"]), json_values
+                )
+            )
+        )
+    return event
+
+
+@pytest.fixture(scope="module")
+def fake_bedrock():
+    with FakeBedrock(seed=5, output_tokens=5) as fake:
+        yield fake
+
+
+def test_no_event_or_body_gets_a_5xx(world, fake_bedrock):
+    # The real botocore client against the fake endpoint, so parameter validation and
+    # Bedrock's own validation errors are part of what is thrown at.
+    world.proxy._bedrock = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=fake_bedrock.url,
+        region_name="us-east-1",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+    cid = put_customer(world.ddb, world.tables)
+    put_token(world.ddb, world.tables, cid, token=TOKEN)
+    seen = {"authenticated": 0, "total": 0}
+
+    @settings(settings.get_profile("proxy-fuzz"))
+    @given(st.integers(0, 9), plausible_events(), events(), json_values)
+    def check(pick, plausible, chaotic, junk):
+        event = plausible if pick < 6 else chaotic if pick < 9 else junk
+        world.logs.clear()
+        response = world.proxy.handle(event)
+        status = response["statusCode"]
+        assert 200 <= status < 500, (event, response)
+        assert isinstance(response["headers"], dict)
+        if status >= 400:
+            error = json.loads(response["body"])["error"]
+            assert error["code"] and error["request_id"] and "Traceback" not in response["body"]
+        seen["total"] += 1
+        if world.logs and world.logs[0]["customer_id"]:
+            seen["authenticated"] += 1
+
+    check()
+    assert seen["total"] >= 1000
+    assert seen["authenticated"] >= seen["total"] // 4  # a good share reaches past auth
