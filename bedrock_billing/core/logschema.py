@@ -8,12 +8,14 @@ the Athena queries are all derived from ``FIELDS``; a test checks they agree.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 # Event types
 EVENT_INVOKE = "bedrock_invoke"  # Bedrock answered with success: billable
 EVENT_ERROR = "bedrock_error"  # admitted, but Bedrock (or the proxy) failed: not billed
 EVENT_REFUSED = "proxy_refused"  # refused by the proxy (auth, limit, bad input): not billed
 
+UNKNOWN_MODEL = "unknown"  # the model of a refused/failed line without a foundation model
 LOG_PARTITION_KEY = "dt"  # S3 layout: <prefix>/dt=YYYY-MM-DD/<file>.jsonl (arrival date)
 
 
@@ -97,3 +99,115 @@ def glue_table_input(s3_location: str, table: str = LOG_TABLE) -> dict:
             },
         },
     }
+
+
+# ---- Derived: the local engine's view (DuckDB), column for column the Glue table
+
+DUCKDB_TYPES = {"string": "VARCHAR", "boolean": "BOOLEAN", "int": "INTEGER", "bigint": "BIGINT"}
+
+
+def duckdb_columns() -> dict[str, str]:
+    """DuckDB ``read_json`` columns for the log, in ``FIELDS`` order."""
+    return {f.name: DUCKDB_TYPES[f.athena_type] for f in FIELDS}
+
+
+def _duckdb_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def duckdb_view_sql(files_glob: str, table: str = LOG_TABLE) -> str:
+    """The DuckDB view named like the Athena table over ``<root>/dt=*/*`` JSON-lines files.
+
+    Explicit columns (keys a line lacks read as NULL, keys it has beyond them are ignored,
+    as the JSON SerDe does), ``dt`` from the folder name as VARCHAR like the Glue partition
+    key, and malformed lines skipped as ``ignore.malformed.json`` does.
+    """
+    columns = ", ".join(
+        f"{_duckdb_string(k)}: {_duckdb_string(v)}" for k, v in duckdb_columns().items()
+    )
+    return (
+        f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_json("
+        f"{_duckdb_string(files_glob)}, format = 'newline_delimited', columns = {{{columns}}}, "
+        f"hive_partitioning = true, hive_types = {{'{LOG_PARTITION_KEY}': 'VARCHAR'}}, "
+        "ignore_errors = true)"
+    )
+
+
+# ---- The usage queries: one SQL text for Athena and DuckDB (Trino dialect, ``?`` markers)
+#
+# A line's day is the first 10 characters of its own ``timestamp`` (always ISO 8601 UTC
+# with Z, so this is its UTC date, and compares as text in both engines). ``dt`` is the
+# arrival date, so the scan widens the dt range by a day on each side and the line's own
+# day decides. Counting, per customer, day and foundation model:
+#   bedrock_invoke -> requests + 1 and its tokens; estimated + 1 when usage_estimated
+#   proxy_refused  -> refused + 1;   bedrock_error -> errors + 1
+# Lines without a customer (unrecognised token) count for nobody. No division anywhere:
+# Trino's integer division truncates, DuckDB's does not.
+
+_USAGE_SQL = """SELECT
+  customer_id,
+  substr("timestamp", 1, 10) AS day,
+  COALESCE(foundation_model, '{unknown_model}') AS model,
+  sum(CASE WHEN event_type = 'bedrock_invoke' THEN 1 ELSE 0 END) AS requests,
+  sum(CASE WHEN event_type = 'bedrock_invoke'
+      THEN COALESCE(input_tokens, 0) ELSE 0 END) AS input_tokens,
+  sum(CASE WHEN event_type = 'bedrock_invoke'
+      THEN COALESCE(output_tokens, 0) ELSE 0 END) AS output_tokens,
+  sum(CASE WHEN event_type = 'bedrock_invoke'
+      THEN COALESCE(cache_read_input_tokens, 0) ELSE 0 END) AS cache_read_input_tokens,
+  sum(CASE WHEN event_type = 'bedrock_invoke'
+      THEN COALESCE(cache_write_input_tokens, 0) ELSE 0 END) AS cache_write_input_tokens,
+  sum(CASE WHEN event_type = 'proxy_refused' THEN 1 ELSE 0 END) AS refused,
+  sum(CASE WHEN event_type = 'bedrock_error' THEN 1 ELSE 0 END) AS errors,
+  sum(CASE WHEN event_type = 'bedrock_invoke' AND COALESCE(usage_estimated, false)
+      THEN 1 ELSE 0 END) AS estimated
+FROM usage_log
+WHERE dt BETWEEN ? AND ?
+  AND substr("timestamp", 1, 10) BETWEEN ? AND ?
+  AND event_type IN ('bedrock_invoke', 'proxy_refused', 'bedrock_error')
+  AND {customer_filter}
+GROUP BY 1, 2, 3
+ORDER BY 1, 2, 3"""
+
+USAGE_BY_CUSTOMER_SQL = _USAGE_SQL.format(
+    customer_filter="customer_id = ?", unknown_model=UNKNOWN_MODEL
+)
+"""One customer's usage per day and model. Parameters: dt_from, dt_to, first, last, id."""
+
+USAGE_ALL_CUSTOMERS_SQL = _USAGE_SQL.format(
+    customer_filter="customer_id IS NOT NULL", unknown_model=UNKNOWN_MODEL
+)
+"""Every customer's usage per day and model (``--all`` and reconcile). Parameters: dt_from,
+dt_to, first, last."""
+
+USAGE_COLUMNS = (
+    "customer_id",
+    "day",
+    "model",
+    "requests",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_write_input_tokens",
+    "refused",
+    "errors",
+    "estimated",
+)
+
+
+def partition_range(first: date, last: date) -> tuple[str, str]:
+    """The ``dt`` values to scan for lines of ``first``..``last``: widened by a day each side."""
+    return (first - timedelta(days=1)).isoformat(), (last + timedelta(days=1)).isoformat()
+
+
+def usage_query(first: date, last: date, customer_id: str | None = None) -> tuple[str, list]:
+    """The SQL text and its parameters (plain Python strings) for a usage read.
+
+    Each engine binds the parameters its own way: DuckDB natively, Athena as SQL literals
+    (stores/athena.py). ``customer_id=None`` reads every customer.
+    """
+    dt_from, dt_to = partition_range(first, last)
+    params: list = [dt_from, dt_to, first.isoformat(), last.isoformat()]
+    if customer_id is None:
+        return USAGE_ALL_CUSTOMERS_SQL, params
+    return USAGE_BY_CUSTOMER_SQL, [*params, customer_id]

@@ -1,0 +1,337 @@
+"""Usage reports and reconciliation: the use cases behind ``usage`` and ``reconcile``.
+
+Both read :class:`UsageRow` lists per customer from a source (the DynamoDB counters or the
+usage log through Athena or the local engine), do the arithmetic in core/usage.py, and
+return plain dataclasses whose ``to_dict()`` is the documented JSON (docs/usage.md).
+Stores are injected, so the CLI, a script and the tests call the same functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from ..core.errors import EXIT_DIFFERENCES, EXIT_OK, Conflict, InvalidInput
+from ..core.timeutil import Clock, end_of_day, iso_z, system_clock
+from ..core.usage import (
+    COUNTERS,
+    Difference,
+    GroupedUsage,
+    UsageRow,
+    add_counts,
+    compare_rows,
+    daily_series,
+    group_rows,
+    merge_rows,
+    parse_group_by,
+    totals,
+    validate_customer_id,
+    with_total_tokens,
+    zero_counts,
+)
+from ..stores.usage_counters import CounterStore
+from ..stores.usagelog import Progress, UsageLogStore
+
+REPAIR_SETTLE = timedelta(hours=1)
+"""A day can be repaired once it ended this long ago: late lines and writes have landed."""
+
+
+def _check_range(first: date, last: date) -> None:
+    if last < first:
+        raise InvalidInput(f"end date {last} is before start date {first}")
+
+
+def _ids(customer_ids: Sequence[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for value in customer_ids:
+        seen[validate_customer_id(value)] = None
+    return list(seen)
+
+
+def _read(source, first, last, ids, all_customers, progress) -> dict[str, list[UsageRow]]:
+    """Rows per customer. A log source answers ``--all`` with one query for everyone."""
+    if all_customers and source.engine != "dynamodb":
+        data = source.read_usage(first, last, None, progress)
+    else:
+        data = source.read_usage(first, last, ids, progress)
+    for customer_id in ids:
+        data.setdefault(customer_id, [])
+    return {k: merge_rows(v) for k, v in sorted(data.items())}
+
+
+def _today_warning(last: date, clock: Clock) -> list[str]:
+    if clock().date() <= last:
+        return ["the range includes today: counts are still moving"]
+    return []
+
+
+# ---- usage
+
+
+@dataclass
+class UsageReport:
+    source: str  # dynamodb | athena | local
+    start_date: date
+    end_date: date
+    group_by: str
+    generated_at: datetime
+    rows: list[GroupedUsage]
+    customer_totals: dict[str, dict[str, int]]
+    totals: dict[str, int]
+    daily: list[tuple[date, dict[str, int]]]
+    warnings: list[str] = field(default_factory=list)
+
+    def csv_rows(self) -> list[dict]:
+        return [row.to_dict() for row in self.rows]
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "start_date": self.start_date.isoformat(),
+            "end_date": self.end_date.isoformat(),
+            "group_by": self.group_by,
+            "generated_at": iso_z(self.generated_at),
+            "customer_count": len(self.customer_totals),
+            "rows": self.csv_rows(),
+            "customers": [
+                {"customer_id": cid, **with_total_tokens(counts)}
+                for cid, counts in self.customer_totals.items()
+            ],
+            "daily": [{"day": d.isoformat(), **with_total_tokens(c)} for d, c in self.daily],
+            "totals": with_total_tokens(self.totals),
+            "warnings": list(self.warnings),
+        }
+
+
+def usage_report(
+    source: CounterStore | UsageLogStore,
+    customer_ids: Sequence[str],
+    first: date,
+    last: date,
+    *,
+    all_customers: bool = False,
+    group_by: str = "day,model",
+    clock: Clock = system_clock,
+    progress: Progress | None = None,
+) -> UsageReport:
+    """Usage of ``customer_ids`` from ``first`` to ``last`` (inclusive, UTC).
+
+    ``all_customers``: the ids are every customer (from the customers table); a log source
+    then reads everyone in one query, and customers found only in the log are included.
+    Every id is validated as a UUID before any query.
+    """
+    _check_range(first, last)
+    group_by = parse_group_by(group_by)
+    ids = _ids(customer_ids)
+    if not ids and not all_customers:
+        raise InvalidInput("give a customer id, or --all")
+    data = _read(source, first, last, ids, all_customers, progress)
+    rows = [g for cid, r in data.items() for g in group_rows(cid, r, group_by)]
+    everything = [row for r in data.values() for row in r]
+    return UsageReport(
+        source=source.engine,
+        start_date=first,
+        end_date=last,
+        group_by=group_by,
+        generated_at=clock(),
+        rows=rows,
+        customer_totals={cid: totals(r) for cid, r in data.items()},
+        totals=totals(everything),
+        daily=daily_series(everything, first, last),
+        warnings=_today_warning(last, clock),
+    )
+
+
+# ---- reconcile
+
+
+@dataclass
+class ReconcileReport:
+    start_date: date
+    end_date: date
+    log_source: str  # athena | local
+    generated_at: datetime
+    customers_checked: int
+    differences: list[Difference]
+    counters_totals: dict[str, int]
+    log_totals: dict[str, int]
+    log_rows: dict[str, list[UsageRow]] = field(default_factory=dict, repr=False)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_DIFFERENCES if self.differences else EXIT_OK
+
+    def csv_rows(self) -> list[dict]:
+        return [d.to_dict() for d in self.differences]
+
+    def to_dict(self) -> dict:
+        return {
+            "start_date": self.start_date.isoformat(),
+            "end_date": self.end_date.isoformat(),
+            "log_source": self.log_source,
+            "generated_at": iso_z(self.generated_at),
+            "customers_checked": self.customers_checked,
+            "rows": self.csv_rows(),
+            "totals": {
+                "differences": len(self.differences),
+                "counters": with_total_tokens(self.counters_totals),
+                "log": with_total_tokens(self.log_totals),
+            },
+            "warnings": list(self.warnings),
+        }
+
+
+def reconcile(
+    counters: CounterStore,
+    log: UsageLogStore,
+    customer_ids: Sequence[str],
+    first: date,
+    last: date,
+    *,
+    all_customers: bool = True,
+    clock: Clock = system_clock,
+    progress: Progress | None = None,
+) -> ReconcileReport:
+    """Compare the counters with the log per customer, day and model, counter by counter.
+
+    With ``all_customers`` the log is read in one query and customers that appear only in
+    the log are checked too (their counters are read as well).
+    """
+    _check_range(first, last)
+    ids = _ids(customer_ids)
+    if not ids and not all_customers:
+        raise InvalidInput("give a customer id, or --all")
+    log_rows = _read(log, first, last, ids, all_customers, progress)
+    everyone = sorted(set(ids) | set(log_rows))
+    counter_rows = _read(counters, first, last, everyone, False, progress)
+    diffs = [d for cid in everyone for d in compare_rows(cid, counter_rows[cid], log_rows[cid])]
+    counters_totals, log_totals = zero_counts(), zero_counts()
+    for cid in everyone:
+        for row in counter_rows[cid]:
+            add_counts(counters_totals, row)
+        for row in log_rows.get(cid, []):
+            add_counts(log_totals, row)
+    warnings = _today_warning(last, clock)
+    if warnings:
+        warnings = ["the range includes today: lines still in transit show as differences"]
+    return ReconcileReport(
+        start_date=first,
+        end_date=last,
+        log_source=log.engine,
+        generated_at=clock(),
+        customers_checked=len(everyone),
+        differences=diffs,
+        counters_totals=counters_totals,
+        log_totals=log_totals,
+        log_rows=log_rows,
+        warnings=warnings,
+    )
+
+
+# ---- repair
+
+
+@dataclass
+class RepairPlan:
+    """What ``reconcile --repair`` would write: the day, and the differences it removes."""
+
+    day: date
+    differences: list[Difference]
+    log_rows: dict[str, list[UsageRow]]
+
+    @property
+    def customer_ids(self) -> list[str]:
+        return sorted({d.customer_id for d in self.differences})
+
+    def to_dict(self) -> dict:
+        return {
+            "day": self.day.isoformat(),
+            "customers": self.customer_ids,
+            "rows": [d.to_dict() for d in self.differences],
+        }
+
+
+@dataclass
+class RepairResult:
+    day: date
+    applied: bool
+    customers_repaired: list[str]
+    writes: int
+    plan: RepairPlan
+
+    def to_dict(self) -> dict:
+        return {
+            "day": self.day.isoformat(),
+            "applied": self.applied,
+            "customers_repaired": self.customers_repaired,
+            "writes": self.writes,
+            "rows": self.plan.to_dict()["rows"],
+        }
+
+
+def plan_repair(
+    counters: CounterStore,
+    log: UsageLogStore,
+    customer_ids: Sequence[str],
+    day: date,
+    *,
+    all_customers: bool = True,
+    clock: Clock = system_clock,
+    progress: Progress | None = None,
+) -> RepairPlan:
+    """The differences of one past day, and the log rows that would replace the counters."""
+    if clock() < end_of_day(day) + REPAIR_SETTLE:
+        raise Conflict(
+            f"{day} is not a past day yet: a day can be repaired from "
+            f"{iso_z(end_of_day(day) + REPAIR_SETTLE + timedelta(microseconds=1))}"
+        )
+    report = reconcile(
+        counters, log, customer_ids, day, day,
+        all_customers=all_customers, clock=clock, progress=progress,
+    )  # fmt: skip
+    return RepairPlan(day=day, differences=report.differences, log_rows=report.log_rows)
+
+
+def repair_day(
+    counters: CounterStore,
+    log: UsageLogStore,
+    customer_ids: Sequence[str],
+    day: date,
+    *,
+    confirm: Callable[[RepairPlan], bool],
+    all_customers: bool = True,
+    clock: Clock = system_clock,
+    progress: Progress | None = None,
+) -> RepairResult:
+    """Rebuild one past day's DAY# items from the log, for customers that differ.
+
+    ``confirm`` sees the plan and returns True to write; the writes SET the counters to the
+    log's values (running it twice changes nothing the second time).
+    """
+    plan = plan_repair(
+        counters, log, customer_ids, day,
+        all_customers=all_customers, clock=clock, progress=progress,
+    )  # fmt: skip
+    if not plan.differences or not confirm(plan):
+        return RepairResult(day, False, [], 0, plan)
+    writes = 0
+    for customer_id in plan.customer_ids:
+        writes += counters.replace_day(
+            customer_id, day, plan.log_rows.get(customer_id, []), clock=clock
+        )
+    return RepairResult(day, True, plan.customer_ids, writes, plan)
+
+
+__all__ = [
+    "COUNTERS",
+    "ReconcileReport",
+    "RepairPlan",
+    "RepairResult",
+    "UsageReport",
+    "plan_repair",
+    "reconcile",
+    "repair_day",
+    "usage_report",
+]

@@ -1,0 +1,152 @@
+"""The proxy's usage counters in DynamoDB: DAY# items, read per customer and period.
+
+A customer's DAY# items sit under their partition key, sorted by date
+(``DAY#YYYY-MM-DD#<model>``), so any date range is ONE paginated key-range Query per
+customer (``sk BETWEEN`` core/schema.py day_range), never one call per day.
+``--repair`` rewrites a past day's items from the log with SET (idempotent), never ADD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from ..core.errors import AwsError
+from ..core.schema import DAY_COUNTERS, day_key, day_range, parse_day_key
+from ..core.timeutil import Clock, iso_z, system_clock
+from ..core.usage import COUNTERS, UsageRow
+from .usagelog import Progress
+
+assert tuple(DAY_COUNTERS) == COUNTERS  # noqa: S101 - the item and the row agree
+
+
+def _aws_error(action: str, exc: Exception) -> AwsError:
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
+    return AwsError(f"DynamoDB {action} failed: {code}")
+
+
+def _int(attr: dict | None) -> int:
+    if not attr:
+        return 0
+    return int(attr.get("N", "0"))
+
+
+class CounterStore:
+    """Reads (and, for repair, rewrites) DAY# counter items of the usage table."""
+
+    engine = "dynamodb"
+
+    def __init__(self, client, table: str, *, page_size: int | None = None):
+        self._ddb = client
+        self.table = table
+        self._page_size = page_size  # tests use a small page to exercise pagination
+
+    def read_customer(self, customer_id: str, first: date, last: date) -> list[UsageRow]:
+        """Every DAY# item of one customer from ``first`` to ``last``: one Query, paginated."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        low, high = day_range(first, last)
+        kwargs = {
+            "TableName": self.table,
+            "KeyConditionExpression": "customer_id = :c AND sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": {
+                ":c": {"S": customer_id},
+                ":lo": {"S": low},
+                ":hi": {"S": high},
+            },
+            "ConsistentRead": True,
+        }
+        if self._page_size:
+            kwargs["Limit"] = self._page_size
+        rows = []
+        try:
+            while True:
+                page = self._ddb.query(**kwargs)
+                for item in page.get("Items", []):
+                    day, model = parse_day_key(item["sk"]["S"])
+                    rows.append(UsageRow(day, model, **{n: _int(item.get(n)) for n in COUNTERS}))
+                if "LastEvaluatedKey" not in page:
+                    return rows
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        except (ClientError, BotoCoreError) as exc:
+            raise _aws_error("Query", exc) from None
+
+    def read_usage(
+        self,
+        first: date,
+        last: date,
+        customer_ids: Sequence[str] | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, list[UsageRow]]:
+        """Rows per customer; the counters are per customer, so ``customer_ids`` is required."""
+        if customer_ids is None:
+            raise ValueError("the counters are read per customer: give the customer ids")
+        ids = list(customer_ids)
+        out: dict[str, list[UsageRow]] = {}
+        for i, customer_id in enumerate(ids):
+            if progress:
+                progress(i, len(ids), customer_id)
+            out[customer_id] = self.read_customer(customer_id, first, last)
+        if progress:
+            progress(len(ids), len(ids), "done")
+        return out
+
+    def replace_day(
+        self,
+        customer_id: str,
+        day: date,
+        rows: Sequence[UsageRow],
+        *,
+        clock: Clock = system_clock,
+    ) -> int:
+        """Make the DAY# items of one customer's day equal ``rows`` (SET; idempotent).
+
+        Items for models the rows do not have are deleted. Returns the number of writes.
+        The METER# admission meter is not touched: it governs limits, not invoices.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        wanted = {row.model: row for row in rows if row.day == day and not row.is_zero()}
+        existing = {r.model for r in self.read_customer(customer_id, day, day)}
+        now = iso_z(clock())
+        writes = 0
+        try:
+            for model, row in sorted(wanted.items()):
+                names = {f"#c{i}": n for i, n in enumerate(COUNTERS)}
+                values = {f":v{i}": {"N": str(getattr(row, n))} for i, n in enumerate(COUNTERS)}
+                values[":at"] = {"S": now}
+                sets = ", ".join(f"#c{i} = :v{i}" for i in range(len(COUNTERS)))
+                self._ddb.update_item(
+                    TableName=self.table,
+                    Key={"customer_id": {"S": customer_id}, "sk": {"S": day_key(day, model)}},
+                    UpdateExpression=f"SET {sets}, repaired_at = :at",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                )
+                writes += 1
+            for model in sorted(existing - set(wanted)):
+                self._ddb.delete_item(
+                    TableName=self.table,
+                    Key={"customer_id": {"S": customer_id}, "sk": {"S": day_key(day, model)}},
+                )
+                writes += 1
+        except (ClientError, BotoCoreError) as exc:
+            raise _aws_error("repair write", exc) from None
+        return writes
+
+
+def scan_customer_ids(client, customers_table: str) -> list[str]:
+    """Every customer id in the customers table (a paginated, projected Scan), sorted."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    ids = []
+    kwargs = {"TableName": customers_table, "ProjectionExpression": "customer_id"}
+    try:
+        while True:
+            page = client.scan(**kwargs)
+            ids.extend(item["customer_id"]["S"] for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return sorted(ids)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    except (ClientError, BotoCoreError) as exc:
+        raise _aws_error("Scan", exc) from None

@@ -1,0 +1,115 @@
+"""The usage log as a source of :class:`UsageRow`: the interface both engines implement.
+
+``AthenaLogStore`` (stores/athena.py) runs the queries in Athena; ``LocalLogStore``
+(stores/localsql.py) runs the very same SQL text in DuckDB over the same JSON-lines files.
+:func:`open_log_store` picks one: Athena, unless the log bucket carries the sandbox's
+marker object (or the caller forces an engine). Nothing is guessed from endpoints.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Protocol
+
+from ..core.errors import AwsError, InvalidInput
+from ..core.logschema import USAGE_COLUMNS
+from ..core.usage import COUNTERS, UsageRow
+from .logsink import SANDBOX_MARKER_KEY, normalise_prefix
+
+Progress = Callable[[int, int | None, str], None]
+"""``progress(done, total, message)``: ``total=None`` means unknown (a spinner)."""
+
+ENGINES = ("athena", "local")
+
+
+class UsageLogStore(Protocol):
+    engine: str
+
+    def read_usage(
+        self,
+        first: date,
+        last: date,
+        customer_ids: Sequence[str] | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, list[UsageRow]]:
+        """Rows per customer for ``first``..``last`` (inclusive); ``None`` = every customer."""
+        ...
+
+
+def rows_by_customer(records: Iterable[Sequence]) -> dict[str, list[UsageRow]]:
+    """Turn result tuples in ``USAGE_COLUMNS`` order into rows keyed by customer."""
+    out: dict[str, list[UsageRow]] = {}
+    for record in records:
+        values = dict(zip(USAGE_COLUMNS, record, strict=True))
+        row = UsageRow(
+            day=date.fromisoformat(str(values["day"])),
+            model=str(values["model"]),
+            **{name: int(values[name] or 0) for name in COUNTERS},
+        )
+        out.setdefault(str(values["customer_id"]), []).append(row)
+    return out
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """Where the usage log lives and how to query it (from the config file or stack outputs).
+
+    ``engine``: ``None`` decides from the sandbox marker; ``"athena"`` or ``"local"`` forces.
+    """
+
+    bucket: str
+    prefix: str = "logs/"
+    database: str = "bedrock_billing"  # the Glue database holding the usage_log table
+    workgroup: str | None = None
+    results_location: str | None = None  # s3://... for query results (else the workgroup's)
+    engine: str | None = None
+
+
+def sandbox_marker(s3_client, bucket: str) -> dict | None:
+    """The sandbox marker's content, or None when the bucket has none (a deployment)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        body = s3_client.get_object(Bucket=bucket, Key=SANDBOX_MARKER_KEY)["Body"].read()
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchKey", "404", "NotFound", "AccessDenied", "403"):
+            return None
+        raise AwsError(f"cannot read s3://{bucket}/{SANDBOX_MARKER_KEY}: {code}") from None
+    try:
+        marker = json.loads(body)
+    except ValueError:
+        return None
+    return marker if isinstance(marker, dict) and marker.get("engine") == "local" else None
+
+
+def open_log_store(
+    session, config: LogConfig, *, endpoint_url: str | None = None, region: str | None = None
+) -> UsageLogStore:
+    """The log store for ``config``: local engine where the sandbox marked the bucket."""
+    engine = config.engine
+    if engine is not None and engine not in ENGINES:
+        raise InvalidInput(f"invalid log engine {engine!r}: expected athena or local")
+    s3 = None
+    if engine is None or engine == "local":
+        s3 = session.client("s3", endpoint_url=endpoint_url, region_name=region)
+    if engine is None:
+        marker = sandbox_marker(s3, config.bucket)
+        engine = "local" if marker else "athena"
+    if engine == "local":
+        from .localsql import LocalLogStore
+
+        return LocalLogStore.from_s3(s3, config.bucket, normalise_prefix(config.prefix))
+    from .athena import AthenaLogStore
+
+    return AthenaLogStore(
+        session=session,
+        database=config.database,
+        workgroup=config.workgroup,
+        results_location=config.results_location,
+        region=region,
+        endpoint_url=endpoint_url,
+    )
