@@ -87,3 +87,14 @@ def test_log_line_is_serialised_in_schema_order_with_nulls():
     assert data["customer_id"] is None
     with pytest.raises(ValueError, match="outside the schema"):
         serialize_line({"prompt": "secret"})
+
+
+def test_counted_refusals_are_the_proxy_refusals_raised_at_a_limit_or_model_check():
+    from bedrock_billing.proxy import errors as E
+
+    assert set(logschema.COUNTED_REFUSAL_CODES) == {
+        E.MODEL_NOT_ALLOWED, E.MODEL_NOT_PRICED, E.DAILY_LIMIT, E.MINUTE_LIMIT, E.TOKEN_LIMIT,
+        E.BUDGET_LIMIT,
+    }  # fmt: skip
+    for code in logschema.COUNTED_REFUSAL_CODES:
+        assert f"'{code}'" in USAGE_BY_CUSTOMER_SQL

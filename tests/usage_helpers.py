@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import boto3
 
+from bedrock_billing.core.logschema import COUNTED_REFUSAL_CODES
 from bedrock_billing.core.schema import TableNames, day_key
 from bedrock_billing.core.timeutil import FixedClock, iso_z
 from bedrock_billing.core.usage import COUNTERS, UsageRow
@@ -101,18 +102,21 @@ def _one(gen: Generated, rng: random.Random, cid, day: date, event: str | None =
         estimated = rng.random() < 0.1
         line.update(tokens, token_count=sum(tokens.values()), usage_estimated=estimated)
         counts.update(tokens, requests=1, estimated=int(estimated))
+    elif event == "proxy_refused" and cid is not None and rng.random() < 0.3:
+        # Refused after auth but not at a limit (DynamoDB down at admission): logged,
+        # counted for no one, as the proxy does.
+        line.update(status=503, error_code="service_unavailable")
     elif event == "proxy_refused":
-        line.update(status=429, error_code="daily_request_limit")
-        if rng.random() < 0.3:  # refused before the model was known
-            line.update(foundation_model=None, model_id=None, status=400, error_code="bad_request")
-            model = "unknown"
+        line.update(status=429, error_code=rng.choice(COUNTED_REFUSAL_CODES))
+        if cid is None:  # an unrecognised token: no customer, maybe no model either
+            line.update(status=401, error_code="invalid_token", foundation_model=None)
         counts["refused"] = 1
     else:
         line.update(status=502, error_code="bedrock_error")
         counts["errors"] = 1
     arrival = at + timedelta(seconds=rng.randint(1, 90))
     gen.lines.append((arrival, line))
-    if cid is not None:
+    if cid is not None and any(counts.values()):
         slot = gen.expected.setdefault(cid, {}).setdefault(
             (at.date(), model), dict.fromkeys(COUNTERS, 0)
         )

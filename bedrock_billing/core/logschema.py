@@ -15,6 +15,18 @@ EVENT_INVOKE = "bedrock_invoke"  # Bedrock answered with success: billable
 EVENT_ERROR = "bedrock_error"  # admitted, but Bedrock (or the proxy) failed: not billed
 EVENT_REFUSED = "proxy_refused"  # refused by the proxy (auth, limit, bad input): not billed
 
+# The refusals the proxy counts in the DAY# item's ``refused`` counter: those at a limit or
+# model check (proxy/errors.py codes raised with ``limit=``). Other refusals (bad input,
+# bad token, a DynamoDB outage at admission) are logged but counted for no one.
+COUNTED_REFUSAL_CODES: tuple[str, ...] = (
+    "model_not_allowed",
+    "model_not_priced",
+    "daily_request_limit_exceeded",
+    "requests_per_minute_exceeded",
+    "monthly_token_limit_exceeded",
+    "monthly_budget_exceeded",
+)
+
 UNKNOWN_MODEL = "unknown"  # the model of a refused/failed line without a foundation model
 LOG_PARTITION_KEY = "dt"  # S3 layout: <prefix>/dt=YYYY-MM-DD/<file>.jsonl (arrival date)
 
@@ -140,9 +152,12 @@ def duckdb_view_sql(files_glob: str, table: str = LOG_TABLE) -> str:
 # arrival date, so the scan widens the dt range by a day on each side and the line's own
 # day decides. Counting, per customer, day and foundation model:
 #   bedrock_invoke -> requests + 1 and its tokens; estimated + 1 when usage_estimated
-#   proxy_refused  -> refused + 1;   bedrock_error -> errors + 1
+#   proxy_refused  -> refused + 1 when refused at a limit or model check (the codes above)
+#   bedrock_error  -> errors + 1
 # Lines without a customer (unrecognised token) count for nobody. No division anywhere:
 # Trino's integer division truncates, DuckDB's does not.
+
+_REFUSAL_CODES_SQL = ", ".join(f"'{code}'" for code in COUNTED_REFUSAL_CODES)
 
 _USAGE_SQL = """SELECT
   customer_id,
@@ -157,7 +172,8 @@ _USAGE_SQL = """SELECT
       THEN COALESCE(cache_read_input_tokens, 0) ELSE 0 END) AS cache_read_input_tokens,
   sum(CASE WHEN event_type = 'bedrock_invoke'
       THEN COALESCE(cache_write_input_tokens, 0) ELSE 0 END) AS cache_write_input_tokens,
-  sum(CASE WHEN event_type = 'proxy_refused' THEN 1 ELSE 0 END) AS refused,
+  sum(CASE WHEN event_type = 'proxy_refused' AND error_code IN ({refusal_codes})
+      THEN 1 ELSE 0 END) AS refused,
   sum(CASE WHEN event_type = 'bedrock_error' THEN 1 ELSE 0 END) AS errors,
   sum(CASE WHEN event_type = 'bedrock_invoke' AND COALESCE(usage_estimated, false)
       THEN 1 ELSE 0 END) AS estimated
@@ -170,12 +186,14 @@ GROUP BY 1, 2, 3
 ORDER BY 1, 2, 3"""
 
 USAGE_BY_CUSTOMER_SQL = _USAGE_SQL.format(
-    customer_filter="customer_id = ?", unknown_model=UNKNOWN_MODEL
+    customer_filter="customer_id = ?", unknown_model=UNKNOWN_MODEL, refusal_codes=_REFUSAL_CODES_SQL
 )
 """One customer's usage per day and model. Parameters: dt_from, dt_to, first, last, id."""
 
 USAGE_ALL_CUSTOMERS_SQL = _USAGE_SQL.format(
-    customer_filter="customer_id IS NOT NULL", unknown_model=UNKNOWN_MODEL
+    customer_filter="customer_id IS NOT NULL",
+    unknown_model=UNKNOWN_MODEL,
+    refusal_codes=_REFUSAL_CODES_SQL,
 )
 """Every customer's usage per day and model (``--all`` and reconcile). Parameters: dt_from,
 dt_to, first, last."""
