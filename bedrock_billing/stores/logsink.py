@@ -25,6 +25,12 @@ SANDBOX_MARKER_KEY = "_bedrock_billing_sandbox.json"
 """An object at the root of the log bucket that tells the CLI to use the local engine."""
 
 
+def is_usage_line(record: Mapping[str, object]) -> bool:
+    """A usage line has an ``event_type``; other records (the proxy's EMF metric lines) are
+    left out, as the deployed pipeline's subscription filter ``{ $.event_type = * }`` does."""
+    return bool(record.get("event_type"))
+
+
 def serialize_line(line: Mapping[str, object]) -> str:
     """One log line as compact JSON, fields in schema order, absent fields as null.
 
@@ -79,6 +85,8 @@ class S3LogSink:
         self._lock = threading.Lock()
 
     def write(self, line: Mapping[str, object]) -> None:
+        if not is_usage_line(line):
+            return
         text = serialize_line(line)
         with self._lock:
             day = self._clock().date().isoformat()
@@ -105,6 +113,8 @@ class S3LogSink:
     def close(self) -> None:
         self.flush()
 
+    __call__ = write  # the proxy's log_sink is a callable taking the record
+
 
 class LocalLogSink:
     """Appends lines to ``<root>/dt=YYYY-MM-DD/<unique>.jsonl`` (one file per sink and day)."""
@@ -116,6 +126,8 @@ class LocalLogSink:
         self._lock = threading.Lock()
 
     def write(self, line: Mapping[str, object]) -> None:
+        if not is_usage_line(line):
+            return
         text = serialize_line(line)
         with self._lock:
             folder = self.root / f"{LOG_PARTITION_KEY}={self._clock().date().isoformat()}"
@@ -128,6 +140,8 @@ class LocalLogSink:
 
     def close(self) -> None:
         return None
+
+    __call__ = write
 
 
 def write_sandbox_marker(
