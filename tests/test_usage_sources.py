@@ -66,7 +66,7 @@ def test_the_generated_usage_has_the_cases_we_need(gen, tmp_path):
         line for arrival, line in gen.lines if arrival.date().isoformat() != line["timestamp"][:10]
     ]
     assert late, "some lines must arrive in the next day's partition"
-    uncounted = [line for _, line in gen.lines if line["error_code"] == "service_unavailable"]
+    uncounted = [line for _, line in gen.lines if line.get("error_code") == "service_unavailable"]
     assert uncounted and all(line["customer_id"] for line in uncounted)
     write_local_log(gen, tmp_path)
     assert (tmp_path / "dt=2026-10-05").is_dir()  # the last day's late lines

@@ -62,13 +62,22 @@ def generate(
             for cid in ids:
                 for _ in range(rng.randint(0, 6)):
                     _one(gen, rng, cid, day)
-            # a line with no customer (unrecognised token) counts for nobody
+            # a line with no customer (unrecognised token) counts for nobody, and so does
+            # a refusal that is not at a limit (DynamoDB unavailable at admission)
             _one(gen, rng, None, day, event="proxy_refused")
+            _one(gen, rng, rng.choice(ids), day, event="proxy_refused", uncounted=True)
         day += timedelta(days=1)
     return gen
 
 
-def _one(gen: Generated, rng: random.Random, cid, day: date, event: str | None = None) -> None:
+def _one(
+    gen: Generated,
+    rng: random.Random,
+    cid,
+    day: date,
+    event: str | None = None,
+    uncounted: bool | None = None,
+) -> None:
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     # A share of requests right before midnight: they arrive in the next day's partition.
     if rng.random() < 0.25:
@@ -102,7 +111,11 @@ def _one(gen: Generated, rng: random.Random, cid, day: date, event: str | None =
         estimated = rng.random() < 0.1
         line.update(tokens, token_count=sum(tokens.values()), usage_estimated=estimated)
         counts.update(tokens, requests=1, estimated=int(estimated))
-    elif event == "proxy_refused" and cid is not None and rng.random() < 0.3:
+    elif (
+        event == "proxy_refused"
+        and cid is not None
+        and (uncounted if uncounted is not None else rng.random() < 0.3)
+    ):
         # Refused after auth but not at a limit (DynamoDB down at admission): logged,
         # counted for no one, as the proxy does.
         line.update(status=503, error_code="service_unavailable")

@@ -49,6 +49,8 @@ def rows_by_customer(records: Iterable[Sequence]) -> dict[str, list[UsageRow]]:
             model=str(values["model"]),
             **{name: int(values[name] or 0) for name in COUNTERS},
         )
+        if row.is_zero():  # only lines that count for nothing (a refusal not at a limit)
+            continue
         out.setdefault(str(values["customer_id"]), []).append(row)
     return out
 
