@@ -15,14 +15,18 @@ from ..core.errors import AwsError
 from ..core.schema import DAY_COUNTERS, day_key, day_range, parse_day_key
 from ..core.timeutil import Clock, iso_z, system_clock
 from ..core.usage import COUNTERS, UsageRow
+from .aws import aws_error
 from .usagelog import Progress
 
 assert tuple(DAY_COUNTERS) == COUNTERS  # noqa: S101 - the item and the row agree
 
 
 def _aws_error(action: str, exc: Exception) -> AwsError:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-    return AwsError(f"DynamoDB {action} failed: {code}")
+    """The shared one-line translation (stores/aws.py), else a generic line."""
+    translated = aws_error(exc)
+    if translated is not None:
+        return translated
+    return AwsError(f"DynamoDB {action} failed: {type(exc).__name__}")
 
 
 def _int(attr: dict | None) -> int:
