@@ -42,12 +42,15 @@ def validate_name(name: str) -> str:
     return value
 
 
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
 def validate_customer_id(customer_id: str) -> str:
-    """A customer id is a UUID; normalised to its lower-case canonical form."""
-    try:
-        return str(uuid.UUID(str(customer_id).strip()))
-    except (ValueError, AttributeError):
-        raise InvalidInput(f"invalid customer id {customer_id!r}: expected a UUID") from None
+    """A customer id is a UUID in its hyphenated form, rejected before it reaches any store or
+    query otherwise; normalised to lower case."""
+    if not isinstance(customer_id, str) or not _UUID.match(customer_id.strip()):
+        raise InvalidInput(f"invalid customer id {str(customer_id)[:80]!r}: expected a UUID")
+    return str(uuid.UUID(customer_id.strip()))
 
 
 def new_customer_id() -> str:

@@ -7,12 +7,11 @@ so reports and reconciliation are computed here, once, with no I/O.
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import date
 
+from .customers import validate_customer_id  # noqa: F401 - re-exported for callers
 from .errors import InvalidInput
 from .logschema import UNKNOWN_MODEL  # noqa: F401 - re-exported for readers of rows
 from .timeutil import iter_days
@@ -228,12 +227,3 @@ def row_from_counts(day: date, model: str, counts: Mapping[str, object]) -> Usag
 
 
 # ---- Customer ids
-
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-
-
-def validate_customer_id(value: str) -> str:
-    """A customer id is a UUID; anything else is rejected before it reaches any query."""
-    if not isinstance(value, str) or not _UUID.match(value.strip()):
-        raise InvalidInput(f"invalid customer id {str(value)[:80]!r}: expected a UUID")
-    return str(uuid.UUID(value.strip()))

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from ..core.customers import validate_customer_id
 from ..core.errors import EXIT_DIFFERENCES, EXIT_OK, Conflict, InvalidInput
 from ..core.timeutil import Clock, end_of_day, iso_z, system_clock
 from ..core.usage import (
@@ -26,7 +27,6 @@ from ..core.usage import (
     merge_rows,
     parse_group_by,
     totals,
-    validate_customer_id,
     with_total_tokens,
     zero_counts,
 )

@@ -1,0 +1,266 @@
+"""Commands that turn usage into money: invoice, quote, credits, prices export."""
+
+from __future__ import annotations
+
+import typer
+
+from ...core.errors import EXIT_PARTIAL, InvalidInput
+from ..app import app
+from ..render import emit, note, stderr_console, to_json
+
+LINE_COLUMNS = [
+    ("description", "Item"),
+    ("quantity", "Quantity"),
+    ("unit_price", "Unit price"),
+    ("amount", "Amount"),
+]
+OUTCOME_COLUMNS = [
+    ("invoice_number", "Invoice"),
+    ("customer_name", "Customer"),
+    ("outcome", "Outcome"),
+    ("total", "Total"),
+    ("currency", "Currency"),
+]
+INVOICE_CSV = [
+    ("invoice_number", "invoice_number"),
+    ("customer_id", "customer_id"),
+    ("period", "period"),
+    ("plan", "plan"),
+    ("status", "status"),
+    ("currency", "currency"),
+    ("subtotal", "subtotal"),
+    ("true_up", "true_up"),
+    ("discount_total", "discount_total"),
+    ("credit_total", "credit_total"),
+    ("total", "total"),
+]
+
+credits_app = typer.Typer(help="Prepaid credit grants.", no_args_is_help=True)
+prices_app = typer.Typer(
+    help="Per-model prices for the proxy's budget limit.", no_args_is_help=True
+)
+app.add_typer(credits_app, name="credits")
+app.add_typer(prices_app, name="prices")
+
+
+def _print_invoice(doc: dict) -> None:
+    from rich.table import Table
+
+    from ...services.invoice_documents import total_rows
+    from ..render import stdout_console
+
+    out = stdout_console()
+    title = f"{doc['invoice_number']} · {doc.get('customer_name') or doc['customer_id']} · "
+    title += f"{doc['period']} · plan {doc['plan']} · {doc['status']}"
+    table = Table(title=title)
+    for _, header in LINE_COLUMNS:
+        table.add_column(header, justify="left" if header == "Item" else "right")
+    for line in doc["lines"]:
+        qty = line.get("quantity")
+        table.add_row(
+            line["description"],
+            f"{qty:,}" if isinstance(qty, int) else "",
+            line.get("unit_price") or "",
+            line["amount"],
+        )
+    for label, amount in total_rows(doc):
+        table.add_row(f"[bold]{label}[/bold]", "", "", f"[bold]{amount}[/bold]")
+    out.print(table)
+
+
+def _summary(run) -> None:
+    s = run.summary()
+    note(
+        f"{s['invoices']} invoice(s) for {run.period}: {s['issued']} issued, {s['existing']} "
+        f"already issued, {s['drafts']} draft(s); total billed {s['total_billed']}; revenue "
+        f"{s['revenue']}, AWS cost {s['aws_cost']}, margin {s['margin']}; "
+        f"{s['customers_without_usage']} customer(s) without usage; {s['failures']} failure(s)."
+    )
+    for f in run.failures:
+        note(f"failed: {f['customer_id']}: {f['error']}")
+    models = sorted({(u["model"], u["metric"]) for u in run.unpriced})
+    if models:
+        note("usage not priced by the plan: " + ", ".join(f"{m} {k}" for m, k in models))
+
+
+@app.command("invoice")
+def invoice(
+    ctx: typer.Context,
+    period: str = typer.Option(None, "--period", help="YYYY-MM (default: previous month)."),
+    customer_id: str = typer.Option(None, "--customer-id", help="One customer."),
+    all_customers: bool = typer.Option(False, "--all", help="Every customer."),
+    finalize: bool = typer.Option(False, "--finalize", help="Issue and store (once)."),
+    force: bool = typer.Option(False, "--force", help="Finalize before the settling window."),
+    settle: str = typer.Option("24h", "--settle", help="Settling window after month end."),
+    price_book: str = typer.Option(None, "--price-book", help="Price book TOML file."),
+    fmt: str = typer.Option(None, "--format", help="Document: markdown or html (with --out)."),
+    out: str = typer.Option(None, "--out", help="Folder for one document per invoice."),
+) -> None:
+    """Price a period's usage into invoices: drafts by default, --finalize to issue."""
+    from ...services.invoice_documents import FORMATS, write_documents
+    from ...services.invoices import run_invoices
+
+    if fmt and fmt not in FORMATS:
+        raise InvalidInput(f"invalid --format {fmt!r}: choose markdown or html")
+    if fmt and not out:
+        raise InvalidInput("--format needs --out DIR")
+    progress = _progress_bar("Invoicing") if all_customers else None
+    try:
+        run = run_invoices(
+            ctx.obj,
+            period=period,
+            customer_id=customer_id,
+            all_customers=all_customers,
+            finalize=finalize,
+            force=force,
+            settle=settle,
+            price_book=price_book,
+            progress=progress.update if progress else None,
+        )
+    finally:
+        if progress:
+            progress.close()
+    if out:
+        for path in write_documents(run.invoices, out, fmt or "markdown"):
+            note(f"wrote {path}")
+    if ctx.obj.output == "json":
+        typer.echo(to_json(run.to_dict()))
+    elif ctx.obj.output == "csv":
+        emit(ctx.obj, {"invoices": run.invoices}, rows_key="invoices", columns=INVOICE_CSV)
+    else:
+        for doc in run.invoices:
+            _print_invoice(doc)
+        if len(run.invoices) > 1 or all_customers:
+            emit(ctx.obj, {"outcomes": run.outcomes}, rows_key="outcomes", columns=OUTCOME_COLUMNS)
+    if all_customers or ctx.obj.output != "table":
+        _summary(run)
+    if run.failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command("quote")
+def quote(
+    ctx: typer.Context,
+    plan: str = typer.Option(None, "--plan", help="Plan name (default: the book's default)."),
+    price_book: str = typer.Option(None, "--price-book", help="Price book TOML file."),
+    period: str = typer.Option(None, "--period", help="YYYY-MM (default: the usage's month)."),
+    model: str = typer.Option(None, "--model", help="Model id for usage given by flags."),
+    requests: int = typer.Option(0, "--requests", min=0),
+    input_tokens: int = typer.Option(0, "--input-tokens", min=0),
+    output_tokens: int = typer.Option(0, "--output-tokens", min=0),
+    cache_read: int = typer.Option(0, "--cache-read-input-tokens", min=0),
+    cache_write: int = typer.Option(0, "--cache-write-input-tokens", min=0),
+    usage: str = typer.Option(None, "--usage", help="Daily usage rows: CSV or JSON lines."),
+    credits: str = typer.Option(None, "--credits", help="Credit grants: CSV or JSON lines."),
+) -> None:
+    """Price a hypothetical month without touching AWS (the same code path as invoice)."""
+    from ...services.quotes import make_quote
+
+    doc = make_quote(
+        ctx.obj,
+        plan=plan,
+        price_book=price_book,
+        period=period,
+        model=model,
+        counts=(requests, input_tokens, output_tokens, cache_read, cache_write),
+        usage_file=usage,
+        credits_file=credits,
+    )
+    if ctx.obj.output == "json":
+        typer.echo(to_json(doc))
+    elif ctx.obj.output == "csv":
+        emit(ctx.obj, doc, rows_key="lines", columns=LINE_COLUMNS)
+    else:
+        _print_invoice(doc)
+
+
+@credits_app.command("add")
+def credits_add(
+    ctx: typer.Context,
+    customer_id: str = typer.Option(..., "--customer-id"),
+    amount: str = typer.Option(..., "--amount", help="e.g. 100.00"),
+    priority: int = typer.Option(0, "--priority", help="Lower is drawn first."),
+    effective: str = typer.Option(None, "--effective", help="YYYY-MM-DD (default today)."),
+    expires: str = typer.Option(None, "--expires", help="YYYY-MM-DD, usable through that day."),
+    note_text: str = typer.Option(None, "--note", help="Why it was granted."),
+) -> None:
+    """Grant prepaid credit; invoices draw it down."""
+    from ...services.invoices import add_credit
+
+    grant = add_credit(
+        ctx.obj,
+        customer_id,
+        amount=amount,
+        priority=priority,
+        effective=effective,
+        expires=expires,
+        note=note_text,
+    )
+    emit(ctx.obj, grant)
+
+
+@credits_app.command("list")
+def credits_list(ctx: typer.Context, customer_id: str = typer.Option(..., "--customer-id")) -> None:
+    """A customer's grants in draw-down order, with balances."""
+    from ...services.invoices import list_credits
+
+    result = list_credits(ctx.obj, customer_id)
+    emit(
+        ctx.obj,
+        result,
+        rows_key="grants",
+        columns=[
+            ("grant_id", "Grant"),
+            ("amount", "Amount"),
+            ("remaining", "Remaining"),
+            ("priority", "Priority"),
+            ("effective", "Effective"),
+            ("expires", "Expires"),
+            ("state", "State"),
+        ],
+        footer=f"Usable balance: {result['usable_balance']}",
+    )
+
+
+@prices_app.command("export")
+def prices_export(
+    ctx: typer.Context,
+    price_book: str = typer.Option(None, "--price-book", help="Price book TOML file."),
+    plan: str = typer.Option(None, "--plan", help="Plan whose per-token prices to export."),
+    period: str = typer.Option(None, "--period", help="YYYY-MM (default: this month)."),
+    out: str = typer.Option(None, "--out", help="Write to FILE instead of stdout."),
+) -> None:
+    """Print the proxy's per-model price JSON (its budget limit) from the price book."""
+    from ...services.quotes import export_proxy_prices
+
+    text = to_json(export_proxy_prices(ctx.obj, price_book=price_book, plan=plan, period=period))
+    if out:
+        from pathlib import Path
+
+        Path(out).write_text(text + "\n", encoding="utf-8")
+        note(f"wrote {out}")
+    else:
+        typer.echo(text)
+
+
+class _progress_bar:  # noqa: N801  (used like a function)
+    """A Rich progress bar on stderr, fed by a service's (done, total) callback."""
+
+    def __init__(self, label: str):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._progress = Progress(
+            TextColumn(label),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=stderr_console(),
+            transient=True,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(label, total=None)
+
+    def update(self, done: int, total: int) -> None:
+        self._progress.update(self._task, completed=done, total=total)
+
+    def close(self) -> None:
+        self._progress.stop()

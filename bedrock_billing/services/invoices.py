@@ -1,0 +1,333 @@
+"""Invoices: price each customer's period from the counters, and issue it exactly once.
+
+``run_invoices`` is what ``invoice`` (and cron) calls: drafts by default, ``finalize`` to
+issue. One customer's failure does not stop the others; the run says which failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..core.customers import validate_customer_id
+from ..core.errors import BillingError, Conflict, InvalidInput
+from ..core.money import format_money, to_cents
+from ..core.pricing import (
+    CreditGrant,
+    CustomerOverrides,
+    load_price_book,
+    plan_in_force,
+    rate_period,
+)
+from ..core.timeutil import Clock, Period, iso_z, parse_duration, system_clock
+from ..stores.customers import CustomerStore
+from ..stores.invoices import InvoiceExists, InvoiceStore
+from ..stores.usage_counters import CounterStore
+
+Progress = Callable[[int, int], None]
+DEFAULT_SETTLE = "24h"  # late log lines and counter retries settle within this after month end
+
+
+@dataclass
+class PriceBookRef:
+    book: Any
+    source: str
+    sha256: str
+
+
+def load_book(settings, path: str | None = None) -> PriceBookRef:
+    """The price book from ``--price-book``, the config, or the shipped default; with its hash
+    (stored on each finalized invoice, so a dispute can name the exact prices used)."""
+    chosen = path or getattr(settings, "price_book", None)
+    if chosen:
+        file = Path(chosen).expanduser()
+        book = load_price_book(file)
+        return PriceBookRef(book, str(file), hashlib.sha256(file.read_bytes()).hexdigest())
+    data = resources.files("bedrock_billing").joinpath("data", "default_prices.toml").read_bytes()
+    return PriceBookRef(
+        load_price_book(None), "shipped", "shipped:" + hashlib.sha256(data).hexdigest()
+    )
+
+
+def invoice_number(customer_id: str, period: Period) -> str:
+    """Stable: the same customer and period always get the same number."""
+    return f"BB-{period.year:04d}{period.month:02d}-{customer_id.replace('-', '')[:12].upper()}"
+
+
+def _grants(rows: list[dict[str, Any]]) -> list[CreditGrant]:
+    return [
+        CreditGrant(
+            id=r["grant_id"],
+            amount=Decimal(r["amount"]),
+            remaining=Decimal(r["remaining"]),
+            effective=date.fromisoformat(r["effective"]),
+            expires=date.fromisoformat(r["expires"]) if r.get("expires") else None,
+            priority=int(r.get("priority", 0)),
+        )
+        for r in rows
+    ]
+
+
+@dataclass
+class InvoiceRun:
+    period: str
+    finalize: bool
+    invoices: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    no_usage: list[str] = field(default_factory=list)
+    unpriced: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures)
+
+    def summary(self) -> dict[str, Any]:
+        totals = [Decimal(i["total"]) for i in self.invoices]
+        margin = [i.get("margin", {}) for i in self.invoices]
+        revenue = sum((Decimal(m.get("revenue", "0")) for m in margin), Decimal(0))
+        cost = sum((Decimal(m.get("cost", "0")) for m in margin), Decimal(0))
+        count = lambda kind: sum(1 for o in self.outcomes if o["outcome"] == kind)  # noqa: E731
+        return {
+            "invoices": len(self.invoices),
+            "issued": count("issued"),
+            "existing": count("existing"),
+            "drafts": count("draft"),
+            "total_billed": format_money(sum(totals, Decimal(0))),
+            "revenue": format_money(revenue),
+            "aws_cost": format_money(cost),
+            "margin": format_money(revenue - cost),
+            "customers_without_usage": len(self.no_usage),
+            "failures": len(self.failures),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "period": self.period,
+            "finalize": self.finalize,
+            "invoices": self.invoices,
+            "outcomes": self.outcomes,
+            "failures": self.failures,
+            "customers_without_usage": self.no_usage,
+            "unpriced": self.unpriced,
+            "summary": self.summary(),
+        }
+
+
+def _check_settled(period: Period, now, settle: str, force: bool) -> None:
+    if period.start > now:
+        raise InvalidInput(f"period {period} has not started")
+    settled_at = period.end + parse_duration(settle)
+    if now < settled_at and not force:
+        raise Conflict(
+            f"period {period} settles at {iso_z(settled_at)}: finalizing earlier could miss "
+            "late usage; wait, or pass --force"
+        )
+
+
+def price_customer(
+    customer: dict[str, Any],
+    period: Period,
+    book: PriceBookRef,
+    counters: CounterStore,
+    store: InvoiceStore,
+) -> dict[str, Any]:
+    """The draft invoice document of one customer for ``period`` (nothing written)."""
+    cid = customer["customer_id"]
+    rows = counters.read_customer(cid, period.first_day, period.last_day)
+    plan = plan_in_force(customer.get("plan_history") or [], period) or customer.get("plan")
+    overrides = customer.get("pricing_overrides")
+    draft = rate_period(
+        book.book,
+        period,
+        rows,
+        plan=plan,
+        overrides=CustomerOverrides.from_dict(overrides) if overrides else None,
+        grants=_grants(store.grants(cid)),
+        customer_id=cid,
+    )
+    doc = draft.to_dict()
+    doc.update(
+        invoice_number=invoice_number(cid, period),
+        status="draft",
+        issued_at=None,
+        customer_name=customer.get("name"),
+        customer_email=customer.get("email"),
+        price_book=book.source,
+        price_book_hash=book.sha256,
+        total_cents=to_cents(draft.total),
+        has_usage=any(r.requests or r.total_tokens for r in rows),
+    )
+    return doc
+
+
+def run_invoices(
+    settings,
+    *,
+    period: str | None = None,
+    customer_id: str | None = None,
+    all_customers: bool = False,
+    finalize: bool = False,
+    force: bool = False,
+    settle: str = DEFAULT_SETTLE,
+    price_book: str | None = None,
+    progress: Progress | None = None,
+    clock: Clock = system_clock,
+) -> InvoiceRun:
+    """Draft (or, with ``finalize``, issue) the period's invoices for one or all customers."""
+    if bool(customer_id) == bool(all_customers):
+        raise InvalidInput("give --customer-id ID or --all")
+    now = clock()
+    chosen = Period.parse(period) if period else Period.of(now).previous()
+    if finalize:
+        _check_settled(chosen, now, settle, force)
+    book = load_book(settings, price_book)
+    client = settings.client("dynamodb")
+    customers_store = CustomerStore(client, settings.tables)
+    counters = CounterStore(client, settings.tables.usage)
+    store = InvoiceStore(client, settings.tables.invoices)
+    if customer_id:
+        customers = [customers_store.get(validate_customer_id(customer_id))]
+    else:
+        customers = sorted(customers_store.scan(), key=lambda c: c["customer_id"])
+    run = InvoiceRun(period=str(chosen), finalize=finalize)
+    for index, customer in enumerate(customers, 1):
+        cid = customer["customer_id"]
+        try:
+            _one(run, customer, chosen, book, counters, store, finalize, now)
+        except BillingError as exc:
+            if customer_id:
+                raise
+            run.failures.append({"customer_id": cid, "error": exc.message})
+        except Exception as exc:  # AWS trouble with one customer must not stop the run
+            if customer_id:
+                raise
+            from ..stores.aws import aws_error
+
+            err = aws_error(exc)
+            message = err.message if err else f"unexpected {type(exc).__name__}"
+            run.failures.append({"customer_id": cid, "error": message})
+        if progress:
+            progress(index, len(customers))
+    return run
+
+
+def _one(run, customer, period, book, counters, store, finalize, now) -> None:
+    cid = customer["customer_id"]
+    existing = store.get_invoice(cid, str(period)) if finalize else None
+    if existing is not None:
+        run.invoices.append(existing)
+        run.outcomes.append(_outcome(existing, "existing"))
+        return
+    doc = price_customer(customer, period, book, counters, store)
+    for item in doc.get("unpriced", []):
+        run.unpriced.append({"customer_id": cid, **item})
+    if not doc.pop("has_usage"):
+        run.no_usage.append(cid)
+        if Decimal(doc["total"]) == 0 and Decimal(doc["subtotal"]) == 0:
+            if not finalize:
+                run.invoices.append(doc)
+                run.outcomes.append(_outcome(doc, "draft"))
+            return  # nothing to bill: no zero invoice is issued for an idle customer
+    if not finalize:
+        run.invoices.append(doc)
+        run.outcomes.append(_outcome(doc, "draft"))
+        return
+    doc["status"] = "issued"
+    doc["issued_at"] = iso_z(now)
+    updates = [
+        (c["grant_id"], c["available"], c["remaining"])
+        for c in doc["credits"]
+        if Decimal(c["applied"]) > 0
+    ]
+    try:
+        store.put_invoice(doc, updates)
+    except InvoiceExists as race:  # another run issued it first: report that one
+        run.invoices.append(race.existing)
+        run.outcomes.append(_outcome(race.existing, "existing"))
+        return
+    run.invoices.append(doc)
+    run.outcomes.append(_outcome(doc, "issued"))
+
+
+def _outcome(doc: dict[str, Any], outcome: str) -> dict[str, Any]:
+    return {
+        "customer_id": doc["customer_id"],
+        "customer_name": doc.get("customer_name"),
+        "invoice_number": doc["invoice_number"],
+        "outcome": outcome,
+        "total": doc["total"],
+        "currency": doc["currency"],
+    }
+
+
+# ---- credits
+
+
+def add_credit(
+    settings,
+    customer_id: str,
+    *,
+    amount: str,
+    priority: int = 0,
+    effective: str | None = None,
+    expires: str | None = None,
+    note: str | None = None,
+    clock: Clock = system_clock,
+) -> dict[str, Any]:
+    """Grant prepaid credit to a customer; invoices draw it down in the rules' order."""
+    import uuid
+
+    from ..core.timeutil import parse_date
+    from ..services.customers import require_customer
+
+    cid = validate_customer_id(customer_id)
+    now = clock()
+    eff = parse_date(effective, "effective date") if effective else now.date()
+    exp = parse_date(expires, "expiry date") if expires else None
+    grant = CreditGrant(
+        id=str(uuid.uuid4()), amount=amount, effective=eff, expires=exp, priority=priority
+    )
+    if grant.amount <= 0:
+        raise InvalidInput("--amount must be positive")
+    require_customer(settings, cid)
+    record = {
+        "grant_id": grant.id,
+        "amount": format_money(grant.amount),
+        "remaining": format_money(grant.amount),
+        "priority": priority,
+        "effective": eff.isoformat(),
+        "expires": exp.isoformat() if exp else None,
+        "created_at": iso_z(now),
+        "note": note,
+    }
+    InvoiceStore(settings.client("dynamodb"), settings.tables.invoices).put_grant(cid, record)
+    return {"customer_id": cid, **record}
+
+
+def list_credits(settings, customer_id: str, *, clock: Clock = system_clock) -> dict[str, Any]:
+    """A customer's grants in the order an invoice would draw them, with balances."""
+    cid = validate_customer_id(customer_id)
+    rows = InvoiceStore(settings.client("dynamodb"), settings.tables.invoices).grants(cid)
+    by_id = {g.id: g for g in _grants(rows)}
+    rows.sort(key=lambda r: by_id[r["grant_id"]].draw_order())
+    today = clock().date()
+    for r in rows:
+        g = by_id[r["grant_id"]]
+        r["state"] = (
+            "not_yet_effective"
+            if g.effective > today
+            else "expired"
+            if g.expires and g.expires < today
+            else "used"
+            if g.balance <= 0
+            else "usable"
+        )
+    total = sum((Decimal(r["remaining"]) for r in rows if r["state"] == "usable"), Decimal(0))
+    return {"customer_id": cid, "grants": rows, "usable_balance": format_money(total)}
