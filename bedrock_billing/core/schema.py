@@ -114,3 +114,28 @@ def invoice_key(period: str) -> str:
 
 def grant_key(grant_id: str) -> str:
     return f"{GRANT_PREFIX}{grant_id}"
+
+
+# ---- Names of the other resources of one installation (deploy creates them; the sandbox
+# mimics them; usage and reconcile find them without configuration).
+
+
+def resource_base(stage: str = DEFAULT_STAGE, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}-{stage}" if prefix else stage
+
+
+def log_bucket_name(stage: str, prefix: str, account_id: str, region: str) -> str:
+    """The usage-log bucket: S3 names are global, so the account and region are in it."""
+    return f"{resource_base(stage, prefix)}-logs-{account_id}-{region}"
+
+
+def glue_database_name(stage: str, prefix: str) -> str:
+    # Glue and Athena want lowercase letters, digits and underscores.
+    return resource_base(stage, prefix).replace("-", "_").lower()
+
+
+def athena_workgroup_name(stage: str, prefix: str) -> str:
+    return resource_base(stage, prefix)
+
+
+LOG_PREFIX = "logs/"

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 
 from bedrock_billing.core.errors import InvalidInput
 from bedrock_billing.core.logschema import LOG_TABLE
-from bedrock_billing.core.schema import DEFAULT_PREFIX, DEFAULT_STAGE, TableNames
+from bedrock_billing.core.schema import (
+    DEFAULT_PREFIX,
+    DEFAULT_STAGE,
+    TableNames,
+    athena_workgroup_name,
+    glue_database_name,
+    log_bucket_name,
+    resource_base,
+)
 
 # Lambda runtimes CloudFormation accepts today that are still supported; the default is
 # the newest one cfn-lint and the Lambda service both know.
@@ -91,7 +99,7 @@ class DeployConfig:
 
     @property
     def base(self) -> str:
-        return f"{self.table_prefix}-{self.stage}"
+        return resource_base(self.stage, self.table_prefix)
 
     @property
     def tables(self) -> TableNames:
@@ -119,8 +127,7 @@ class DeployConfig:
 
     @property
     def glue_database(self) -> str:
-        # Glue and Athena want lowercase letters, digits and underscores.
-        return self.base.replace("-", "_")
+        return glue_database_name(self.stage, self.table_prefix)
 
     @property
     def glue_table(self) -> str:
@@ -128,10 +135,10 @@ class DeployConfig:
 
     @property
     def workgroup(self) -> str:
-        return self.base
+        return athena_workgroup_name(self.stage, self.table_prefix)
 
     def log_bucket_name(self, account_id: str, region: str) -> str:
-        return f"{self.base}-logs-{account_id}-{region}"
+        return log_bucket_name(self.stage, self.table_prefix, account_id, region)
 
     # The same name as a CloudFormation Fn::Sub string (account and region unknown here).
     @property
