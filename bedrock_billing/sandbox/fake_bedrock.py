@@ -18,7 +18,6 @@ import hashlib
 import json
 import random
 import re
-import socket
 import threading
 import uuid
 from collections import Counter, deque
@@ -36,6 +35,7 @@ from bedrock_billing.sandbox.fake_faults import (
     Fault,
     fault_marker,
 )
+from bedrock_billing.sandbox.netutil import TrackedServerMixin
 
 __all__ = ["ERRORS", "FAULT_KINDS", "STREAM_FAULTS", "FakeBedrock", "fault_marker", "main"]
 
@@ -51,14 +51,13 @@ _APIS = {
 _ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(TrackedServerMixin, ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
     def __init__(self, address, fake: FakeBedrock) -> None:
         self.fake = fake
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
+        self._track_init()
         super().__init__(address, _Handler)
 
 
@@ -71,12 +70,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        with self.server.connections_lock:
-            self.server.connections.add(self.connection)
+        self.server.track(self.connection)
 
     def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.connections.discard(self.connection)
+        self.server.untrack(self.connection)
         super().finish()
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
@@ -153,13 +150,7 @@ class FakeBedrock:
             return
         server.shutdown()
         server.server_close()
-        with server.connections_lock:
-            open_connections = list(server.connections)
-        for conn in open_connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        server.close_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from bedrock_billing.proxy.config import ProxyConfig
 from bedrock_billing.proxy.handler import Proxy
 from bedrock_billing.proxy.logline import print_sink
+from bedrock_billing.sandbox.netutil import TrackedServerMixin
 
 MAX_READ = 64 * 1024 * 1024  # the handler applies the configured bound; this guards memory
 
@@ -69,6 +70,14 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # SSE: one small write per chunk
     server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection)
+
+    def finish(self) -> None:
+        self.server.untrack(self.connection)
+        super().finish()
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -146,13 +155,14 @@ class _SSE:
         self.handler.wfile.flush()
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(TrackedServerMixin, ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128  # many concurrent clients in the concurrency tests
 
     def __init__(self, address, proxy: Proxy):
         self.proxy = proxy
+        self._track_init()
         super().__init__(address, _Handler)
 
 
@@ -200,6 +210,7 @@ class ProxyServer:
         if server is not None:
             server.shutdown()
             server.server_close()
+            server.close_connections()  # keep-alive clients would hold a handler thread
             if self._thread:
                 self._thread.join(timeout=5)
 
