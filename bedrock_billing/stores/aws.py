@@ -54,7 +54,11 @@ def make_client(settings, service: str) -> Any:
     session = settings.session()
     if session.region_name is None:
         raise AwsError("no AWS region configured: pass --region or set AWS_REGION")
-    config = Config(retries={"mode": "standard"}, connect_timeout=5, read_timeout=30)
+    # A loopback endpoint (the sandbox) is reached directly, never through HTTP_PROXY.
+    proxies = {} if is_loopback(settings.endpoint_url) else None
+    config = Config(
+        retries={"mode": "standard"}, connect_timeout=5, read_timeout=30, proxies=proxies
+    )
     return session.client(service, endpoint_url=settings.endpoint_url or None, config=config)
 
 

@@ -1,0 +1,293 @@
+"""The local sandbox: moto's server as the AWS endpoint, the fake Bedrock endpoint, and the
+real proxy handler behind a local HTTP server, all on loopback, all in this process.
+
+    with Sandbox(port=0) as sb:
+        settings = sb.settings()            # services talk to moto through these
+        urllib.request.urlopen(sb.proxy_url, ...)
+
+Resources are named as a deployment names them (tables ``{prefix}-{stage}-*``, the log
+bucket ``{prefix}-{stage}-logs-{account}-{region}`` with moto's account id), so commands
+run from another shell with only ``--endpoint-url`` find them. The log bucket carries the
+sandbox marker: ``usage --source athena`` and ``reconcile`` then run the same SQL in the
+local engine (DuckDB) over the same ``dt=`` files.
+
+moto is imported on start, not at import time: it is in the ``[sandbox]`` extra.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import replace
+from typing import Any
+
+from ..config import Settings
+from ..core.errors import BillingError, InvalidInput
+from ..core.schema import DEFAULT_PREFIX, DEFAULT_STAGE, LOG_PREFIX, log_bucket_name
+from ..core.timeutil import Clock, system_clock
+from ..stores.aws import DEFAULT_LOCAL_REGION, DUMMY_CREDENTIALS
+from .netutil import loopback_host
+
+MOTO_ACCOUNT_ID = "123456789012"  # moto's default account: what STS answers in the sandbox
+SANDBOX_AUTH_CACHE_TTL = "1"  # seconds: a limit changed from another shell bites at once
+_PROFILE_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+
+
+def _need(module: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise BillingError(
+            "the sandbox needs moto's server and DuckDB: pip install 'bedrock-billing[sandbox]'"
+        ) from None
+
+
+class Sandbox:
+    """Start with :meth:`start` (or ``with``), stop with :meth:`stop`; stop is idempotent
+    and closes every socket the sandbox opened.
+
+    ``port`` is the proxy's port (0: a free one); moto and the fake Bedrock take free ports.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        stage: str = DEFAULT_STAGE,
+        table_prefix: str = DEFAULT_PREFIX,
+        region: str | None = None,
+        seed: int = 0,
+        clock: Clock = system_clock,
+    ):
+        self.host = loopback_host(host)
+        self.requested_port = port
+        self.stage = stage
+        self.table_prefix = table_prefix
+        self.region = region or DEFAULT_LOCAL_REGION
+        self.seed = seed
+        self.clock = clock
+        self.account_id = MOTO_ACCOUNT_ID  # confirmed by STS at start
+        self.log_bucket = log_bucket_name(stage, table_prefix, self.account_id, self.region)
+        self.log_prefix = LOG_PREFIX
+        self.moto: Any = None
+        self.fake: Any = None
+        self.proxy_server: Any = None
+        self.log_sink: Any = None
+        self._session: Any = None
+        self._clients: list[Any] = []
+        self._saved_env: dict[str, str] = {}
+
+    # ---- where things are
+
+    @property
+    def aws_endpoint_url(self) -> str:
+        host, port = self.moto.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    @property
+    def bedrock_url(self) -> str:
+        return self.fake.url
+
+    @property
+    def proxy_base_url(self) -> str:
+        return self.proxy_server.url
+
+    @property
+    def proxy_url(self) -> str:
+        """Where to POST: ``/{stage}/bedrock``, as the deployed REST API's stage names it."""
+        return f"{self.proxy_server.url}/{self.stage}/bedrock"
+
+    def info(self) -> dict[str, Any]:
+        """The documented JSON line of ``bedrock-billing sandbox --output json``."""
+        return {
+            "proxy_url": self.proxy_url,
+            "converse_url": self.proxy_url + "/converse",
+            "aws_endpoint_url": self.aws_endpoint_url,
+            "bedrock_url": self.bedrock_url,
+            "region": self.region,
+            "stage": self.stage,
+            "table_prefix": self.table_prefix,
+            "tables": self.settings().tables.as_dict(),
+            "log_bucket": self.log_bucket,
+            "log_uri": f"s3://{self.log_bucket}/{self.log_prefix}",
+            "account_id": self.account_id,
+            "pid": os.getpid(),
+        }
+
+    def listening_addresses(self) -> list[tuple[str, int]]:
+        """The (host, port) of every listening socket the sandbox opened."""
+        out = []
+        if self.moto is not None:
+            out.append(tuple(self.moto.get_host_and_port()))
+        if self.fake is not None and self.fake._server is not None:
+            out.append(tuple(self.fake._server.server_address[:2]))
+        if self.proxy_server is not None and self.proxy_server._server is not None:
+            out.append(tuple(self.proxy_server._server.server_address[:2]))
+        return out
+
+    def settings(self, output: str = "table") -> Settings:
+        """Settings for the services, pointed at the sandbox with its dummy credentials."""
+        settings = Settings(
+            region=self.region,
+            endpoint_url=self.aws_endpoint_url,
+            output=output,
+            stage=self.stage,
+            table_prefix=self.table_prefix,
+            log_bucket=self.log_bucket,
+            log_prefix=self.log_prefix,
+        )
+        settings._session = self._session
+        return settings
+
+    # ---- lifecycle
+
+    def start(self) -> Sandbox:
+        if self.moto is not None:
+            return self
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        server_module = _need("moto.server")
+        _need("duckdb")  # the local engine: fail now rather than at the first report
+        import boto3
+        import botocore.session
+
+        from .fake_bedrock import FakeBedrock
+
+        # Our own dummy credentials, and no profile: the user's AWS configuration (or the
+        # lack of it) plays no part, and nothing can reach a real AWS endpoint.
+        core = botocore.session.Session()
+        core.set_config_variable("config_file", os.devnull)
+        core.set_config_variable("credentials_file", os.devnull)
+        # An override in the store itself: a session variable of None would fall through
+        # to AWS_PROFILE, and a profile named there need not exist here.
+        core.get_component("config_store").set_config_variable("profile", None)
+        self._session = boto3.Session(
+            botocore_session=core, region_name=self.region, **DUMMY_CREDENTIALS
+        )
+        # moto's server makes its own boto3 sessions from the environment: a profile named
+        # there that does not exist (or no AWS setup at all) must not break it.
+        for name in _PROFILE_VARIABLES:
+            if name in os.environ:
+                self._saved_env[name] = os.environ.pop(name)
+        # werkzeug logs every request to stderr at INFO: keep errors only.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.moto = server_module.ThreadedMotoServer(ip_address=self.host, port=0, verbose=False)
+        self.moto.start()
+        self.fake = FakeBedrock(0, host=self.host, seed=self.seed).start()
+        # The account id as the CLI will see it (STS through moto), so the log bucket's name
+        # is the one `usage --source athena` derives from the other shell.
+        sts = self._client("sts", self.aws_endpoint_url)
+        self.account_id = sts.get_caller_identity()["Account"]
+        self.log_bucket = log_bucket_name(
+            self.stage, self.table_prefix, self.account_id, self.region
+        )
+        self._create_resources()
+        self._start_proxy()
+
+    def _client(self, service: str, endpoint: str, **config: Any):
+        from botocore.config import Config
+
+        client = self._session.client(
+            service, endpoint_url=endpoint, config=Config(proxies={}, **config)
+        )
+        self._clients.append(client)
+        return client
+
+    def _create_resources(self) -> None:
+        from ..services.customers import init_tables
+        from ..stores.logsink import write_sandbox_marker
+
+        init_tables(self.settings())
+        s3 = self._client("s3", self.aws_endpoint_url)
+        kwargs: dict[str, Any] = {"Bucket": self.log_bucket}
+        if self.region != "us-east-1":  # S3 refuses a LocationConstraint of us-east-1
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        s3.create_bucket(**kwargs)
+        write_sandbox_marker(s3, self.log_bucket, log_prefix=self.log_prefix, clock=self.clock)
+
+    def _start_proxy(self) -> None:
+        from ..proxy.config import ENV, ConfigError, ProxyConfig
+        from ..proxy.handler import Proxy
+        from ..stores.logsink import S3LogSink
+        from .proxy_server import ProxyServer
+
+        env = dict(os.environ)
+        env.setdefault(ENV + "AUTH_CACHE_TTL", SANDBOX_AUTH_CACHE_TTL)
+        try:
+            config = ProxyConfig.from_env(env)
+        except (ConfigError, ValueError) as exc:
+            raise InvalidInput(f"proxy configuration: {exc}") from None
+        config = replace(config, tables=self.settings().tables, region=self.region)
+        dynamodb = self._client(
+            "dynamodb",
+            self.aws_endpoint_url,
+            retries={"mode": "standard", "max_attempts": 3},
+            max_pool_connections=64,
+        )
+        bedrock = self._client(
+            "bedrock-runtime",
+            self.bedrock_url,
+            retries={"total_max_attempts": 1},
+            read_timeout=config.bedrock_read_timeout,
+            max_pool_connections=64,
+        )
+        s3 = self._client("s3", self.aws_endpoint_url, max_pool_connections=64)
+        self.log_sink = S3LogSink(s3, self.log_bucket, self.log_prefix, clock=self.clock)
+        proxy = Proxy(
+            config,
+            dynamodb=dynamodb,
+            bedrock_runtime=bedrock,
+            clock=self.clock,
+            log_sink=self.log_sink,
+        )
+        self.proxy_server = ProxyServer(proxy, host=self.host, port=self.requested_port)
+        try:
+            self.proxy_server.start()
+        except OSError as exc:
+            port = self.requested_port
+            raise BillingError(
+                f"cannot listen on {self.host}:{port}: {exc.strerror or exc}"
+                + (" (pass --port 0 for a free port)" if port else "")
+            ) from None
+
+    def stop(self) -> None:
+        """Stop the proxy first (no new lines), flush the log, then the fake and moto."""
+        server, self.proxy_server = self.proxy_server, None
+        if server is not None:
+            server.stop()
+        sink, self.log_sink = self.log_sink, None
+        if sink is not None and self.moto is not None:
+            try:
+                sink.flush()
+            except Exception:  # moto is ours and local; nothing to retry into at shutdown
+                pass
+        fake, self.fake = self.fake, None
+        if fake is not None:
+            fake.stop()
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
+        moto, self.moto = self.moto, None
+        if moto is not None:
+            moto.stop()
+            # ThreadedMotoServer.stop() shuts the loop down but leaves the listening socket
+            # open until garbage collection: close it so the port is free at once.
+            if moto._server is not None:
+                moto._server.server_close()
+        os.environ.update(self._saved_env)
+        self._saved_env.clear()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
