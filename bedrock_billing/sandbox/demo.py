@@ -28,6 +28,14 @@ from .runner import Sandbox
 SONNET = "anthropic.claude-3-sonnet-20240229-v1:0"
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 
+_MODEL_NAMES = {SONNET: "Claude 3 Sonnet", HAIKU: "Claude 3 Haiku"}
+
+
+def model_name(model_id: str | None) -> str | None:
+    """A short name for the demo's tables (they must fit 80 columns)."""
+    return _MODEL_NAMES.get(model_id or "", model_id)
+
+
 # The body of the spec's cURL example (usage-tracking.md, "Client Integration").
 SPEC_PAYLOAD: dict[str, Any] = {
     "modelId": SONNET,

@@ -1,0 +1,169 @@
+"""Commands that run the product locally: ``sandbox`` (until interrupted) and ``demo``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+
+import typer
+
+from ...core.errors import BillingError, InvalidInput
+from ..app import app
+from ..render import emit, note, stdout_console, to_json
+
+CALL_COLUMNS = [
+    ("n", "#"),
+    ("customer", "Customer"),
+    ("model", "Model"),
+    ("result", "Answer from the proxy"),
+]
+USAGE_COLUMNS = [
+    ("customer_name", "Customer"),
+    ("model", "Model"),
+    ("requests", "Requests"),
+    ("input_tokens", "Tokens in"),
+    ("output_tokens", "Tokens out"),
+    ("refused", "Refused"),
+]
+
+
+@app.command("sandbox")
+def sandbox(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="A loopback address only."),
+    port: int = typer.Option(
+        8787, "--port", min=0, max=65535, help="The proxy's port (0: a free one)."
+    ),
+) -> None:
+    """Run AWS (moto), a fake Bedrock and the proxy on loopback until Ctrl-C."""
+    from ...sandbox.runner import Sandbox
+
+    settings = ctx.obj
+    box = Sandbox(
+        host=host,
+        port=port,
+        stage=settings.stage,
+        table_prefix=settings.table_prefix,
+        region=settings.region,
+    )
+    stop = threading.Event()
+    box.start()
+    try:
+        previous = {s: signal.signal(s, lambda *_: stop.set()) for s in _STOP_SIGNALS}
+        try:
+            _announce(box, settings.output)
+            while not stop.wait(0.5):  # a timed wait lets the signal handlers run
+                pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        box.stop()
+    note("Sandbox stopped.")
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _announce(box, output: str) -> None:
+    info = box.info()
+    if output == "json":
+        sys.stdout.write(json.dumps(info, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+        return
+    endpoint = f"--endpoint-url {info['aws_endpoint_url']} --region {info['region']}"
+    stage = "" if info["stage"] == "prod" else f" --stage {info['stage']}"
+    note(
+        "\n".join(
+            [
+                f"Sandbox ready (stage {info['stage']}, region {info['region']}); Ctrl-C stops it.",
+                f"  proxy       POST {info['proxy_url']}",
+                f"  AWS (moto)  {info['aws_endpoint_url']}",
+                f"  Bedrock     {info['bedrock_url']} (fake)",
+                f"  usage log   {info['log_uri']}",
+                "In another shell (no AWS setup needed):",
+                f"  bedrock-billing create --name Acme --email ops@acme.example {endpoint}{stage}",
+                f"  curl -X POST {info['proxy_url']} -H 'Content-Type: application/json' \\",
+                "    -H 'Authorization: Bearer <token>' -d '{\"modelId\": "
+                '"anthropic.claude-3-sonnet-20240229-v1:0", "anthropic_version": '
+                '"bedrock-2023-05-31", "max_tokens": 1000, "messages": [{"role": "user", '
+                '"content": [{"type": "text", "text": "What is the capital of France?"}]}]}\'',
+                f"  bedrock-billing usage --customer-id <id> {endpoint}{stage}",
+            ]
+        )
+    )
+
+
+@app.command("demo")
+def demo(ctx: typer.Context) -> None:
+    """Run the main job end to end in a local sandbox, check it, and stop (about 5 s)."""
+    from ...sandbox.demo import run_demo
+
+    settings = ctx.obj
+    if settings.output == "csv":
+        raise InvalidInput("demo prints a table or JSON (--output json), not CSV")
+    result = run_demo(
+        stage=settings.stage,
+        table_prefix=settings.table_prefix,
+        region=settings.region,
+        notify=note,
+    )
+    if settings.output == "json":
+        typer.echo(to_json(result.to_dict()))
+    else:
+        _render(settings, result)
+    for failure in result.failures:
+        note(f"check failed: {failure}")
+    if not result.ok:
+        raise BillingError(f"demo: {len(result.failures)} of {result.checks} checks failed")
+    note(f"Demo finished in {result.seconds:.1f} s: all {result.checks} checks passed.")
+
+
+def _render(settings, result) -> None:
+    from ...sandbox.demo import model_name
+    from .billing import OUTCOME_COLUMNS, _print_invoice
+
+    calls = [
+        {
+            "n": n,
+            "customer": c["customer"],
+            "model": model_name(c["model"]),
+            "result": f"{c['status']} " + ("answered" if c["status"] == 200 else c["code"]),
+        }
+        for n, c in enumerate(result.calls, 1)
+    ]
+    emit(settings, {"rows": calls}, rows_key="rows", columns=CALL_COLUMNS, title="Requests")
+    names = result.customer_names()
+    usage = result.usage
+    rows = sorted(
+        (
+            {**r, "customer_name": names.get(r["customer_id"]), "model": model_name(r["model"])}
+            for r in usage.csv_rows()
+        ),
+        key=lambda r: (r["customer_name"] or "", r["model"] or ""),
+    )
+    period = f"{usage.start_date}" + (
+        "" if usage.start_date == usage.end_date else f" to {usage.end_date}"
+    )
+    agrees = "differs" if result.reconcile.differences else "agrees"
+    emit(
+        settings,
+        {"rows": rows},
+        rows_key="rows",
+        columns=USAGE_COLUMNS,
+        title=f"Usage {period} (from the counters; the usage log {agrees})",
+    )
+    stdout_console().print()
+    for doc in result.invoices.invoices:
+        _print_invoice(doc)
+    emit(
+        settings,
+        {"rows": result.invoices.outcomes},
+        rows_key="rows",
+        columns=OUTCOME_COLUMNS,
+        title=f"Invoices {result.invoices.period} (drafts: the month is not over)",
+    )
