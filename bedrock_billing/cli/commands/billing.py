@@ -6,7 +6,7 @@ import typer
 
 from ...core.errors import EXIT_PARTIAL, InvalidInput
 from ..app import app
-from ..render import emit, note, stderr_console, to_json
+from ..render import ProgressBar, emit, note, to_json
 
 LINE_COLUMNS = [
     ("description", "Item"),
@@ -104,7 +104,7 @@ def invoice(
         raise InvalidInput(f"invalid --format {fmt!r}: choose markdown or html")
     if fmt and not out:
         raise InvalidInput("--format needs --out DIR")
-    progress = _progress_bar("Invoicing") if all_customers else None
+    progress = ProgressBar("Invoicing") if all_customers else None
     try:
         run = run_invoices(
             ctx.obj,
@@ -241,26 +241,3 @@ def prices_export(
         note(f"wrote {out}")
     else:
         typer.echo(text)
-
-
-class _progress_bar:  # noqa: N801  (used like a function)
-    """A Rich progress bar on stderr, fed by a service's (done, total) callback."""
-
-    def __init__(self, label: str):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self._progress = Progress(
-            TextColumn(label),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=stderr_console(),
-            transient=True,
-        )
-        self._progress.start()
-        self._task = self._progress.add_task(label, total=None)
-
-    def update(self, done: int, total: int) -> None:
-        self._progress.update(self._task, completed=done, total=total)
-
-    def close(self) -> None:
-        self._progress.stop()
