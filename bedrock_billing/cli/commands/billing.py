@@ -46,16 +46,21 @@ app.add_typer(prices_app, name="prices")
 def _print_invoice(doc: dict) -> None:
     from rich.table import Table
 
-    from ...services.invoice_documents import total_rows
+    from ...services.invoice_documents import charge_lines, total_rows
     from ..render import stdout_console
 
     out = stdout_console()
-    title = f"{doc['invoice_number']} · {doc.get('customer_name') or doc['customer_id']} · "
-    title += f"{doc['period']} · plan {doc['plan']} · {doc['status']}"
+    who = doc.get("customer_name") or doc.get("customer_id")
+    parts = [doc["invoice_number"], who, doc["period"], f"plan {doc['plan']}", doc["status"]]
+    title = (
+        " · ".join(p for p in parts if p and p != "QUOTE")
+        if who
+        else f"Quote · {doc['period']} · plan {doc['plan']}"
+    )
     table = Table(title=title)
     for _, header in LINE_COLUMNS:
         table.add_column(header, justify="left" if header == "Item" else "right")
-    for line in doc["lines"]:
+    for line in charge_lines(doc):
         qty = line.get("quantity")
         table.add_row(
             line["description"],
