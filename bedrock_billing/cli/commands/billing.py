@@ -50,13 +50,12 @@ def _print_invoice(doc: dict) -> None:
     from ..render import stdout_console
 
     out = stdout_console()
-    who = doc.get("customer_name") or doc.get("customer_id")
-    parts = [doc["invoice_number"], who, doc["period"], f"plan {doc['plan']}", doc["status"]]
-    title = (
-        " · ".join(p for p in parts if p and p != "QUOTE")
-        if who
-        else f"Quote · {doc['period']} · plan {doc['plan']}"
-    )
+    if doc["status"] == "quote":
+        title = f"Quote · {doc['period']} · plan {doc['plan']}"
+    else:
+        who = doc.get("customer_name") or doc["customer_id"]
+        title = f"{doc['invoice_number']} · {who} · {doc['period']} · plan {doc['plan']}"
+        title += f" · {doc['status']}"
     table = Table(title=title)
     for _, header in LINE_COLUMNS:
         table.add_column(header, justify="left" if header == "Item" else "right")
