@@ -44,7 +44,8 @@ def config_path(env: dict[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     if env.get("BEDROCK_BILLING_CONFIG"):
         return Path(env["BEDROCK_BILLING_CONFIG"]).expanduser()
-    base = env.get("XDG_CONFIG_HOME") or str(Path("~/.config").expanduser())
+    home = Path(env["HOME"]) if env.get("HOME") else Path("~").expanduser()
+    base = env.get("XDG_CONFIG_HOME") or str(home / ".config")
     return Path(base) / "bedrock-billing" / "config.toml"
 
 

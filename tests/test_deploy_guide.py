@@ -14,7 +14,7 @@ from tests.cli_helpers import run
 from tests.deploy_fixtures import moto_cfn_outputs  # noqa: F401
 from tests.test_cli_deploy import deployed_env, fake_package  # noqa: F401
 
-GUIDE = Path(__file__).resolve().parents[1] / "docs" / "deploy.md"
+GUIDE = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def guide_commands() -> list[list[str]]:

@@ -118,3 +118,59 @@ def note(message: str) -> None:
 
 def error_line(message: str) -> None:
     sys.stderr.write(f"Error: {message}\n")
+
+
+class ProgressBar:
+    """A Rich progress bar on stderr, fed by a service's ``progress(done, total, message)``
+    callback (``total`` None shows a spinner). Context manager; transient."""
+
+    def __init__(self, label: str):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=stderr_console(),
+            transient=True,
+        )
+        self._label = label
+        self._progress.start()
+        self._task = self._progress.add_task(label, total=None)
+
+    def update(self, done: int, total: int | None = None, message: str | None = None) -> None:
+        description = f"{self._label}: {message}" if message else self._label
+        self._progress.update(self._task, completed=done, total=total, description=description)
+
+    def close(self) -> None:
+        self._progress.stop()
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def bar_chart(series: Sequence[tuple[str, int]], width: int = 40) -> str:
+    """A small horizontal bar chart: one line per label, bars scaled to the largest value."""
+    if not series:
+        return ""
+    peak = max(value for _, value in series) or 1
+    label_width = max(len(label) for label, _ in series)
+    lines = []
+    for label, value in series:
+        cells = value * width / peak
+        full = int(cells)
+        bar = "█" * full + ("▌" if cells - full >= 0.5 else "")
+        lines.append(f"{label.rjust(label_width)} │{bar} {value:,}")
+    return "\n".join(lines)

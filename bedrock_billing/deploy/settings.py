@@ -8,10 +8,10 @@ TOML's basic-string escapes, so the file round-trips through ``tomllib``.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 
-from bedrock_billing.core.errors import InvalidInput
+from bedrock_billing.config import config_path as default_config_path  # noqa: F401
+from bedrock_billing.config import read_config_file
 
 # The keys a deploy writes, in the order they appear in the file.
 STAGE_KEYS = (
@@ -26,14 +26,6 @@ STAGE_KEYS = (
     "log_bucket",
     "log_prefix",
 )
-
-
-def default_config_path(environ: dict[str, str] | None = None) -> Path:
-    env = os.environ if environ is None else environ
-    if env.get("BEDROCK_BILLING_CONFIG"):
-        return Path(env["BEDROCK_BILLING_CONFIG"])
-    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".config")
-    return Path(base) / "bedrock-billing" / "config.toml"
 
 
 def _quote(value: str) -> str:
@@ -89,23 +81,13 @@ def render(config: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def read_config(path: Path) -> dict[str, dict]:
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        return {}
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidInput(f"cannot read the configuration file {path}: {exc}") from None
-
-
 def write_stage_config(path: Path | str, stage: str, values: dict) -> Path:
     """Set ``[stage]``'s keys to ``values`` (None drops a key), keep the other stages.
 
     Written to a temporary file and renamed, so a reader never sees half a file.
     """
     path = Path(path)
-    config = read_config(path)
+    config = read_config_file(path)
     table = dict(config.get(stage) or {})
     for key, value in values.items():
         if value is None:

@@ -13,9 +13,14 @@ from typing import Any
 FORMATS = ("markdown", "html")
 
 
+def charge_lines(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The charge lines; the minimum true-up is shown after the subtotal instead."""
+    return [line for line in doc["lines"] if line.get("kind") != "true_up"]
+
+
 def _rows(doc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows = []
-    for line in doc["lines"]:
+    for line in charge_lines(doc):
         qty = f"{line['quantity']:,}" if line.get("quantity") is not None else ""
         price = line.get("unit_price") or ""
         rows.append((line["description"], qty, price, line["amount"]))

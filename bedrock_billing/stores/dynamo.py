@@ -48,19 +48,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def scan_all(client, table: str, page_size: int | None = None, **kwargs) -> Iterator[dict]:
-    """Every item of a table, following LastEvaluatedKey across all pages."""
-    params = {"TableName": table, **kwargs}
-    if page_size:
-        params["Limit"] = page_size
+def _pages(call, params: dict) -> Iterator[dict]:
     while True:
-        page = client.scan(**params)
+        page = call(**params)
         for item in page.get("Items", []):
             yield from_item(item)
         last = page.get("LastEvaluatedKey")
         if not last:
             return
         params["ExclusiveStartKey"] = last
+
+
+def scan_all(client, table: str, page_size: int | None = None, **kwargs) -> Iterator[dict]:
+    """Every item of a table, following LastEvaluatedKey across all pages."""
+    params = {"TableName": table, **kwargs}
+    if page_size:
+        params["Limit"] = page_size
+    return _pages(client.scan, params)
 
 
 def query_all(client, table: str, page_size: int | None = None, **kwargs) -> Iterator[dict]:
@@ -68,14 +72,7 @@ def query_all(client, table: str, page_size: int | None = None, **kwargs) -> Ite
     params = {"TableName": table, **kwargs}
     if page_size:
         params["Limit"] = page_size
-    while True:
-        page = client.query(**params)
-        for item in page.get("Items", []):
-            yield from_item(item)
-        last = page.get("LastEvaluatedKey")
-        if not last:
-            return
-        params["ExclusiveStartKey"] = last
+    return _pages(client.query, params)
 
 
 def missing_table_hint(tables: TableNames) -> str:

@@ -6,7 +6,7 @@ import typer
 
 from ...core.errors import EXIT_PARTIAL, InvalidInput
 from ..app import app
-from ..render import emit, note, stderr_console, to_json
+from ..render import ProgressBar, emit, note, to_json
 
 LINE_COLUMNS = [
     ("description", "Item"),
@@ -46,16 +46,20 @@ app.add_typer(prices_app, name="prices")
 def _print_invoice(doc: dict) -> None:
     from rich.table import Table
 
-    from ...services.invoice_documents import total_rows
+    from ...services.invoice_documents import charge_lines, total_rows
     from ..render import stdout_console
 
     out = stdout_console()
-    title = f"{doc['invoice_number']} · {doc.get('customer_name') or doc['customer_id']} · "
-    title += f"{doc['period']} · plan {doc['plan']} · {doc['status']}"
+    if doc["status"] == "quote":
+        title = f"Quote · {doc['period']} · plan {doc['plan']}"
+    else:
+        who = doc.get("customer_name") or doc["customer_id"]
+        title = f"{doc['invoice_number']} · {who} · {doc['period']} · plan {doc['plan']}"
+        title += f" · {doc['status']}"
     table = Table(title=title)
     for _, header in LINE_COLUMNS:
         table.add_column(header, justify="left" if header == "Item" else "right")
-    for line in doc["lines"]:
+    for line in charge_lines(doc):
         qty = line.get("quantity")
         table.add_row(
             line["description"],
@@ -104,7 +108,7 @@ def invoice(
         raise InvalidInput(f"invalid --format {fmt!r}: choose markdown or html")
     if fmt and not out:
         raise InvalidInput("--format needs --out DIR")
-    progress = _progress_bar("Invoicing") if all_customers else None
+    progress = ProgressBar("Invoicing") if all_customers else None
     try:
         run = run_invoices(
             ctx.obj,
@@ -241,26 +245,3 @@ def prices_export(
         note(f"wrote {out}")
     else:
         typer.echo(text)
-
-
-class _progress_bar:  # noqa: N801  (used like a function)
-    """A Rich progress bar on stderr, fed by a service's (done, total) callback."""
-
-    def __init__(self, label: str):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self._progress = Progress(
-            TextColumn(label),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=stderr_console(),
-            transient=True,
-        )
-        self._progress.start()
-        self._task = self._progress.add_task(label, total=None)
-
-    def update(self, done: int, total: int) -> None:
-        self._progress.update(self._task, completed=done, total=total)
-
-    def close(self) -> None:
-        self._progress.stop()

@@ -1,0 +1,169 @@
+"""Commands that read usage: usage (counters or log) and reconcile (counters vs log)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ...core.errors import InvalidInput
+from ..app import app
+from ..render import ProgressBar, bar_chart, emit, note, stdout_console, to_json
+
+COUNT_COLUMNS = [
+    ("requests", "Requests"),
+    ("input_tokens", "Input tok"),
+    ("output_tokens", "Output tok"),
+    ("cache_read_input_tokens", "Cache read"),
+    ("cache_write_input_tokens", "Cache write"),
+    ("refused", "Refused"),
+    ("errors", "Errors"),
+    ("estimated", "Estimated"),
+]
+ROW_COLUMNS = [("customer_id", "Customer"), ("day", "Day"), ("model", "Model")] + COUNT_COLUMNS
+DIFF_COLUMNS = [
+    ("customer_id", "Customer"),
+    ("day", "Day"),
+    ("model", "Model"),
+    ("counter", "Counter"),
+    ("counters", "Counters"),
+    ("log", "Log"),
+    ("difference", "Difference"),
+]
+PERIOD = typer.Option(None, "--period", help="A month, YYYY-MM.")
+START = typer.Option(None, "--start-date", help="YYYY-MM-DD, inclusive (default: 1st of month).")
+END = typer.Option(None, "--end-date", help="YYYY-MM-DD, inclusive (default: today).")
+
+
+def _progress(label: str, show: bool):
+    return ProgressBar(label) if show else None
+
+
+@app.command("usage")
+def usage(
+    ctx: typer.Context,
+    customer_id: str = typer.Option(None, "--customer-id", help="One customer."),
+    all_customers: bool = typer.Option(False, "--all", help="Every customer."),
+    start_date: str = START,
+    end_date: str = END,
+    period: str = PERIOD,
+    group_by: str = typer.Option("day,model", "--group-by", help="day, model, day,model, none."),
+    source: str = typer.Option(
+        "dynamodb", "--source", help="dynamodb (the proxy's counters) or athena (the log)."
+    ),
+) -> None:
+    """Requests and tokens per customer, day and model (UTC), from counters or the log."""
+    from ...services.usage_sources import report_usage
+
+    show = all_customers or source == "athena"
+    bar = _progress("Reading usage", show and sys.stderr.isatty())
+    try:
+        report = report_usage(
+            ctx.obj,
+            customer_id=customer_id,
+            all_customers=all_customers,
+            start_date=start_date,
+            end_date=end_date,
+            period=period,
+            group_by=group_by,
+            source=source,
+            progress=bar.update if bar else None,
+        )
+    finally:
+        if bar:
+            bar.close()
+    data = report.to_dict()
+    for warning in data["warnings"]:
+        note(f"warning: {warning}")
+    if ctx.obj.output != "table":
+        emit(ctx.obj, data, rows_key="rows", columns=ROW_COLUMNS)
+        return
+    title = (
+        f"Usage {data['start_date']} to {data['end_date']} "
+        f"({data['source']}, {data['customer_count']} customer(s))"
+    )
+    columns = [c for c in ROW_COLUMNS if c[0] not in _hidden(data["group_by"])]
+    emit(ctx.obj, data, rows_key="rows", columns=columns, title=title)
+    emit(
+        ctx.obj, {"rows": [data["totals"]]}, rows_key="rows", columns=COUNT_COLUMNS, title="Totals"
+    )
+    series = [(d["day"][5:], d["requests"]) for d in data["daily"]]
+    if any(v for _, v in series) and len(series) > 1:
+        stdout_console().print("Requests per day (UTC)\n" + bar_chart(series), markup=False)
+
+
+def _hidden(group_by: str) -> set[str]:
+    hidden = set()
+    if "day" not in group_by:
+        hidden.add("day")
+    if "model" not in group_by:
+        hidden.add("model")
+    return hidden
+
+
+@app.command("reconcile")
+def reconcile(
+    ctx: typer.Context,
+    period: str = PERIOD,
+    start_date: str = START,
+    end_date: str = END,
+    customer_id: str = typer.Option(None, "--customer-id", help="One customer (default: all)."),
+    repair: bool = typer.Option(
+        False, "--repair", help="Rebuild a past day's counters from the log (asks first)."
+    ),
+    day: str = typer.Option(None, "--day", help="The day to repair, YYYY-MM-DD."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Repair without asking."),
+) -> None:
+    """Compare the proxy's counters with the request log; exit 5 on any difference."""
+    from ...services.usage_sources import reconcile_usage, repair_usage
+
+    if repair:
+        if not day:
+            raise InvalidInput("--repair needs --day YYYY-MM-DD")
+
+        def confirm(plan) -> bool:
+            if ctx.obj.output == "table":
+                title = f"Differences on {plan.day}"
+                emit(ctx.obj, plan.to_dict(), rows_key="rows", columns=DIFF_COLUMNS, title=title)
+            if yes:
+                return True
+            if not sys.stdin.isatty():
+                raise InvalidInput("not a terminal: pass --yes to repair without a prompt")
+            question = f"Rewrite the counters of {len(plan.customer_ids)} customer(s) from the log?"
+            return typer.confirm(question, default=False, err=True)
+
+        result = repair_usage(ctx.obj, day=day, confirm=confirm, customer_id=customer_id)
+        if ctx.obj.output == "json":
+            typer.echo(to_json(result.to_dict()))
+        note(
+            f"repaired {len(result.customers_repaired)} customer(s), {result.writes} write(s)"
+            if result.applied
+            else "nothing repaired"
+        )
+        return
+    with ProgressBar("Reconciling") if sys.stderr.isatty() else _Null() as bar:
+        report = reconcile_usage(
+            ctx.obj, customer_id=customer_id, start_date=start_date, end_date=end_date,
+            period=period, progress=bar.update,
+        )  # fmt: skip
+    data = report.to_dict()
+    for warning in data["warnings"]:
+        note(f"warning: {warning}")
+    emit(ctx.obj, data, rows_key="rows", columns=DIFF_COLUMNS, title="Differences")
+    diffs = data["totals"]["differences"]
+    note(
+        f"{diffs} difference(s) over {data['customers_checked']} customer(s), "
+        f"{data['start_date']} to {data['end_date']} (log: {data['log_source']})"
+    )
+    raise typer.Exit(report.exit_code)
+
+
+class _Null:
+    def update(self, *args, **kwargs) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass

@@ -1,0 +1,130 @@
+"""Where usage is read from, for a resolved ``Settings``: the counters table, and the log
+(Athena, or the local engine where the sandbox marked the bucket).
+
+The log's bucket, database and workgroup come from the config file (``deploy`` writes
+them); without it they are derived from the stage the way a deployment names them, so a
+cron host or a shell pointed at the sandbox needs no configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..core.customers import validate_customer_id
+from ..core.errors import InvalidInput
+from ..core.schema import (
+    LOG_PREFIX,
+    athena_workgroup_name,
+    glue_database_name,
+    log_bucket_name,
+)
+from ..core.timeutil import Clock, parse_date, resolve_date_range, system_clock
+from ..stores.usage_counters import CounterStore, scan_customer_ids
+from ..stores.usagelog import LogConfig, open_log_store
+from . import usage as usage_service
+
+SOURCES = ("dynamodb", "athena")
+
+
+def log_config(settings, *, engine: str | None = None) -> LogConfig:
+    bucket = settings.log_bucket
+    if not bucket:
+        sts = settings.client("sts")
+        account = sts.get_caller_identity()["Account"]
+        bucket = log_bucket_name(
+            settings.stage, settings.table_prefix, account, settings.session().region_name
+        )
+    return LogConfig(
+        bucket=bucket,
+        prefix=settings.log_prefix or LOG_PREFIX,
+        database=settings.athena_database
+        or glue_database_name(settings.stage, settings.table_prefix),
+        workgroup=settings.athena_workgroup
+        or athena_workgroup_name(settings.stage, settings.table_prefix),
+        results_location=settings.athena_output_location,
+        engine=engine,
+    )
+
+
+def counter_store(settings) -> CounterStore:
+    return CounterStore(settings.client("dynamodb"), settings.tables.usage)
+
+
+def log_store(settings):
+    session = settings.session()
+    return open_log_store(
+        session,
+        log_config(settings),
+        endpoint_url=settings.endpoint_url,
+        region=session.region_name,
+    )
+
+
+def _targets(settings, customer_id: str | None, all_customers: bool) -> list[str]:
+    if bool(customer_id) == bool(all_customers):
+        raise InvalidInput("give --customer-id ID or --all")
+    if customer_id:
+        return [validate_customer_id(customer_id)]
+    return scan_customer_ids(settings.client("dynamodb"), settings.tables.customers)
+
+
+def report_usage(
+    settings,
+    *,
+    customer_id: str | None = None,
+    all_customers: bool = False,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    period: str | None = None,
+    group_by: str = "day,model",
+    source: str = "dynamodb",
+    progress: Callable[[int, int | None, str], None] | None = None,
+    clock: Clock = system_clock,
+) -> Any:
+    """The ``usage`` command's report (services.usage.UsageReport)."""
+    if source not in SOURCES:
+        raise InvalidInput(f"invalid --source {source!r}: choose dynamodb or athena")
+    first, last = resolve_date_range(start_date, end_date, period, clock)
+    ids = _targets(settings, customer_id, all_customers)
+    store = counter_store(settings) if source == "dynamodb" else log_store(settings)
+    return usage_service.usage_report(
+        store, ids, first, last,
+        all_customers=all_customers, group_by=group_by, clock=clock, progress=progress,
+    )  # fmt: skip
+
+
+def reconcile_usage(
+    settings,
+    *,
+    customer_id: str | None = None,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    period: str | None = None,
+    progress=None,
+    clock: Clock = system_clock,
+):
+    """Counters against the log for one customer or everyone (services.usage.reconcile)."""
+    first, last = resolve_date_range(start_date, end_date, period, clock)
+    ids = _targets(settings, customer_id, not customer_id)
+    return usage_service.reconcile(
+        counter_store(settings), log_store(settings), ids, first, last,
+        all_customers=not customer_id, clock=clock, progress=progress,
+    )  # fmt: skip
+
+
+def repair_usage(
+    settings,
+    *,
+    day: str,
+    confirm,
+    customer_id: str | None = None,
+    progress=None,
+    clock: Clock = system_clock,
+):
+    """Rebuild one past day's counters from the log, after ``confirm(plan)``."""
+    ids = _targets(settings, customer_id, not customer_id)
+    return usage_service.repair_day(
+        counter_store(settings), log_store(settings), ids, parse_date(day, "repair day"),
+        confirm=confirm, all_customers=not customer_id, clock=clock, progress=progress,
+    )  # fmt: skip

@@ -1,0 +1,239 @@
+"""Invoices end to end over moto: a month of usage for customers on different plans,
+finalized twice (the second run issues nothing), stored exactly as first printed; two
+finalizations at once store one invoice; credits drawn once."""
+
+from __future__ import annotations
+
+import json
+import threading
+from decimal import Decimal
+from pathlib import Path
+
+import boto3
+import pytest
+
+from bedrock_billing.config import resolve_settings
+from bedrock_billing.core.timeutil import FixedClock
+from bedrock_billing.services import customers as customer_service
+from bedrock_billing.services.invoices import run_invoices
+from tests.cli_helpers import run, run_json
+from tests.usage_helpers import batch_put, counter_items, generate
+
+BOOK = str(Path(__file__).parent / "data" / "pricebook.toml")
+PLANS = ["payg", "requests", "pro", "tiered", None]
+
+
+def _seed(endpoint_url: str | None = None):
+    """Five customers (one per plan, one on the default) with a month of usage in 2026-10."""
+    settings = resolve_settings(stage="test", endpoint_url=endpoint_url)
+    customer_service.init_tables(settings)
+    clock = FixedClock("2026-09-15T00:00:00Z")
+    ids = []
+    for i, plan in enumerate(PLANS):
+        created = customer_service.create_customer(
+            settings, name=f"Customer {i}", email=f"c{i}@x.example", plan=plan, clock=clock
+        )
+        ids.append(created["customer_id"])
+    gen = generate(customers=len(ids))
+    # re-key the generated usage onto the real customers
+    gen.expected = {
+        new: gen.expected.get(old, {}) for old, new in zip(gen.customers, ids, strict=True)
+    }
+    ddb = settings.client("dynamodb")
+    batch_put(ddb, settings.tables.usage, counter_items(gen))
+    return settings, ids
+
+
+@pytest.fixture
+def seeded(moto_aws):
+    return _seed()
+
+
+def finalize_all(*extra, expect=0):
+    return run_json(
+        "invoice", "--all", "--period", "2026-10", "--finalize", "--stage", "test",
+        "--price-book", BOOK, *extra, expect=expect,
+    )  # fmt: skip
+
+
+def stored_invoices():
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    items = ddb.scan(TableName="bedrock-billing-test-invoices")["Items"]
+    return {i["customer_id"]["S"]: json.loads(i["document"]["S"]) for i in items}
+
+
+def test_finalize_twice_issues_once_and_stores_what_it_printed(seeded):
+    settings, ids = seeded
+    first = finalize_all()
+    assert first["summary"]["issued"] == len(ids)
+    assert {i["plan"] for i in first["invoices"]} == {"payg", "requests", "pro", "tiered"}
+    stored = stored_invoices()
+    assert {i["customer_id"]: i for i in first["invoices"]} == stored
+    for doc in first["invoices"]:
+        lines = sum(Decimal(line["amount"]) for line in doc["lines"])
+        assert lines - Decimal(doc["discount_total"]) - Decimal(doc["credit_total"]) == Decimal(
+            doc["total"]
+        )
+        assert doc["status"] == "issued" and doc["invoice_number"].startswith("BB-202610-")
+    second = finalize_all()
+    assert second["summary"]["issued"] == 0 and second["summary"]["existing"] == len(ids)
+    assert second["invoices"] == first["invoices"]
+    assert stored_invoices() == stored
+
+
+def test_pro_plan_has_base_fee_included_usage_and_true_up(seeded):
+    settings, ids = seeded
+    pro = run_json(
+        "invoice", "--customer-id", ids[2], "--period", "2026-10", "--stage", "test",
+        "--price-book", BOOK,
+    )["invoices"][0]  # fmt: skip
+    kinds = [line["kind"] for line in pro["lines"]]
+    assert kinds[0] == "base_fee" and "included" in kinds
+    assert Decimal(pro["total"]) >= Decimal("60.00")  # the minimum commitment
+    assert pro["status"] == "draft" and stored_invoices() == {}
+
+
+def test_drafts_by_default_and_no_usage_customer(seeded, monkeypatch):
+    settings, ids = seeded
+    customer_service.create_customer(settings, name="Idle", email="idle@x.example")
+    out = run_json(
+        "invoice", "--all", "--period", "2026-10", "--stage", "test", "--price-book", BOOK
+    )
+    assert out["summary"]["drafts"] == len(ids) + 1
+    assert out["summary"]["customers_without_usage"] == 1
+    assert stored_invoices() == {}
+
+
+def test_finalize_refuses_before_the_settling_window(seeded):
+    result = run(
+        "invoice", "--all", "--period", "2099-01", "--finalize", "--stage", "test", expect=2
+    )
+    assert "has not started" in result.stderr
+
+
+def test_one_customer_failing_does_not_stop_the_others(seeded):
+    settings, ids = seeded
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    ddb.update_item(
+        TableName="bedrock-billing-test-customers",
+        Key={"customer_id": {"S": ids[0]}},
+        UpdateExpression="SET plan_history = :h",
+        ExpressionAttributeValues={
+            ":h": {"L": [{"M": {"plan": {"S": "gone"}, "from_period": {"S": "2026-01"}}}]}
+        },
+    )
+    result = run(
+        "invoice", "--all", "--period", "2026-10", "--finalize", "--stage", "test",
+        "--price-book", BOOK, "-o", "json", expect=4,
+    )  # fmt: skip
+    data = json.loads(result.stdout)
+    assert [f["customer_id"] for f in data["failures"]] == [ids[0]]
+    assert data["summary"]["issued"] == len(ids) - 1
+    assert "1 failure(s)" in result.stderr
+
+
+def test_credits_are_drawn_in_order_once(seeded):
+    settings, ids = seeded
+    cid = ids[1]  # per request: a small bill
+    run_json("credits", "add", "--customer-id", cid, "--amount", "0.05", "--priority", "2",
+             "--effective", "2026-01-01", "--stage", "test")  # fmt: skip
+    big = run_json("credits", "add", "--customer-id", cid, "--amount", "1000.00",
+                   "--priority", "1", "--effective", "2026-01-01", "--stage", "test")  # fmt: skip
+    draft = run_json("invoice", "--customer-id", cid, "--period", "2026-10", "--stage", "test",
+                     "--price-book", BOOK)["invoices"][0]  # fmt: skip
+    assert draft["total"] == "0.00" and Decimal(draft["credit_total"]) == Decimal(draft["subtotal"])
+    assert draft["credits"][0]["grant_id"] == big["grant_id"]
+    run_json("invoice", "--customer-id", cid, "--period", "2026-10", "--stage", "test",
+             "--price-book", BOOK, "--finalize")  # fmt: skip
+    listed = run_json("credits", "list", "--customer-id", cid, "--stage", "test")
+    remaining = {g["grant_id"]: g["remaining"] for g in listed["grants"]}
+    assert Decimal(remaining[big["grant_id"]]) == Decimal("1000.00") - Decimal(draft["subtotal"])
+    # finalizing again draws nothing more
+    run_json("invoice", "--customer-id", cid, "--period", "2026-10", "--stage", "test",
+             "--price-book", BOOK, "--finalize")  # fmt: skip
+    again = run_json("credits", "list", "--customer-id", cid, "--stage", "test")
+    assert {g["grant_id"]: g["remaining"] for g in again["grants"]} == remaining
+
+
+def test_documents_are_written_one_per_invoice(seeded, tmp_path):
+    settings, ids = seeded
+    run("invoice", "--all", "--period", "2026-10", "--stage", "test", "--price-book", BOOK,
+        "--format", "html", "--out", str(tmp_path / "docs"))  # fmt: skip
+    files = sorted((tmp_path / "docs").glob("*.html"))
+    assert len(files) == len(ids)
+    text = files[0].read_text()
+    assert "<h1>Invoice BB-202610-" in text and "Total" in text
+
+
+def test_quote_and_price_export_touch_no_aws(tmp_path):
+    # no moto here: any AWS call would fail for lack of credentials and region
+    quote = run_json(
+        "quote",
+        "--price-book",
+        BOOK,
+        "--plan",
+        "pro",
+        "--period",
+        "2026-10",
+        "--model",
+        "anthropic.claude-3-haiku-20240307-v1:0",
+        "--requests",
+        "2600",
+    )
+    assert quote["subtotal"] == "59.00" and quote["true_up"] == "1.00" and quote["total"] == "60.00"
+    usage = tmp_path / "usage.csv"
+    usage.write_text(
+        "date,model,requests,input_tokens,output_tokens\n"
+        "2026-10-01,anthropic.claude-3-haiku-20240307-v1:0,10,1000000,100000\n"
+        "2026-10-02,anthropic.claude-3-haiku-20240307-v1:0,5,1000000,100000\n"
+    )
+    q2 = run_json("quote", "--price-book", BOOK, "--plan", "payg", "--usage", str(usage))
+    # 2,000,000 x 0.0000003 = 0.60; 200,000 x 0.0000015 = 0.30
+    assert q2["total"] == "0.90"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,model,requests\n2026-10-01,m,lots\n")
+    err = run("quote", "--usage", str(bad), expect=2)
+    assert "line 2" in err.stderr
+    prices = run("prices", "export", "--price-book", BOOK, "--plan", "payg").stdout
+    data = json.loads(prices)
+    assert data["models"]["anthropic.claude-3-haiku-20240307-v1:0"]["input"] == "0.0000003"
+
+
+def test_two_finalizations_at_once_store_one_invoice(moto_server, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    settings, ids = _seed(moto_server)
+    clock = FixedClock("2026-11-05T00:00:00Z")
+    results, barrier = [], threading.Barrier(2)
+
+    def finalize():
+        own = resolve_settings(stage="test", endpoint_url=moto_server)
+        barrier.wait()
+        results.append(
+            run_invoices(
+                own,
+                period="2026-10",
+                customer_id=ids[0],
+                finalize=True,
+                price_book=BOOK,
+                clock=clock,
+            )  # fmt: skip
+        )
+
+    threads = [threading.Thread(target=finalize) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    outcomes = sorted(r.outcomes[0]["outcome"] for r in results)
+    assert outcomes == ["existing", "issued"]
+    ddb = boto3.client("dynamodb", endpoint_url=moto_server, region_name="us-east-1")
+    items = ddb.query(
+        TableName="bedrock-billing-test-invoices",
+        KeyConditionExpression="customer_id = :c",
+        ExpressionAttributeValues={":c": {"S": ids[0]}},
+    )["Items"]
+    assert len(items) == 1
+    docs = [r.invoices[0] for r in results]
+    assert docs[0] == docs[1] == json.loads(items[0]["document"]["S"])
