@@ -214,18 +214,12 @@ def _answer_text(body: dict) -> str | None:
 def _reports(settings, customers, first_day, last_day, clock):
     from ..services.invoices import InvoiceRun, run_invoices
     from ..services.usage import reconcile, usage_report
-    from ..stores.usage_counters import CounterStore
-    from ..stores.usagelog import LogConfig, open_log_store
+    from ..services.usage_sources import counter_store, log_store
 
     ids = [c["customer_id"] for c in customers]
-    counters = CounterStore(settings.client("dynamodb"), settings.tables.usage)
+    counters = counter_store(settings)
     usage = usage_report(counters, ids, first_day, last_day, group_by="model", clock=clock)
-    log = open_log_store(
-        settings.session(),
-        LogConfig(bucket=settings.log_bucket, prefix=settings.log_prefix),
-        endpoint_url=settings.endpoint_url,
-        region=settings.region,
-    )
+    log = log_store(settings)  # the local engine: the sandbox marked the bucket
     log_report = reconcile(
         counters, log, ids, first_day, last_day, all_customers=False, clock=clock
     )
