@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from ...core.errors import EXIT_PARTIAL, InvalidInput
@@ -108,7 +110,7 @@ def invoice(
         raise InvalidInput(f"invalid --format {fmt!r}: choose markdown or html")
     if fmt and not out:
         raise InvalidInput("--format needs --out DIR")
-    progress = ProgressBar("Invoicing") if all_customers else None
+    progress = ProgressBar("Invoicing") if all_customers and sys.stderr.isatty() else None
     try:
         run = run_invoices(
             ctx.obj,
