@@ -144,6 +144,25 @@ def invoice(
         raise typer.Exit(EXIT_PARTIAL)
 
 
+@app.command("void-invoice")
+def void_invoice(
+    ctx: typer.Context,
+    customer_id: str = typer.Option(..., "--customer-id"),
+    period: str = typer.Option(..., "--period", help="YYYY-MM of the invoice to void."),
+    reason: str = typer.Option(..., "--reason", help="Why (kept on the credit note)."),
+) -> None:
+    """Void a finalized invoice with a credit note (the invoice itself never changes);
+    the next `invoice --finalize` for that period issues a new revision."""
+    from ...services.invoices import void_invoice as void
+
+    note_doc = void(ctx.obj, customer_id, period, reason=reason)
+    emit(ctx.obj, note_doc, columns=[
+        ("credit_note_number", "Credit note"), ("invoice_number", "Voids invoice"),
+        ("amount", "Amount"), ("currency", "Currency"), ("reason", "Reason"),
+        ("issued_at", "Issued"),
+    ])  # fmt: skip
+
+
 @app.command("quote")
 def quote(
     ctx: typer.Context,
