@@ -147,7 +147,7 @@ def invoice(
 @app.command("void-invoice")
 def void_invoice(
     ctx: typer.Context,
-    customer_id: str = typer.Option(..., "--customer-id"),
+    customer_id: str = typer.Option(..., "--customer-id", help="The customer's UUID."),
     period: str = typer.Option(..., "--period", help="YYYY-MM of the invoice to void."),
     reason: str = typer.Option(..., "--reason", help="Why (kept on the credit note)."),
 ) -> None:
@@ -202,7 +202,7 @@ def quote(
 @credits_app.command("add")
 def credits_add(
     ctx: typer.Context,
-    customer_id: str = typer.Option(..., "--customer-id"),
+    customer_id: str = typer.Option(..., "--customer-id", help="The customer's UUID."),
     amount: str = typer.Option(..., "--amount", help="e.g. 100.00"),
     priority: int = typer.Option(0, "--priority", help="Lower is drawn first."),
     effective: str = typer.Option(None, "--effective", help="YYYY-MM-DD (default today)."),
@@ -225,7 +225,10 @@ def credits_add(
 
 
 @credits_app.command("list")
-def credits_list(ctx: typer.Context, customer_id: str = typer.Option(..., "--customer-id")) -> None:
+def credits_list(
+    ctx: typer.Context,
+    customer_id: str = typer.Option(..., "--customer-id", help="The customer's UUID."),
+) -> None:
     """A customer's grants in draw-down order, with balances."""
     from ...services.invoices import list_credits
 
