@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import pytest
 
@@ -229,3 +231,17 @@ def test_missing_table_on_read_is_one_error_line():
     result = run("list", expect=3)
     assert result.stderr.startswith("Error: a table of this installation does not exist")
     assert "Traceback" not in result.stderr
+
+
+def test_a_token_appears_only_in_the_output_that_shows_it_once():
+    created = run("create", "--name", "A", "--email", "a@a.example", "-o", "json")
+    token = json.loads(created.stdout)["token"]
+    assert token not in created.stderr
+    cid = json.loads(created.stdout)["customer_id"]
+    rotated = run("update-token", "--customer-id", cid)
+    new_token = next(w for w in rotated.stdout.split() if w.startswith("bbk_") and "…" not in w)
+    for args in (["list"], ["show", cid], ["list", "-o", "json"], ["show", cid, "-o", "csv"],
+                 ["revoke-token", "--customer-id", cid, "--previous-only"]):  # fmt: skip
+        out = run(*args)
+        for secret in (token, new_token):
+            assert secret not in out.stdout + out.stderr

@@ -59,7 +59,11 @@ def finalize_all(*extra, expect=0):
 def stored_invoices():
     ddb = boto3.client("dynamodb", region_name="us-east-1")
     items = ddb.scan(TableName="bedrock-billing-test-invoices")["Items"]
-    return {i["customer_id"]["S"]: json.loads(i["document"]["S"]) for i in items}
+    return {
+        i["customer_id"]["S"]: json.loads(i["document"]["S"])
+        for i in items
+        if i["sk"]["S"].startswith("INVOICE#") and "#r" not in i["sk"]["S"]
+    }
 
 
 def test_finalize_twice_issues_once_and_stores_what_it_printed(seeded):
@@ -237,3 +241,30 @@ def test_two_finalizations_at_once_store_one_invoice(moto_server, monkeypatch):
     assert len(items) == 1
     docs = [r.invoices[0] for r in results]
     assert docs[0] == docs[1] == json.loads(items[0]["document"]["S"])
+
+
+def test_a_wrong_invoice_is_voided_by_a_credit_note_then_reissued(seeded):
+    settings, ids = seeded
+    cid = ids[1]
+    grant = run_json("credits", "add", "--customer-id", cid, "--amount", "1.00",
+                     "--effective", "2026-01-01", "--stage", "test")  # fmt: skip
+    args = ["--customer-id", cid, "--period", "2026-10", "--stage", "test"]
+    first = run_json("invoice", *args, "--price-book", BOOK, "--finalize")["invoices"][0]
+    drawn = Decimal(first["credit_total"])
+    assert drawn > 0
+    run("void-invoice", *args, expect=2)  # --reason is required
+    note = run_json("void-invoice", *args, "--reason", "wrong plan")
+    assert note["invoice_number"] == first["invoice_number"] and note["amount"] == first["total"]
+    assert note["credit_note_number"].startswith("CN-")
+    # the credit it drew is given back; the invoice itself is unchanged
+    listed = run_json("credits", "list", "--customer-id", cid, "--stage", "test")
+    assert listed["grants"][0]["remaining"] == "1.00" and grant["remaining"] == "1.00"
+    assert stored_invoices()[cid] == first
+    again = run("void-invoice", *args, "--reason", "twice", expect=1)
+    assert "already voided" in again.stderr
+    second = run_json("invoice", *args, "--price-book", BOOK, "--finalize")
+    revised = second["invoices"][0]
+    assert second["outcomes"][0]["outcome"] == "issued"
+    assert revised["revision"] == 2 and revised["invoice_number"] == first["invoice_number"] + "-R2"
+    third = run_json("invoice", *args, "--price-book", BOOK, "--finalize")
+    assert third["outcomes"][0]["outcome"] == "existing" and third["invoices"][0] == revised

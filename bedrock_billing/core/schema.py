@@ -76,7 +76,8 @@ DAY_COUNTERS = (
 )
 
 # Invoices table sort keys.
-INVOICE_PREFIX = "INVOICE#"  # INVOICE#YYYY-MM: one finalized invoice
+INVOICE_PREFIX = "INVOICE#"  # INVOICE#YYYY-MM[#rNN]: a finalized invoice (and its revisions)
+CREDIT_NOTE_PREFIX = "CREDITNOTE#"  # CREDITNOTE#YYYY-MM[#rNN]: voids that invoice revision
 GRANT_PREFIX = "GRANT#"  # GRANT#<grant id>: a prepaid credit grant
 
 
@@ -108,8 +109,17 @@ def minute_key(instant: datetime) -> str:
     return f"{MINUTE_PREFIX}{instant.strftime('%Y-%m-%dT%H:%M')}"
 
 
-def invoice_key(period: str) -> str:
-    return f"{INVOICE_PREFIX}{period}"
+def _revision_suffix(revision: int) -> str:
+    # Revision 1 has no suffix, so it sorts first: INVOICE#2026-10 < INVOICE#2026-10#r02.
+    return "" if revision == 1 else f"#r{revision:02d}"
+
+
+def invoice_key(period: str, revision: int = 1) -> str:
+    return f"{INVOICE_PREFIX}{period}{_revision_suffix(revision)}"
+
+
+def credit_note_key(period: str, revision: int = 1) -> str:
+    return f"{CREDIT_NOTE_PREFIX}{period}{_revision_suffix(revision)}"
 
 
 def grant_key(grant_id: str) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bedrock_billing.core.errors import AwsError, InvalidInput
+from bedrock_billing.stores.aws import aws_error
 
 BUSY_SUFFIX = "_IN_PROGRESS"
 
@@ -46,12 +47,8 @@ def _aws_call(fn):
         try:
             return fn(*args, **kwargs)
         except (ClientError, BotoCoreError) as exc:
-            if isinstance(exc, ClientError):
-                err = exc.response.get("Error", {})
-                text = f"{err.get('Code', 'error')}: {err.get('Message', '')}"
-            else:
-                text = str(exc)
-            raise AwsError(f"AWS refused or could not be reached: {text}") from None
+            # One wording for AWS failures across every command (stores.aws).
+            raise (aws_error(exc) or AwsError(f"AWS call failed: {exc}")) from None
 
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__

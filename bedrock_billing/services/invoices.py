@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.customers import validate_customer_id
-from ..core.errors import BillingError, Conflict, InvalidInput
+from ..core.errors import BillingError, Conflict, InvalidInput, NotFound
 from ..core.money import format_money, to_cents
 from ..core.pricing import (
     CreditGrant,
@@ -55,9 +55,10 @@ def load_book(settings, path: str | None = None) -> PriceBookRef:
     )
 
 
-def invoice_number(customer_id: str, period: Period) -> str:
-    """Stable: the same customer and period always get the same number."""
-    return f"BB-{period.year:04d}{period.month:02d}-{customer_id.replace('-', '')[:12].upper()}"
+def invoice_number(customer_id: str, period: Period, revision: int = 1) -> str:
+    """Stable: the same customer, period and revision always get the same number."""
+    number = f"BB-{period.year:04d}{period.month:02d}-{customer_id.replace('-', '')[:12].upper()}"
+    return number if revision == 1 else f"{number}-R{revision}"
 
 
 def _grants(rows: list[dict[str, Any]]) -> list[CreditGrant]:
@@ -220,11 +221,14 @@ def run_invoices(
 
 def _one(run, customer, period, book, counters, store, finalize, now) -> None:
     cid = customer["customer_id"]
-    existing = store.get_invoice(cid, str(period)) if finalize else None
-    if existing is not None:
-        run.invoices.append(existing)
-        run.outcomes.append(_outcome(existing, "existing"))
-        return
+    revision = 1
+    if finalize:
+        latest, last_revision, voided = store.period_state(cid, str(period))
+        if latest is not None and not voided:
+            run.invoices.append(latest)
+            run.outcomes.append(_outcome(latest, "existing"))
+            return
+        revision = last_revision + 1  # after a credit note, the period is issued again
     doc = price_customer(customer, period, book, counters, store)
     for item in doc.get("unpriced", []):
         run.unpriced.append({"customer_id": cid, **item})
@@ -241,6 +245,8 @@ def _one(run, customer, period, book, counters, store, finalize, now) -> None:
         return
     doc["status"] = "issued"
     doc["issued_at"] = iso_z(now)
+    doc["revision"] = revision
+    doc["invoice_number"] = invoice_number(cid, period, revision)
     updates = [
         (c["grant_id"], c["available"], c["remaining"])
         for c in doc["credits"]
@@ -331,3 +337,46 @@ def list_credits(settings, customer_id: str, *, clock: Clock = system_clock) -> 
         )
     total = sum((Decimal(r["remaining"]) for r in rows if r["state"] == "usable"), Decimal(0))
     return {"customer_id": cid, "grants": rows, "usable_balance": format_money(total)}
+
+
+def void_invoice(
+    settings, customer_id: str, period: str, *, reason: str, clock: Clock = system_clock
+) -> dict[str, Any]:
+    """Void the period's invoice with a credit note for its total, giving back the prepaid
+    credit it drew. The invoice stays as it was; the next ``--finalize`` issues a revision."""
+    cid = validate_customer_id(customer_id)
+    chosen = Period.parse(period)
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("--reason is required: say why the invoice is voided")
+    store = InvoiceStore(settings.client("dynamodb"), settings.tables.invoices)
+    latest, revision, voided = store.period_state(cid, str(chosen))
+    if latest is None:
+        raise NotFound(f"no finalized invoice for customer {cid} and period {chosen}")
+    if voided:
+        raise Conflict(f"invoice {latest['invoice_number']} is already voided")
+    balances = {g["grant_id"]: Decimal(g["remaining"]) for g in store.grants(cid)}
+    restores = []
+    for credit in latest.get("credits", []):
+        applied = Decimal(credit["applied"])
+        if applied > 0 and credit["grant_id"] in balances:
+            before = balances[credit["grant_id"]]
+            restores.append(
+                (credit["grant_id"], format_money(before), format_money(before + applied))
+            )
+    note = {
+        "credit_note_number": "CN-" + latest["invoice_number"][3:],
+        "invoice_number": latest["invoice_number"],
+        "customer_id": cid,
+        "period": str(chosen),
+        "revision": revision,
+        "currency": latest["currency"],
+        "amount": latest["total"],
+        "credits_restored": [
+            {"grant_id": g, "amount": format_money(Decimal(a) - Decimal(b))} for g, b, a in restores
+        ],
+        "reason": reason,
+        "issued_at": iso_z(clock()),
+    }
+    store.put_credit_note(note, restores)
+    return note

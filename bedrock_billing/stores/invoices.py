@@ -1,10 +1,13 @@
-"""Finalized invoices and prepaid credit grants in DynamoDB (the invoices table).
+"""Finalized invoices, credit notes and prepaid credit grants in DynamoDB (the invoices
+table).
 
 An invoice is written once, by one conditional write on (customer, ``INVOICE#period``):
 two cron runs, or two at once, store one invoice and the loser reads the winner's. A
-finalized invoice is never changed. When credits are drawn, the invoice and the grants'
-new balances go in one transaction, each grant conditional on the balance that was read,
-so a grant is never drawn twice.
+finalized invoice is never changed: a wrong one is voided by a credit note
+(``CREDITNOTE#period``), after which the period can be issued again as revision 2
+(``INVOICE#period#r02``), and so on. When credits are drawn (or a credit note gives them
+back), the write and the grants' new balances go in one transaction, each grant
+conditional on the balance that was read, so a grant is never drawn twice.
 """
 
 from __future__ import annotations
@@ -13,8 +16,15 @@ import json
 from typing import Any
 
 from ..core.errors import Conflict
-from ..core.schema import GRANT_PREFIX, INVOICE_PREFIX, grant_key, invoice_key
-from .dynamo import from_item, is_condition_failure, query_all, to_item
+from ..core.schema import (
+    CREDIT_NOTE_PREFIX,
+    GRANT_PREFIX,
+    INVOICE_PREFIX,
+    credit_note_key,
+    grant_key,
+    invoice_key,
+)
+from .dynamo import is_condition_failure, query_all, to_item
 
 
 class InvoiceExists(Conflict):
@@ -32,13 +42,31 @@ class InvoiceStore:
 
     # ---- invoices
 
-    def get_invoice(self, customer_id: str, period: str) -> dict[str, Any] | None:
-        got = self.client.get_item(
-            TableName=self.table,
-            Key={"customer_id": {"S": customer_id}, "sk": {"S": invoice_key(period)}},
+    def _documents(self, customer_id: str, prefix: str) -> list[dict[str, Any]]:
+        rows = query_all(
+            self.client,
+            self.table,
+            KeyConditionExpression="customer_id = :c AND begins_with(sk, :p)",
+            ExpressionAttributeValues={":c": {"S": customer_id}, ":p": {"S": prefix}},
             ConsistentRead=True,
         )
-        return _invoice(got["Item"]) if "Item" in got else None
+        return [json.loads(r["document"]) for r in rows]
+
+    def period_state(self, customer_id: str, period: str) -> tuple[dict | None, int, bool]:
+        """(latest revision's invoice or None, its revision number or 0, voided or not)."""
+        invoices = self._documents(customer_id, f"{INVOICE_PREFIX}{period}")
+        if not invoices:
+            return None, 0, False
+        latest = max(invoices, key=lambda d: d.get("revision", 1))
+        revision = latest.get("revision", 1)
+        notes = self._documents(customer_id, f"{CREDIT_NOTE_PREFIX}{period}")
+        voided = any(n["revision"] == revision for n in notes)
+        return latest, revision, voided
+
+    def get_invoice(self, customer_id: str, period: str) -> dict[str, Any] | None:
+        """The period's invoice in force: its latest revision, unless voided."""
+        latest, _, voided = self.period_state(customer_id, period)
+        return None if voided else latest
 
     def put_invoice(
         self, invoice: dict[str, Any], grant_updates: list[tuple[str, str, str]] = ()
@@ -48,7 +76,7 @@ class InvoiceStore:
         item = to_item(
             {
                 "customer_id": invoice["customer_id"],
-                "sk": invoice_key(invoice["period"]),
+                "sk": invoice_key(invoice["period"], invoice.get("revision", 1)),
                 "invoice_number": invoice["invoice_number"],
                 "period": invoice["period"],
                 "status": invoice["status"],
@@ -97,13 +125,66 @@ class InvoiceStore:
             raise InvoiceExists(existing) from None
 
     def list_invoices(self, customer_id: str) -> list[dict[str, Any]]:
-        rows = query_all(
-            self.client,
-            self.table,
-            KeyConditionExpression="customer_id = :c AND begins_with(sk, :p)",
-            ExpressionAttributeValues={":c": {"S": customer_id}, ":p": {"S": INVOICE_PREFIX}},
+        return self._documents(customer_id, INVOICE_PREFIX)
+
+    def list_credit_notes(self, customer_id: str) -> list[dict[str, Any]]:
+        return self._documents(customer_id, CREDIT_NOTE_PREFIX)
+
+    def put_credit_note(
+        self, note: dict[str, Any], grant_updates: list[tuple[str, str, str]] = ()
+    ) -> None:
+        """Void one invoice revision, once; give back the credits it drew in the same
+        transaction. The invoice itself is not touched."""
+        cid, period, revision = note["customer_id"], note["period"], note["revision"]
+        item = to_item(
+            {
+                "customer_id": cid,
+                "sk": credit_note_key(period, revision),
+                "credit_note_number": note["credit_note_number"],
+                "document": json.dumps(note, sort_keys=True, separators=(",", ":")),
+            }
         )
-        return [json.loads(r["document"]) for r in rows]
+        key = {"customer_id": {"S": cid}, "sk": {"S": invoice_key(period, revision)}}
+        items = [
+            {
+                "ConditionCheck": {
+                    "TableName": self.table,
+                    "Key": key,
+                    "ConditionExpression": "attribute_exists(sk)",
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": item,
+                    "ConditionExpression": "attribute_not_exists(sk)",
+                }
+            },
+        ]
+        items += self._grant_updates(cid, grant_updates)
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except Exception as exc:
+            if is_condition_failure(exc):
+                raise Conflict(
+                    f"invoice {note['invoice_number']} is already voided, or changed: "
+                    "check with `invoice --customer-id ... --period ...`"
+                ) from None
+            raise
+
+    def _grant_updates(self, customer_id: str, updates) -> list[dict[str, Any]]:
+        return [
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": {"customer_id": {"S": customer_id}, "sk": {"S": grant_key(grant_id)}},
+                    "UpdateExpression": "SET remaining = :after",
+                    "ConditionExpression": "remaining = :before",
+                    "ExpressionAttributeValues": {":after": {"S": after}, ":before": {"S": before}},
+                }
+            }
+            for grant_id, before, after in updates
+        ]
 
     # ---- credit grants
 
@@ -123,7 +204,3 @@ class InvoiceStore:
             ConsistentRead=True,
         )
         return [{k: v for k, v in r.items() if k != "sk"} for r in rows]
-
-
-def _invoice(item: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(from_item(item)["document"])

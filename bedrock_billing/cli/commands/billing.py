@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from ...core.errors import EXIT_PARTIAL, InvalidInput
@@ -108,7 +110,7 @@ def invoice(
         raise InvalidInput(f"invalid --format {fmt!r}: choose markdown or html")
     if fmt and not out:
         raise InvalidInput("--format needs --out DIR")
-    progress = ProgressBar("Invoicing") if all_customers else None
+    progress = ProgressBar("Invoicing") if all_customers and sys.stderr.isatty() else None
     try:
         run = run_invoices(
             ctx.obj,
@@ -140,6 +142,25 @@ def invoice(
         _summary(run)
     if run.failed:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command("void-invoice")
+def void_invoice(
+    ctx: typer.Context,
+    customer_id: str = typer.Option(..., "--customer-id", help="The customer's UUID."),
+    period: str = typer.Option(..., "--period", help="YYYY-MM of the invoice to void."),
+    reason: str = typer.Option(..., "--reason", help="Why (kept on the credit note)."),
+) -> None:
+    """Void a finalized invoice with a credit note (the invoice itself never changes);
+    the next `invoice --finalize` for that period issues a new revision."""
+    from ...services.invoices import void_invoice as void
+
+    note_doc = void(ctx.obj, customer_id, period, reason=reason)
+    emit(ctx.obj, note_doc, columns=[
+        ("credit_note_number", "Credit note"), ("invoice_number", "Voids invoice"),
+        ("amount", "Amount"), ("currency", "Currency"), ("reason", "Reason"),
+        ("issued_at", "Issued"),
+    ])  # fmt: skip
 
 
 @app.command("quote")
@@ -181,7 +202,7 @@ def quote(
 @credits_app.command("add")
 def credits_add(
     ctx: typer.Context,
-    customer_id: str = typer.Option(..., "--customer-id"),
+    customer_id: str = typer.Option(..., "--customer-id", help="The customer's UUID."),
     amount: str = typer.Option(..., "--amount", help="e.g. 100.00"),
     priority: int = typer.Option(0, "--priority", help="Lower is drawn first."),
     effective: str = typer.Option(None, "--effective", help="YYYY-MM-DD (default today)."),
@@ -204,7 +225,10 @@ def credits_add(
 
 
 @credits_app.command("list")
-def credits_list(ctx: typer.Context, customer_id: str = typer.Option(..., "--customer-id")) -> None:
+def credits_list(
+    ctx: typer.Context,
+    customer_id: str = typer.Option(..., "--customer-id", help="The customer's UUID."),
+) -> None:
     """A customer's grants in draw-down order, with balances."""
     from ...services.invoices import list_credits
 

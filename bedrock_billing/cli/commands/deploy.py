@@ -82,7 +82,9 @@ def deploy(
     prices: str = typer.Option(
         None, "--prices", help="JSON price book for the budget limit (proxy environment)."
     ),
-    log_retention_days: int = typer.Option(30, "--log-retention-days"),
+    log_retention_days: int = typer.Option(
+        30, "--log-retention-days", help="Days the proxy's CloudWatch log group keeps lines."
+    ),
     throttle_rate: float = typer.Option(50.0, "--throttle-rate", help="API requests/second."),
     throttle_burst: int = typer.Option(100, "--throttle-burst", help="API burst requests."),
     alarm_topic: str = typer.Option(
