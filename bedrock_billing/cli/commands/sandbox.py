@@ -100,7 +100,7 @@ def _announce(box, output: str) -> None:
 
 @app.command("demo")
 def demo(ctx: typer.Context) -> None:
-    """Run the main job end to end in a local sandbox, check it, and stop (about 5 s)."""
+    """Run the main job end to end in a local sandbox (a few seconds), check it, stop."""
     from ...sandbox.demo import run_demo
 
     settings = ctx.obj
