@@ -45,7 +45,7 @@ app.add_typer(credits_app, name="credits")
 app.add_typer(prices_app, name="prices")
 
 
-def _print_invoice(doc: dict) -> None:
+def print_invoice(doc: dict) -> None:
     from rich.table import Table
 
     from ...services.invoice_documents import charge_lines, total_rows
@@ -135,7 +135,7 @@ def invoice(
         emit(ctx.obj, {"invoices": run.invoices}, rows_key="invoices", columns=INVOICE_CSV)
     else:
         for doc in run.invoices:
-            _print_invoice(doc)
+            print_invoice(doc)
         if len(run.invoices) > 1 or all_customers:
             emit(ctx.obj, {"outcomes": run.outcomes}, rows_key="outcomes", columns=OUTCOME_COLUMNS)
     if all_customers or ctx.obj.output != "table":
@@ -196,7 +196,7 @@ def quote(
     elif ctx.obj.output == "csv":
         emit(ctx.obj, doc, rows_key="lines", columns=LINE_COLUMNS)
     else:
-        _print_invoice(doc)
+        print_invoice(doc)
 
 
 @credits_app.command("add")

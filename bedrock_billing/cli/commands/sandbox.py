@@ -125,7 +125,7 @@ def demo(ctx: typer.Context) -> None:
 
 def _render(settings, result) -> None:
     from ...sandbox.demo import model_name
-    from .billing import OUTCOME_COLUMNS, _print_invoice
+    from .billing import OUTCOME_COLUMNS, print_invoice
 
     calls = [
         {
@@ -159,7 +159,7 @@ def _render(settings, result) -> None:
     )
     stdout_console().print()
     for doc in result.invoices.invoices:
-        _print_invoice(doc)
+        print_invoice(doc)
     emit(
         settings,
         {"rows": result.invoices.outcomes},
