@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..core import customers as rules
-from ..core.errors import Conflict, InvalidInput, NotFound
+from ..core.errors import Conflict, InvalidInput
 from ..core.schema import (
     ACTIVE,
     LIMIT_ATTRIBUTES,
@@ -367,7 +367,4 @@ def update_limits(
 
 def require_customer(settings, customer_id: str) -> dict[str, Any]:
     """The customer item, or NotFound (for other services)."""
-    try:
-        return _store(settings).get(rules.validate_customer_id(customer_id))
-    except NotFound:
-        raise
+    return _store(settings).get(rules.validate_customer_id(customer_id))

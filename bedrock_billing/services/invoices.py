@@ -7,6 +7,7 @@ issue. One customer's failure does not stop the others; the run says which faile
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -25,10 +26,11 @@ from ..core.pricing import (
     plan_in_force,
     rate_period,
 )
-from ..core.timeutil import Clock, Period, iso_z, parse_duration, system_clock
+from ..core.timeutil import Clock, Period, iso_z, parse_date, parse_duration, system_clock
 from ..stores.customers import CustomerStore
 from ..stores.invoices import InvoiceExists, InvoiceStore
 from ..stores.usage_counters import CounterStore
+from .customers import require_customer
 
 Progress = Callable[[int, int], None]
 DEFAULT_SETTLE = "24h"  # late log lines and counter retries settle within this after month end
@@ -288,11 +290,6 @@ def add_credit(
     clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """Grant prepaid credit to a customer; invoices draw it down in the rules' order."""
-    import uuid
-
-    from ..core.timeutil import parse_date
-    from ..services.customers import require_customer
-
     cid = validate_customer_id(customer_id)
     now = clock()
     eff = parse_date(effective, "effective date") if effective else now.date()
