@@ -47,10 +47,18 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+PIPE_WIDTH = 160
+"""Table width when stdout is not a terminal (cron mail, a log, `| less`) and COLUMNS is
+unset: Rich's 80 would fold ids and model names into unreadable slivers."""
+
+
 def stdout_console():
+    import os
+
     from rich.console import Console
 
-    return Console(soft_wrap=False, highlight=False)
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
+    return Console(soft_wrap=False, highlight=False, width=width)
 
 
 def stderr_console():

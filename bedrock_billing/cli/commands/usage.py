@@ -82,23 +82,33 @@ def usage(
         f"Usage {data['start_date']} to {data['end_date']} "
         f"({data['source']}, {data['customer_count']} customer(s))"
     )
-    columns = [c for c in ROW_COLUMNS if c[0] not in _hidden(data["group_by"])]
-    emit(ctx.obj, data, rows_key="rows", columns=columns, title=title)
-    emit(
-        ctx.obj, {"rows": [data["totals"]]}, rows_key="rows", columns=COUNT_COLUMNS, title="Totals"
-    )
+    hidden = _hidden(data["group_by"], data["totals"])
+    columns = [c for c in ROW_COLUMNS if c[0] not in hidden]
+    rows = [dict(r, customer_id=_short(r["customer_id"])) for r in data["rows"]]
+    emit(ctx.obj, {"rows": rows}, rows_key="rows", columns=columns, title=title)
+    totals = [c for c in COUNT_COLUMNS if c[0] not in hidden]
+    emit(ctx.obj, {"rows": [data["totals"]]}, rows_key="rows", columns=totals, title="Totals")
     series = [(d["day"][5:], d["requests"]) for d in data["daily"]]
     if any(v for _, v in series) and len(series) > 1:
         stdout_console().print("Requests per day (UTC)\n" + bar_chart(series), markup=False)
 
 
-def _hidden(group_by: str) -> set[str]:
-    hidden = set()
+ALWAYS_SHOWN = {"requests", "input_tokens", "output_tokens"}
+
+
+def _hidden(group_by: str, totals: dict) -> set[str]:
+    """Columns a person does not need: an ungrouped dimension, counters zero everywhere
+    (JSON and CSV keep every column)."""
+    hidden = {key for key, _ in COUNT_COLUMNS if key not in ALWAYS_SHOWN and not totals[key]}
     if "day" not in group_by:
         hidden.add("day")
     if "model" not in group_by:
         hidden.add("model")
     return hidden
+
+
+def _short(customer_id: str) -> str:
+    return customer_id[:8] + "…"
 
 
 @app.command("reconcile")
