@@ -55,3 +55,32 @@ def test_revoke_then_show_lists_no_working_token(settings_for):
     assert len(result["revoked"]) == 2
     assert set(token_items(settings, cid).values()) == {"revoked"}
     assert service.show_customer(settings, cid, clock=clock)["tokens"] == []
+
+
+def test_cli_over_moto_server_pages_rotates_and_stores_no_token(moto_server, aws_credentials):
+    # Issue 3's acceptance runs against moto's server on loopback through --endpoint-url
+    # (the other CLI tests use moto in process); pages far smaller than the customer count.
+    import json
+
+    from tests.cli_helpers import run
+
+    common = ("--endpoint-url", moto_server, "--stage", "pages", "--output", "json")
+    shown = []
+    for i in range(12):
+        out = run("create", "--name", f"C{i:02d}", "--email", f"c{i}@x.example", *common)
+        shown.append(json.loads(out.stdout))
+    assert all(c["customer_id"] and c["token"].startswith("bbk_") for c in shown)
+    listed = json.loads(run("list", "--page-size", "2", *common).stdout)
+    assert [c["name"] for c in listed["customers"]] == [f"C{i:02d}" for i in range(12)]
+    rotated = json.loads(
+        run("update-token", "--customer-id", shown[0]["customer_id"], *common).stdout
+    )
+    tokens = [c["token"] for c in shown] + [rotated["token"]]
+    client = boto3.client("dynamodb", endpoint_url=moto_server, region_name="us-east-1")
+    dump = ""
+    for table in client.list_tables()["TableNames"]:
+        if "-pages-" in table:
+            for page in client.get_paginator("scan").paginate(TableName=table):
+                dump += repr(page["Items"])
+    assert hash_token(rotated["token"]) in dump
+    assert not [t for t in tokens if t in dump or t[4:20] in dump]
