@@ -29,6 +29,8 @@ COMMANDS = [
     ["reconcile", "--period", "2026-10", "--customer-id", CID],
     ["invoice", "--customer-id", CID, "--period", "2026-10"],
     ["invoice", "--all", "--period", "2026-10", "--finalize"],
+    ["void-invoice", "--customer-id", CID, "--period", "2026-10", "--reason", "wrong plan"],
+    ["reconcile", "--repair", "--day", "2026-10-03", "--customer-id", CID, "--yes"],
     ["credits", "add", "--customer-id", CID, "--amount", "10.00"],
     ["credits", "list", "--customer-id", CID],
     ["status"],

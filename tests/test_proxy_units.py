@@ -141,3 +141,11 @@ def test_handler_import_stays_lean():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_a_price_given_as_a_json_number_is_refused():
+    # json.load turns 0.1 into a binary float; money never goes through float.
+    from bedrock_billing.proxy.prices import PriceConfigError, PriceTable
+
+    with pytest.raises(PriceConfigError, match="as a string"):
+        PriceTable.parse({"models": {"m": {"input": 0.10000000000100000001, "output": "1"}}})

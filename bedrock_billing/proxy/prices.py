@@ -33,6 +33,9 @@ class PriceConfigError(ValueError):
 
 def to_pico(amount: str | Decimal) -> int:
     """A decimal amount in the main unit as an integer of pico-units, rounded up."""
+    if isinstance(amount, float):
+        # A JSON number is parsed as a binary float: not exact, so not money (pricing rules).
+        raise PriceConfigError(f'price {amount!r} is a number; write it as a string ("0.25")')
     try:
         value = Decimal(str(amount))
     except InvalidOperation:

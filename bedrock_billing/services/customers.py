@@ -273,8 +273,13 @@ def revoke_token(
     }
     removals = ["previous_token_hash"] + ([] if previous_only else ["current_token_hash"])
     records = store.tokens(targets)
+    expected = {k: item.get(k) for k in ("current_token_hash", "previous_token_hash")}
     store.update_tokens(
-        {t: revoked for t in targets}, customer_id, {"updated_at": iso_z(now)}, tuple(removals)
+        {t: revoked for t in targets},
+        customer_id,
+        {"updated_at": iso_z(now)},
+        tuple(removals),
+        expected=expected,
     )
     return {
         "customer_id": customer_id,

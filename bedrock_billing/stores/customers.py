@@ -137,11 +137,33 @@ class CustomerStore:
         customer_id: str,
         customer_update: dict[str, Any],
         customer_removals: tuple[str, ...] = (),
+        expected: dict[str, str | None] | None = None,
     ) -> None:
-        """Update several token records and the customer item in one transaction."""
+        """Update several token records and the customer item in one transaction.
+
+        ``expected``: attribute -> value read before (None: absent). The write is conditional
+        on them, so a rotation that lands between the read and this write is not undone (it
+        would leave a working token the customer item no longer names)."""
         items = [self._token_update(h, c) for h, c in changes.items()]
-        items.append(self._customer_update(customer_id, customer_update, customer_removals))
-        self.client.transact_write_items(TransactItems=items)
+        update = self._customer_update(customer_id, customer_update, customer_removals)
+        for i, (attr, value) in enumerate(sorted((expected or {}).items())):
+            body = update["Update"]
+            body["ExpressionAttributeNames"][f"#e{i}"] = attr
+            if value is None:
+                body["ConditionExpression"] += f" AND attribute_not_exists(#e{i})"
+            else:
+                body.setdefault("ExpressionAttributeValues", {})[f":e{i}"] = {"S": value}
+                body["ConditionExpression"] += f" AND #e{i} = :e{i}"
+        items.append(update)
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except Exception as exc:
+            if is_condition_failure(exc):
+                raise Conflict(
+                    "the customer's tokens changed meanwhile (a rotation?): check with `show` "
+                    "and try again"
+                ) from None
+            raise
 
     def update(
         self, customer_id: str, changes: dict[str, Any], removals: tuple[str, ...] = ()
