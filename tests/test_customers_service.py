@@ -84,3 +84,33 @@ def test_cli_over_moto_server_pages_rotates_and_stores_no_token(moto_server, aws
                 dump += repr(page["Items"])
     assert hash_token(rotated["token"]) in dump
     assert not [t for t in tokens if t in dump or t[4:20] in dump]
+
+
+def test_a_plan_change_racing_another_update_is_refused_not_lost(settings_for, monkeypatch):
+    from bedrock_billing.core.errors import Conflict
+    from bedrock_billing.core.timeutil import FixedClock
+    from bedrock_billing.services import customers as svc
+    from bedrock_billing.stores.customers import CustomerStore
+
+    settings = settings_for()
+    clock = FixedClock("2026-10-10T00:00:00Z")
+    cid = svc.create_customer(settings, name="A", email="a@a.example", plan="basic", clock=clock)[
+        "customer_id"
+    ]
+    real_get = CustomerStore.get
+    interfered = []
+
+    def get_then_someone_else_writes(self, customer_id):
+        item = real_get(self, customer_id)
+        if not interfered:
+            interfered.append(True)
+            clock.advance("1s")
+            svc.update_customer(settings, customer_id, plan="pro", clock=clock)  # lands first
+        return item
+
+    monkeypatch.setattr(CustomerStore, "get", get_then_someone_else_writes)
+    with pytest.raises(Conflict):
+        svc.update_customer(settings, cid, plan="scale", clock=clock)
+    monkeypatch.setattr(CustomerStore, "get", real_get)
+    history = svc.show_customer(settings, cid, clock=clock)["plan_history"]
+    assert [h["plan"] for h in history] == ["basic", "pro"]

@@ -189,7 +189,7 @@ def test_no_event_or_body_gets_a_5xx(world, fake_bedrock):
     @settings(settings.get_profile("proxy-fuzz"))
     @given(st.integers(0, 9), plausible_events(), events(), json_values)
     def check(pick, plausible, chaotic, junk):
-        event = plausible if pick < 6 else chaotic if pick < 9 else junk
+        event = plausible if pick < 8 else chaotic if pick < 9 else junk
         world.logs.clear()
         response = world.proxy.handle(event)
         status = response["statusCode"]
@@ -204,4 +204,4 @@ def test_no_event_or_body_gets_a_5xx(world, fake_bedrock):
 
     check()
     assert seen["total"] >= 1000
-    assert seen["authenticated"] >= seen["total"] // 4  # a good share reaches past auth
+    assert seen["authenticated"] > seen["total"] // 2, seen  # most cases get past auth

@@ -319,8 +319,10 @@ def update_customer(
         raise InvalidInput("nothing to update: give --name, --email or --plan")
     now = clock()
     store = _store(settings)
+    read_at = None
     if plan is not None:
         current = store.get(customer_id)
+        read_at = current.get("updated_at")  # the history is read-modify-write: guard it
         history = [h for h in current.get("plan_history", []) if h.get("from_period")]
         this_period = str(Period.of(now))
         if not history:
@@ -332,7 +334,7 @@ def update_customer(
             history.append({"plan": plan, "from_period": nxt})
         changes["plan_history"] = history
     changes["updated_at"] = iso_z(now)
-    return public_customer(store.update(customer_id, changes))
+    return public_customer(store.update(customer_id, changes, expected_updated_at=read_at))
 
 
 _LIMIT_PARSERS = {

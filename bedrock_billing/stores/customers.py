@@ -166,14 +166,30 @@ class CustomerStore:
             raise
 
     def update(
-        self, customer_id: str, changes: dict[str, Any], removals: tuple[str, ...] = ()
+        self,
+        customer_id: str,
+        changes: dict[str, Any],
+        removals: tuple[str, ...] = (),
+        expected_updated_at: str | None = None,
     ) -> dict[str, Any]:
-        """SET ``changes`` and REMOVE ``removals`` on an existing customer; returns the item."""
+        """SET ``changes`` and REMOVE ``removals`` on an existing customer; returns the item.
+
+        ``expected_updated_at``: for a read-modify-write (a plan history), the write only
+        succeeds if nobody changed the customer since it was read."""
         update = self._customer_update(customer_id, changes, removals)["Update"]
+        if expected_updated_at is not None:
+            update["ConditionExpression"] += " AND updated_at = :read_at"
+            update.setdefault("ExpressionAttributeValues", {})[":read_at"] = {
+                "S": expected_updated_at
+            }
         try:
             got = self.client.update_item(**update, ReturnValues="ALL_NEW")
         except Exception as exc:
             if is_condition_failure(exc):
+                if expected_updated_at is not None:
+                    raise Conflict(
+                        "the customer changed while updating it: check with `show` and try again"
+                    ) from None
                 raise NotFound(f"no customer with id {customer_id}") from None
             raise
         return from_item(got["Attributes"])
