@@ -283,3 +283,9 @@ def test_quote_says_on_stderr_what_the_plan_does_not_price():
         "--input-tokens", "1000",
     )  # fmt: skip
     assert "not priced" not in priced.stderr
+
+
+def test_credits_add_bad_amount_names_the_option_not_a_random_grant_id(moto_aws):
+    cid = run_json("create", "--name", "A", "--email", "a@a.example")["customer_id"]
+    result = run("credits", "add", "--customer-id", cid, "--amount", "abc", expect=2)
+    assert result.stderr == "Error: --amount: 'abc' is not a decimal number\n"
