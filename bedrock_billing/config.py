@@ -156,11 +156,23 @@ def resolve_settings(
         setattr(settings, key, value(None, key, env_name))
     if settings.output not in OUTPUTS:
         raise InvalidInput(f"invalid output {settings.output!r}: choose table, json or csv")
+    if settings.endpoint_url and not _valid_endpoint(settings.endpoint_url):
+        # botocore would fail later with a bare ValueError ("unexpected ValueError", exit 1)
+        raise InvalidInput(
+            f"invalid endpoint URL {settings.endpoint_url!r}: expected http(s)://host[:port]"
+        )
     if not _valid_name(settings.stage):
         raise InvalidInput(f"invalid stage {settings.stage!r}: use letters, digits, - and _")
     if not _valid_name(settings.table_prefix):
         raise InvalidInput(f"invalid table prefix {settings.table_prefix!r}")
     return settings
+
+
+def _valid_endpoint(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _valid_name(text: str) -> bool:

@@ -107,3 +107,20 @@ def test_unknown_profile(monkeypatch):
 def test_bad_global_option_value_is_a_usage_error():
     result = run("list", "--output", "yaml", expect=None)
     assert result.exit_code == 2 and result.stderr.startswith("Error: invalid output")
+
+
+# The log-reading commands (athena source, reconcile) look for the log bucket first and
+# name it when it is missing; these read the tables first.
+NEEDS_TABLES = [
+    a
+    for a in COMMANDS
+    if a[0] not in ("init", "create", "status", "destroy", "deploy", "reconcile")
+    and "athena" not in a
+] + [["usage", "--all", "--period", "2026-10", "--source", "athena"]]
+
+
+@pytest.mark.parametrize("args", NEEDS_TABLES, ids=lambda a: " ".join(a[:2]))
+def test_missing_tables_name_the_table_and_init(args, moto_aws):
+    # moto with no tables at all: an operator who forgot `init` (or gave the wrong --stage)
+    result = run(*args, expect=None)
+    assert_one_error_line(result, 3, "bedrock-billing init")

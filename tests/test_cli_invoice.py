@@ -268,3 +268,24 @@ def test_a_wrong_invoice_is_voided_by_a_credit_note_then_reissued(seeded):
     assert revised["revision"] == 2 and revised["invoice_number"] == first["invoice_number"] + "-R2"
     third = run_json("invoice", *args, "--price-book", BOOK, "--finalize")
     assert third["outcomes"][0]["outcome"] == "existing" and third["invoices"][0] == revised
+
+
+def test_quote_says_on_stderr_what_the_plan_does_not_price():
+    # a mistyped model must not look like a free month: the note names it, as invoice does
+    result = run(
+        "quote", "--plan", "list", "--model", "anthropic.claude-3-haiku-2024",
+        "--requests", "1", "--input-tokens", "1000",
+    )  # fmt: skip
+    assert "usage not priced by the plan" in result.stderr
+    assert "anthropic.claude-3-haiku-2024 input_tokens" in result.stderr
+    priced = run(
+        "quote", "--plan", "list", "--model", "anthropic.claude-3-haiku-20240307-v1:0",
+        "--input-tokens", "1000",
+    )  # fmt: skip
+    assert "not priced" not in priced.stderr
+
+
+def test_credits_add_bad_amount_names_the_option_not_a_random_grant_id(moto_aws):
+    cid = run_json("create", "--name", "A", "--email", "a@a.example")["customer_id"]
+    result = run("credits", "add", "--customer-id", cid, "--amount", "abc", expect=2)
+    assert result.stderr == "Error: --amount: 'abc' is not a decimal number\n"

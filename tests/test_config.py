@@ -56,7 +56,14 @@ def test_xdg_config_home_is_the_default_location(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"output": "yaml"}, {"stage": "bad stage"}, {"table_prefix": "x/y"}]
+    "kwargs",
+    [
+        {"output": "yaml"},
+        {"stage": "bad stage"},
+        {"table_prefix": "x/y"},
+        {"endpoint_url": "not-a-url"},
+        {"endpoint_url": "ftp://127.0.0.1:5000"},
+    ],
 )
 def test_bad_settings_are_usage_errors(kwargs):
     with pytest.raises(InvalidInput):

@@ -69,3 +69,9 @@ def test_refusal_message_never_echoes_the_token():
         validate_supplied_token("hunter2hunter2hunter2hunter2")
     except InvalidInput as exc:
         assert "hunter2" not in exc.message
+
+
+def test_weak_token_message_never_shows_negative_zero_bits():
+    with pytest.raises(InvalidInput) as info:
+        validate_supplied_token("a" * 44)
+    assert "about 0 bits" in str(info.value)

@@ -95,8 +95,9 @@ def validate_supplied_token(token: str) -> str:
         raise InvalidInput(f"token is longer than {MAX_LENGTH} characters")
     bits = estimate_entropy_bits(token)
     if len(token) < MIN_LENGTH or bits < MIN_ENTROPY_BITS:
+        shown = max(0, round(bits))  # an int: a one-symbol token's -0.0 bits would print "-0"
         raise InvalidInput(
-            f"token is too weak (about {bits:.0f} bits of entropy, {MIN_ENTROPY_BITS} needed): "
+            f"token is too weak (about {shown} bits of entropy, {MIN_ENTROPY_BITS} needed): "
             "omit --token to have one generated, or use `openssl rand -base64 32`"
         )
     return token

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..core.customers import validate_customer_id
 from ..core.errors import BillingError, Conflict, InvalidInput, NotFound
-from ..core.money import format_money, to_cents
+from ..core.money import format_money, to_cents, to_money
 from ..core.pricing import (
     CreditGrant,
     CustomerOverrides,
@@ -294,8 +294,10 @@ def add_credit(
     now = clock()
     eff = parse_date(effective, "effective date") if effective else now.date()
     exp = parse_date(expires, "expiry date") if expires else None
+    # parsed here so an error names the option, not the grant id generated just below
+    value = to_money(amount, "--amount")
     grant = CreditGrant(
-        id=str(uuid.uuid4()), amount=amount, effective=eff, expires=exp, priority=priority
+        id=str(uuid.uuid4()), amount=value, effective=eff, expires=exp, priority=priority
     )
     if grant.amount <= 0:
         raise InvalidInput("--amount must be positive")

@@ -21,9 +21,14 @@ from .usagelog import Progress
 assert tuple(DAY_COUNTERS) == COUNTERS  # noqa: S101 - the item and the row agree
 
 
-def _aws_error(action: str, exc: Exception) -> AwsError:
-    """The shared one-line translation (stores/aws.py), else a generic line."""
-    translated = aws_error(exc)
+def _aws_error(action: str, exc: Exception, table: str) -> AwsError:
+    """The shared one-line translation (stores/aws.py), else a generic line. A missing table
+    is named, with the way out, as the customer commands do (dynamo.missing_table_hint)."""
+    hint = (
+        f"table {table} does not exist: run `bedrock-billing init` "
+        "(or check --stage, --region and --endpoint-url)"
+    )
+    translated = aws_error(exc, resource_hint=hint)
     if translated is not None:
         return translated
     return AwsError(f"DynamoDB {action} failed: {type(exc).__name__}")
@@ -73,7 +78,7 @@ class CounterStore:
                     return rows
                 kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         except (ClientError, BotoCoreError) as exc:
-            raise _aws_error("Query", exc) from None
+            raise _aws_error("Query", exc, self.table) from None
 
     def read_usage(
         self,
@@ -135,7 +140,7 @@ class CounterStore:
                 )
                 writes += 1
         except (ClientError, BotoCoreError) as exc:
-            raise _aws_error("repair write", exc) from None
+            raise _aws_error("repair write", exc, self.table) from None
         return writes
 
 
@@ -153,4 +158,4 @@ def scan_customer_ids(client, customers_table: str) -> list[str]:
                 return sorted(ids)
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
     except (ClientError, BotoCoreError) as exc:
-        raise _aws_error("Scan", exc) from None
+        raise _aws_error("Scan", exc, customers_table) from None

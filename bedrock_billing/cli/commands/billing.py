@@ -84,7 +84,11 @@ def _summary(run) -> None:
     )
     for f in run.failures:
         note(f"failed: {f['customer_id']}: {f['error']}")
-    models = sorted({(u["model"], u["metric"]) for u in run.unpriced})
+    _unpriced_note(run.unpriced)
+
+
+def _unpriced_note(unpriced) -> None:
+    models = sorted({(u["model"], u["metric"]) for u in unpriced})
     if models:
         note("usage not priced by the plan: " + ", ".join(f"{m} {k}" for m, k in models))
 
@@ -197,6 +201,7 @@ def quote(
         emit(ctx.obj, doc, rows_key="lines", columns=LINE_COLUMNS)
     else:
         print_invoice(doc)
+    _unpriced_note(doc.get("unpriced", []))
 
 
 @credits_app.command("add")
