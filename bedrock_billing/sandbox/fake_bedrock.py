@@ -18,6 +18,7 @@ import hashlib
 import json
 import random
 import re
+import signal
 import threading
 import uuid
 from collections import Counter, deque
@@ -407,13 +408,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    # Explicit handlers: a process started from a background job inherits SIGINT as
+    # ignored, and Python then raises no KeyboardInterrupt, so Ctrl-C/kill -INT did nothing.
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     fake = FakeBedrock(args.port, host=args.host, seed=args.seed).start()
     print(f"fake Bedrock Runtime at {fake.url}", flush=True)
     print(f"  export AWS_ENDPOINT_URL_BEDROCK_RUNTIME={fake.url}", flush=True)
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        while not stop.wait(0.5):  # a timed wait lets the signal handlers run
+            pass
     finally:
         fake.stop()
     return 0
