@@ -124,3 +124,19 @@ def test_missing_tables_name_the_table_and_init(args, moto_aws):
     # moto with no tables at all: an operator who forgot `init` (or gave the wrong --stage)
     result = run(*args, expect=None)
     assert_one_error_line(result, 3, "bedrock-billing init")
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["nosuch"], "No such command"),
+        (["create", "--bogus"], "No such option: --bogus"),
+        (["create"], "Missing option '--name'"),
+        (["list", "--limit", "abc"], "Invalid value for '--limit'"),
+        (["quote", "--model", "m", "--requests", "-1"], "Invalid value for '--requests'"),
+    ],
+)
+def test_click_usage_errors_are_one_line_too(args, fragment):
+    result = run(*args, expect=None)
+    assert_one_error_line(result, 2, fragment)
+    assert "--help" in result.stderr

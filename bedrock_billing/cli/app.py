@@ -8,6 +8,7 @@ parsing, so every command shares one callback that resolves them into ``ctx.obj`
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import typer
@@ -58,6 +59,26 @@ def hoist_global_options(args: list[str]) -> list[str]:
 
 class BillingGroup(TyperGroup):
     """Typer group that hoists global options and renders every failure as one line."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Click's own usage errors (an unknown option, a bad integer) as one `Error:` line
+        and exit 2, like every other error, instead of Typer's multi-line panel."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except _CLICK_EXCEPTION as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `bedrock-billing` alone: help
+                exc.show()
+                sys.exit(exc.exit_code)
+            command = getattr(getattr(exc, "ctx", None), "command_path", None)
+            hint = f" (see `{command} --help`)" if command else ""
+            error_line(exc.format_message() + hint)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            error_line("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(list(args)))
