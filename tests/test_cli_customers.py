@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import boto3
 import pytest
@@ -245,3 +246,16 @@ def test_a_token_appears_only_in_the_output_that_shows_it_once():
         out = run(*args)
         for secret in (token, new_token):
             assert secret not in out.stdout + out.stderr
+
+
+def test_a_plan_must_exist_in_the_price_book():
+    book = str(Path(__file__).parent / "data" / "pricebook.toml")
+    bad = run("create", "--name", "A", "--email", "a@a.example", "--plan", "nosuch", expect=2)
+    assert bad.stderr.startswith("Error: unknown plan 'nosuch'") and "list" in bad.stderr
+    made = run_json("create", "--name", "A", "--email", "a@a.example", "--plan", "pro",
+                    "--price-book", book)  # fmt: skip
+    assert made["plan"] == "pro"
+    run("update", "--customer-id", made["customer_id"], "--plan", "tiered", expect=2)
+    later = run_json("update", "--customer-id", made["customer_id"], "--plan", "tiered",
+                     "--price-book", book)  # fmt: skip
+    assert later["plan"] == "pro"  # the change applies from the next period

@@ -31,7 +31,12 @@ def _seed(endpoint_url: str | None = None):
     ids = []
     for i, plan in enumerate(PLANS):
         created = customer_service.create_customer(
-            settings, name=f"Customer {i}", email=f"c{i}@x.example", plan=plan, clock=clock
+            settings,
+            name=f"Customer {i}",
+            email=f"c{i}@x.example",
+            plan=plan,
+            clock=clock,
+            price_book=BOOK,
         )
         ids.append(created["customer_id"])
     gen = generate(customers=len(ids))

@@ -3,6 +3,8 @@ caller would, against moto in process; the CLI tests cover the same through CliR
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import boto3
 import pytest
 
@@ -11,6 +13,8 @@ from bedrock_billing.core.timeutil import FixedClock, parse_instant
 from bedrock_billing.core.tokens import hash_token
 from bedrock_billing.services import customers as service
 from bedrock_billing.stores.customers import CustomerStore
+
+BOOK = str(Path(__file__).parent / "data" / "pricebook.toml")
 
 NOW = parse_instant("2026-10-15T12:00:00Z")
 
@@ -94,9 +98,9 @@ def test_a_plan_change_racing_another_update_is_refused_not_lost(settings_for, m
 
     settings = settings_for()
     clock = FixedClock("2026-10-10T00:00:00Z")
-    cid = svc.create_customer(settings, name="A", email="a@a.example", plan="basic", clock=clock)[
-        "customer_id"
-    ]
+    cid = svc.create_customer(
+        settings, name="A", email="a@a.example", plan="payg", clock=clock, price_book=BOOK
+    )["customer_id"]
     real_get = CustomerStore.get
     interfered = []
 
@@ -105,12 +109,12 @@ def test_a_plan_change_racing_another_update_is_refused_not_lost(settings_for, m
         if not interfered:
             interfered.append(True)
             clock.advance("1s")
-            svc.update_customer(settings, customer_id, plan="pro", clock=clock)  # lands first
+            svc.update_customer(settings, customer_id, plan="pro", clock=clock, price_book=BOOK)
         return item
 
     monkeypatch.setattr(CustomerStore, "get", get_then_someone_else_writes)
     with pytest.raises(Conflict):
-        svc.update_customer(settings, cid, plan="scale", clock=clock)
+        svc.update_customer(settings, cid, plan="tiered", clock=clock, price_book=BOOK)
     monkeypatch.setattr(CustomerStore, "get", real_get)
     history = svc.show_customer(settings, cid, clock=clock)["plan_history"]
-    assert [h["plan"] for h in history] == ["basic", "pro"]
+    assert [h["plan"] for h in history] == ["payg", "pro"]

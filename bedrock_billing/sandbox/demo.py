@@ -162,7 +162,13 @@ def run_demo(
         first_day = clock().date()
         customers, tokens = [], {}
         for spec in CUSTOMERS:
-            made = create_customer(settings, name=spec.name, email=spec.email, plan=spec.plan)
+            made = create_customer(
+                settings,
+                name=spec.name,
+                email=spec.email,
+                plan=spec.plan,
+                price_book=demo_price_book(),
+            )
             if spec.limits:
                 made = {**made, **update_limits(settings, made["customer_id"], **spec.limits)}
             tokens[spec.name] = made.pop("token")  # kept in memory only, never shown

@@ -24,6 +24,7 @@ from ..core.timeutil import Clock, Period, epoch_seconds, iso_z, parse_duration,
 from ..core.tokens import display_prefix, generate_token, hash_token, validate_supplied_token
 from ..stores.customers import CustomerStore
 from ..stores.dynamo import create_missing_tables, is_missing_table
+from .pricebook import check_plan
 
 Notify = Callable[[str], None]
 REVOKED_RETENTION = timedelta(days=30)  # revoked/ended token records kept this long for audit
@@ -87,12 +88,15 @@ def create_customer(
     expires_in: str | None = None,
     daily_limit: str | int | None = None,
     plan: str | None = None,
+    price_book: str | None = None,
     clock: Clock = system_clock,
     notify: Notify | None = None,
 ) -> dict[str, Any]:
     """A new customer and its token; the token is in the result and nowhere else."""
     name = rules.validate_name(name)
     email = rules.validate_email(email)
+    if plan:
+        check_plan(settings, plan, price_book)
     secret = validate_supplied_token(token) if token is not None else generate_token()
     daily = rules.parse_count_limit(daily_limit, "daily limit")
     now = clock()
@@ -306,6 +310,7 @@ def update_customer(
     name: str | None = None,
     email: str | None = None,
     plan: str | None = None,
+    price_book: str | None = None,
     clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """Change name, email or plan. A plan change takes effect from the next period."""
@@ -317,6 +322,8 @@ def update_customer(
         changes["email"] = rules.validate_email(email)
     if not changes and plan is None:
         raise InvalidInput("nothing to update: give --name, --email or --plan")
+    if plan is not None:
+        check_plan(settings, plan, price_book)
     now = clock()
     store = _store(settings)
     read_at = None

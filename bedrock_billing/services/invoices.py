@@ -6,14 +6,11 @@ issue. One customer's failure does not stop the others; the run says which faile
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from ..core.customers import validate_customer_id
@@ -22,7 +19,6 @@ from ..core.money import format_money, to_cents, to_money
 from ..core.pricing import (
     CreditGrant,
     CustomerOverrides,
-    load_price_book,
     plan_in_force,
     rate_period,
 )
@@ -31,30 +27,10 @@ from ..stores.customers import CustomerStore
 from ..stores.invoices import InvoiceExists, InvoiceStore
 from ..stores.usage_counters import CounterStore
 from .customers import require_customer
+from .pricebook import PriceBookRef, load_book
 
 Progress = Callable[[int, int], None]
 DEFAULT_SETTLE = "24h"  # late log lines and counter retries settle within this after month end
-
-
-@dataclass
-class PriceBookRef:
-    book: Any
-    source: str
-    sha256: str
-
-
-def load_book(settings, path: str | None = None) -> PriceBookRef:
-    """The price book from ``--price-book``, the config, or the shipped default; with its hash
-    (stored on each finalized invoice, so a dispute can name the exact prices used)."""
-    chosen = path or getattr(settings, "price_book", None)
-    if chosen:
-        file = Path(chosen).expanduser()
-        book = load_price_book(file)
-        return PriceBookRef(book, str(file), hashlib.sha256(file.read_bytes()).hexdigest())
-    data = resources.files("bedrock_billing").joinpath("data", "default_prices.toml").read_bytes()
-    return PriceBookRef(
-        load_price_book(None), "shipped", "shipped:" + hashlib.sha256(data).hexdigest()
-    )
 
 
 def invoice_number(customer_id: str, period: Period, revision: int = 1) -> str:

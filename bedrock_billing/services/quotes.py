@@ -7,7 +7,7 @@ from typing import Any
 from ..core.errors import InvalidInput
 from ..core.pricing import export_prices, quote, read_grants_file, read_usage_file, usage_from_flags
 from ..core.timeutil import Clock, Period, system_clock
-from .invoices import load_book
+from .pricebook import load_book
 
 
 def make_quote(

@@ -65,6 +65,9 @@ def create(
     expires_in: str = typer.Option(None, "--expires-in", help="Token lifetime, e.g. 90d."),
     daily_limit: str = typer.Option(None, "--daily-limit", help="Requests per UTC day."),
     plan: str = typer.Option(None, "--plan", help="Price book plan for invoices."),
+    price_book: str = typer.Option(
+        None, "--price-book", help="Price book that defines --plan (default: the config's)."
+    ),
 ) -> None:
     """Create a customer and its Bearer token (shown once, never stored)."""
     result = svc.create_customer(
@@ -75,6 +78,7 @@ def create(
         expires_in=expires_in,
         daily_limit=daily_limit,
         plan=plan,
+        price_book=price_book,
         notify=note,
     )
     emit(
@@ -144,9 +148,14 @@ def update(
     name: str = typer.Option(None, "--name"),
     email: str = typer.Option(None, "--email"),
     plan: str = typer.Option(None, "--plan", help="New plan, from the next period."),
+    price_book: str = typer.Option(
+        None, "--price-book", help="Price book that defines --plan (default: the config's)."
+    ),
 ) -> None:
     """Change a customer's name, email or plan (a plan change applies from next month)."""
-    result = svc.update_customer(ctx.obj, customer_id, name=name, email=email, plan=plan)
+    result = svc.update_customer(
+        ctx.obj, customer_id, name=name, email=email, plan=plan, price_book=price_book
+    )
     emit(ctx.obj, result, columns=DETAIL_COLUMNS)
 
 
