@@ -149,3 +149,22 @@ def test_a_price_given_as_a_json_number_is_refused():
 
     with pytest.raises(PriceConfigError, match="as a string"):
         PriceTable.parse({"models": {"m": {"input": 0.10000000000100000001, "output": "1"}}})
+
+
+def test_a_parameter_error_names_the_parameter_but_never_echoes_the_prompt():
+    import boto3
+    from botocore.exceptions import ParamValidationError
+
+    from bedrock_billing.proxy.bedrock import map_error
+
+    client = boto3.client(
+        "bedrock-runtime", region_name="us-east-1",
+        aws_access_key_id="x", aws_secret_access_key="y",
+    )  # fmt: skip
+    try:
+        client.converse(modelId="m", messages=[{"role": "user", "content": "secret prompt"}])
+    except ParamValidationError as exc:
+        error = map_error(exc)
+    assert error.status == 400 and error.code == "invalid_request"
+    assert "messages[0].content" in error.message
+    assert "secret prompt" not in error.message and "<class" not in error.message

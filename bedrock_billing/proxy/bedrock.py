@@ -122,13 +122,29 @@ def map_error(exc: Exception) -> ProxyError:
             status, name, message or _MESSAGES[status], retry_after=retry, billable_error=True
         )
     if isinstance(exc, ParamValidationError):
-        text = str(exc).replace("\n", " ")[:500]
-        return ProxyError(400, "invalid_request", text, billable_error=True)
+        return ProxyError(400, "invalid_request", _param_text(exc), billable_error=True)
     if isinstance(exc, (ReadTimeoutError, ConnectTimeoutError)):
         return ProxyError(504, "bedrock_timeout", _MESSAGES[504], billable_error=True)
     if isinstance(exc, (EndpointConnectionError, BotoCoreError)):
         return ProxyError(502, "bedrock_unreachable", _MESSAGES[502], billable_error=True)
     return ProxyError(502, "bedrock_error", _MESSAGES[502], billable_error=True)
+
+
+def _param_text(exc: ParamValidationError) -> str:
+    """botocore's report without the offending value (it is the customer's prompt) or
+    Python's type reprs: 'Invalid type for parameter messages[0].content (valid: list)'."""
+    report = str(exc.kwargs.get("report") or "")
+    parts = []
+    for line in report.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        head, _, rest = line.partition(", value:")
+        valid = re.search(r"valid types: (.*)$", rest)
+        if valid:
+            head += " (valid: " + ", ".join(re.findall(r"<class '(\w+)'>", valid.group(1))) + ")"
+        parts.append(head)
+    return ("invalid request parameters: " + "; ".join(parts))[:300] if parts else _MESSAGES[400]
 
 
 # ---- calls
