@@ -180,7 +180,7 @@ def test_update_limits_sets_and_clears():
         "--allowed-models",
         "anthropic.claude-3-haiku-20240307-v1:0",
         "--allowed-models",
-        "amazon.nova-lite-v1:0",
+        "us.amazon.nova-lite-v1:0",
     )["limits"]
     assert limits == {
         "daily_request_limit": 1000,

@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from .errors import InvalidInput
+from .models import normalise_model_id
 from .schema import ACTIVE, TOKEN_ACTIVE, TOKEN_PREVIOUS, TOKEN_REVOKED
 from .timeutil import parse_instant
 
@@ -86,7 +87,10 @@ def parse_money_limit(value: str | None, what: str) -> str | None:
 
 
 def parse_model_list(values: list[str] | str | None) -> list[str] | None:
-    """Allowed models: a list (or comma-separated text) of model ids, or None for all."""
+    """Allowed models: a list (or comma-separated text) of model ids, or None for all.
+
+    Stored as foundation model ids, which is what the proxy compares: an inference profile
+    (``us.anthropic...``) or a model ARN given here allows its foundation model."""
     if values is None:
         return None
     items = values.split(",") if isinstance(values, str) else list(values)
@@ -100,6 +104,10 @@ def parse_model_list(values: list[str] | str | None) -> list[str] | None:
                 return None
             if not _MODEL_ID.match(part):
                 raise InvalidInput(f"invalid model id {part!r}")
+            try:
+                part = normalise_model_id(part).foundation_model
+            except InvalidInput:
+                raise InvalidInput(f"invalid model id {part!r}") from None
             if part not in models:
                 models.append(part)
     return sorted(models) or None
