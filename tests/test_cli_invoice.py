@@ -294,3 +294,30 @@ def test_credits_add_bad_amount_names_the_option_not_a_random_grant_id(moto_aws)
     cid = run_json("create", "--name", "A", "--email", "a@a.example")["customer_id"]
     result = run("credits", "add", "--customer-id", cid, "--amount", "abc", expect=2)
     assert result.stderr == "Error: --amount: 'abc' is not a decimal number\n"
+
+
+def test_a_customers_own_discount_applies_without_cloning_the_plan(seeded, tmp_path):
+    settings, ids = seeded
+    cid = ids[2]  # plan "pro": base fee 49.00, minimum 60.00
+    args = ["--customer-id", cid, "--period", "2026-10", "--stage", "test", "--price-book", BOOK]
+    before = run_json("invoice", *args)["invoices"][0]
+    overrides = tmp_path / "acme.json"
+    overrides.write_text(
+        '{"discounts": [{"type": "percent", "percent": "10"}], "base_fee": "39.00"}'
+    )
+    shown = run_json("update", "--customer-id", cid, "--pricing-overrides", str(overrides),
+                     "--stage", "test")  # fmt: skip
+    assert shown["pricing_overrides"]["base_fee"] == "39.00"
+    after = run_json("invoice", *args)["invoices"][0]
+    assert after["lines"][0]["amount"] == "39.00" and before["lines"][0]["amount"] == "49.00"
+    assert after["discounts"][0]["type"] == "percent"
+    # the minimum still holds before the discount: 60.00 less 10% = 54.00
+    assert after["total"] == "54.00"
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"discounts": [{"type": "percent", "percent": "x"}]}')
+    run("update", "--customer-id", cid, "--pricing-overrides", str(bad), "--stage", "test",
+        expect=2)  # fmt: skip
+    cleared = run_json("update", "--customer-id", cid, "--clear-pricing-overrides",
+                       "--stage", "test")  # fmt: skip
+    assert cleared["pricing_overrides"] is None
+    assert run_json("invoice", *args)["invoices"][0]["total"] == before["total"]

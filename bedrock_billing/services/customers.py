@@ -24,7 +24,7 @@ from ..core.timeutil import Clock, Period, epoch_seconds, iso_z, parse_duration,
 from ..core.tokens import display_prefix, generate_token, hash_token, validate_supplied_token
 from ..stores.customers import CustomerStore
 from ..stores.dynamo import create_missing_tables, is_missing_table
-from .pricebook import check_plan
+from .pricebook import check_plan, read_overrides_file
 
 Notify = Callable[[str], None]
 REVOKED_RETENTION = timedelta(days=30)  # revoked/ended token records kept this long for audit
@@ -76,6 +76,7 @@ def public_customer(item: dict[str, Any]) -> dict[str, Any]:
         "updated_at": item.get("updated_at"),
         "token_expires_at": item.get("token_expires_at"),
         "limits": {name: item.get(name) for name in LIMIT_ATTRIBUTES},
+        "pricing_overrides": item.get("pricing_overrides"),
     }
 
 
@@ -311,17 +312,28 @@ def update_customer(
     email: str | None = None,
     plan: str | None = None,
     price_book: str | None = None,
+    pricing_overrides: str | None = None,
+    clear_pricing_overrides: bool = False,
     clock: Clock = system_clock,
 ) -> dict[str, Any]:
-    """Change name, email or plan. A plan change takes effect from the next period."""
+    """Change name, email, plan or the customer's own pricing overrides (a file: discounts,
+    unit prices, markup, base fee, minimum; see docs/pricing.md). A plan change takes effect
+    from the next period."""
     customer_id = rules.validate_customer_id(customer_id)
     changes: dict[str, Any] = {}
     if name is not None:
         changes["name"] = rules.validate_name(name)
     if email is not None:
         changes["email"] = rules.validate_email(email)
-    if not changes and plan is None:
-        raise InvalidInput("nothing to update: give --name, --email or --plan")
+    removals: tuple[str, ...] = ()
+    if pricing_overrides is not None and clear_pricing_overrides:
+        raise InvalidInput("give --pricing-overrides FILE or --clear-pricing-overrides, not both")
+    if pricing_overrides is not None:
+        changes["pricing_overrides"] = read_overrides_file(pricing_overrides)
+    if clear_pricing_overrides:
+        removals = ("pricing_overrides",)
+    if not changes and plan is None and not removals:
+        raise InvalidInput("nothing to update: give --name, --email, --plan or --pricing-overrides")
     if plan is not None:
         check_plan(settings, plan, price_book)
     now = clock()
@@ -341,7 +353,9 @@ def update_customer(
             history.append({"plan": plan, "from_period": nxt})
         changes["plan_history"] = history
     changes["updated_at"] = iso_z(now)
-    return public_customer(store.update(customer_id, changes, expected_updated_at=read_at))
+    return public_customer(
+        store.update(customer_id, changes, removals, expected_updated_at=read_at)
+    )
 
 
 _LIMIT_PARSERS = {

@@ -43,3 +43,25 @@ def check_plan(settings, plan: str, price_book: str | None = None) -> None:
             f"unknown plan {plan!r}: the price book ({ref.source}) has {names}; "
             "pass --price-book FILE or set price_book in the config file"
         )
+
+
+def read_overrides_file(path: str) -> dict[str, Any]:
+    """A customer's pricing overrides from a JSON or TOML file, validated, in the stored
+    shape. Money and prices are strings ("10", "0.0000002"), as in the price book."""
+    import json
+    import tomllib
+
+    from ..core.pricing import CustomerOverrides
+
+    file = Path(path).expanduser()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {file}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text) if file.suffix == ".toml" else json.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidInput(
+            f"{file}: not valid {file.suffix.lstrip('.') or 'JSON'}: {exc}"
+        ) from None
+    return CustomerOverrides.from_dict(data, str(file)).to_dict()

@@ -33,6 +33,7 @@ DETAIL_COLUMNS = [
     ("limits.requests_per_minute", "Requests per minute"),
     ("limits.monthly_budget", "Monthly budget"),
     ("limits.allowed_models", "Allowed models"),
+    ("pricing_overrides", "Pricing overrides"),
 ]
 CUSTOMER_ID = typer.Option(..., "--customer-id", help="The customer's UUID.")
 
@@ -151,10 +152,23 @@ def update(
     price_book: str = typer.Option(
         None, "--price-book", help="Price book that defines --plan (default: the config's)."
     ),
+    pricing_overrides: str = typer.Option(
+        None, "--pricing-overrides", help="JSON/TOML file: this customer's discounts, prices."
+    ),
+    clear_pricing_overrides: bool = typer.Option(
+        False, "--clear-pricing-overrides", help="Back to the plan's own prices."
+    ),
 ) -> None:
-    """Change a customer's name, email or plan (a plan change applies from next month)."""
+    """Change a customer's name, email, plan (from next month) or own pricing overrides."""
     result = svc.update_customer(
-        ctx.obj, customer_id, name=name, email=email, plan=plan, price_book=price_book
+        ctx.obj,
+        customer_id,
+        name=name,
+        email=email,
+        plan=plan,
+        price_book=price_book,
+        pricing_overrides=pricing_overrides,
+        clear_pricing_overrides=clear_pricing_overrides,
     )
     emit(ctx.obj, result, columns=DETAIL_COLUMNS)
 
