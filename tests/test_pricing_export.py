@@ -32,3 +32,19 @@ charges = [{{type = "per_request", price = "0.01"}}]
     assert export_prices(b, "2025-06", "r")["models"][HAIKU]["input"] == "0.00000025"
     overrides = CustomerOverrides.from_dict({"prices": {"*": {"output": "0.00002"}}})
     assert export_prices(b, "2025-06", "p", overrides)["models"][HAIKU]["output"] == "0.00002"
+
+
+def test_the_proxys_shipped_prices_are_the_export_of_the_shipped_book():
+    """The proxy's default budget prices and the invoices' default list prices are one
+    table: data/proxy_prices.json is `prices export` of data/default_prices.toml."""
+    import json
+    from importlib import resources
+
+    from bedrock_billing.core.pricing import default_price_book, export_prices
+
+    shipped = json.loads(
+        resources.files("bedrock_billing").joinpath("data", "proxy_prices.json").read_text()
+    )
+    exported = export_prices(default_price_book(), "2026-11")
+    assert shipped["models"] == exported["models"]
+    assert shipped["currency"] == exported["currency"]
