@@ -10,21 +10,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bedrock_billing.config import FILE_KEYS, read_config_file
 from bedrock_billing.config import config_path as default_config_path  # noqa: F401
-from bedrock_billing.config import read_config_file
 
-# The keys a deploy writes, in the order they appear in the file.
-STAGE_KEYS = (
-    "region",
-    "table_prefix",
-    "stack_name",
-    "api_url",
-    "athena_workgroup",
-    "athena_database",
-    "athena_table",
-    "athena_output_location",
-    "log_bucket",
-    "log_prefix",
+# The keys a deploy writes, in the order they appear in the file: the config file's keys
+# less the ones only an operator sets.
+STAGE_KEYS = tuple(
+    key for key in FILE_KEYS if key not in ("profile", "endpoint_url", "output", "price_book")
 )
 
 

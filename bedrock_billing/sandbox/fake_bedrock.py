@@ -36,7 +36,7 @@ from bedrock_billing.sandbox.fake_faults import (
     Fault,
     fault_marker,
 )
-from bedrock_billing.sandbox.netutil import TrackedServerMixin
+from bedrock_billing.sandbox.netutil import TrackedServerMixin, serve_in_background, stop_serving
 
 __all__ = ["ERRORS", "FAULT_KINDS", "STREAM_FAULTS", "FakeBedrock", "fault_marker", "main"]
 
@@ -135,13 +135,7 @@ class FakeBedrock:
             return self
         self._server = _Server((self.host, self.port), self)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fake-bedrock:{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._thread = serve_in_background(self._server, f"fake-bedrock:{self.port}")
         return self
 
     def stop(self) -> None:
@@ -149,12 +143,8 @@ class FakeBedrock:
         server, self._server = self._server, None
         if server is None:
             return
-        server.shutdown()
-        server.server_close()
-        server.close_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        stop_serving(server, self._thread)
+        self._thread = None
 
     def __enter__(self) -> FakeBedrock:
         return self.start()

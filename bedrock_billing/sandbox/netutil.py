@@ -71,3 +71,23 @@ class TrackedServerMixin:
         if isinstance(sys.exc_info()[1], _DISCONNECTS):
             return
         super().handle_error(request, client_address)  # type: ignore[misc]
+
+
+def serve_in_background(server, name: str) -> threading.Thread:
+    """Run ``server.serve_forever`` in a daemon thread (a short poll, so stop is quick)."""
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=name, daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def stop_serving(server, thread: threading.Thread | None) -> None:
+    """Stop a TrackedServerMixin server started by ``serve_in_background``: no new
+    requests, the listening socket closed, keep-alive clients cut (they would hold a
+    handler thread), and the serving thread joined."""
+    server.shutdown()
+    server.server_close()
+    server.close_connections()
+    if thread is not None:
+        thread.join(timeout=5)

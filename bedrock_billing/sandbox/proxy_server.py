@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from bedrock_billing.proxy.config import ProxyConfig
 from bedrock_billing.proxy.handler import Proxy
 from bedrock_billing.proxy.logline import print_sink
-from bedrock_billing.sandbox.netutil import TrackedServerMixin
+from bedrock_billing.sandbox.netutil import TrackedServerMixin, serve_in_background, stop_serving
 
 MAX_READ = 64 * 1024 * 1024  # the handler applies the configured bound; this guards memory
 
@@ -196,23 +196,14 @@ class ProxyServer:
         if self._server is None:
             self._server = _Server((self.host, self.port), self.proxy)
             self.port = self._server.server_address[1]
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name=f"proxy-server:{self.port}",
-                daemon=True,
-            )
-            self._thread.start()
+            self._thread = serve_in_background(self._server, f"proxy-server:{self.port}")
         return self
 
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
-            server.server_close()
-            server.close_connections()  # keep-alive clients would hold a handler thread
-            if self._thread:
-                self._thread.join(timeout=5)
+            stop_serving(server, self._thread)
+            self._thread = None
 
     def __enter__(self) -> ProxyServer:
         return self.start()
