@@ -121,7 +121,7 @@ def _plain(value: Any) -> Any:
 
 def note(message: str) -> None:
     """A human message on stderr (never data)."""
-    stderr_console().print(message, markup=False)
+    stderr_console().print(message, markup=False, soft_wrap=True)
 
 
 def error_line(message: str) -> None:
