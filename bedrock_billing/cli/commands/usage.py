@@ -26,8 +26,8 @@ DIFF_COLUMNS = [
     ("day", "Day"),
     ("model", "Model"),
     ("counter", "Counter"),
-    ("counters", "Counters"),
-    ("log", "Log"),
+    ("counters_value", "Counters"),
+    ("log_value", "Log"),
     ("difference", "Difference"),
 ]
 PERIOD = typer.Option(None, "--period", help="A month, YYYY-MM.")
