@@ -124,6 +124,15 @@ def test_reconcile_table_and_csv_show_both_values_of_a_difference(seeded):
     assert [c.strip() for c in line.split("│")[-4:-1]] == [str(logged + 1), str(logged), "1"]
 
 
+def test_usage_csv_has_the_json_rows_columns_in_order(seeded):
+    # docs/usage.md: "--output csv prints the rows only, with the columns of a row in that
+    # order"; total_tokens was left out.
+    data = usage("--all", "--period", "2026-10")
+    out = run("usage", "--all", "--period", "2026-10", "--stage", "test", "-o", "csv").stdout
+    header = out.splitlines()[0].split(",")
+    assert header == list(data["rows"][0])
+
+
 def _month(year, month):
     from bedrock_billing.core.timeutil import Period
 
