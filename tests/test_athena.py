@@ -170,3 +170,15 @@ def test_athena_needs_a_workgroup_or_a_results_location():
         AthenaLogStore(database="d")
     with pytest.raises(InvalidInput, match="results location"):
         AthenaLogStore(database="d", results_location="bucket/prefix")
+
+
+def test_a_refused_query_prints_no_traceback_of_pyathena(aws, monkeypatch, capsys):
+    # pyathena logs a refused StartQueryExecution with logger.exception; with no logging
+    # configured (the CLI's case) Python's last-resort handler printed the whole traceback
+    # to stderr above our one-line error.
+    import logging
+
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # as in the CLI: none
+    with pytest.raises(AwsError, match="WorkGroup"):
+        _store(aws, workgroup="missing", results_location=None).read_usage(FIRST, LAST, None)
+    assert "Traceback" not in capsys.readouterr().err

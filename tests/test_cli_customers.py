@@ -204,6 +204,24 @@ def test_update_limits_sets_and_clears():
     run("update-limits", "--customer-id", cid, expect=2)
 
 
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--monthly-budget", "1e400"),
+        ("--monthly-budget", "10000000000000"),
+        ("--daily-limit", "1" + "0" * 40),
+        ("--monthly-token-limit", "1" + "0" * 40),
+    ],
+)
+def test_a_limit_beyond_what_dynamodb_can_hold_is_a_usage_error(option, value):
+    # A DynamoDB number holds 38 digits. The budget, stored as text, reaches the proxy's
+    # admission condition in pico-units: 1e400 was accepted here, then every request of the
+    # customer would fail in DynamoDB (503) instead of being admitted or refused.
+    cid = create()["customer_id"]
+    result = run("update-limits", "--customer-id", cid, option, value, expect=2)
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+
+
 def test_unknown_customer_is_a_domain_error():
     run_json("init")
     missing = "00000000-0000-4000-8000-000000000000"

@@ -140,3 +140,37 @@ def test_click_usage_errors_are_one_line_too(args, fragment):
     result = run(*args, expect=None)
     assert_one_error_line(result, 2, fragment)
     assert "--help" in result.stderr
+
+
+HOSTILE = [
+    (["usage", "--all", "--period", "9999-12"], "out of range"),
+    (["usage", "--all", "--start-date", "9999-12-31", "--end-date", "9999-12-31"], "out of range"),
+    (["reconcile", "--period", "9999-12"], "out of range"),
+    (["reconcile", "--repair", "--day", "9999-12-31", "--yes"], "out of range"),
+    (["create", "--name", "A", "--email", "a@a.example", "--expires-in", "9999999999d"], "range"),
+    (["list", "--expiring-within", "99999999999d"], "out of range"),
+    (["invoice", "--all", "--period", "2026-10", "--finalize", "--settle", "9999999999w"], "range"),
+    (
+        ["invoice", "--all", "--period", "2026-10", "--format", "html", "--out", "/proc/x"],
+        "/proc/x",
+    ),
+    (["prices", "export", "--out", "/proc/no/dir/prices.json"], "/proc/no/dir/prices.json"),
+]
+
+
+@pytest.mark.parametrize("args, fragment", HOSTILE)
+def test_hostile_dates_durations_and_paths_are_one_line_usage_errors(args, fragment, moto_aws):
+    # They ended in "unexpected OverflowError" / "unexpected FileNotFoundError" with exit 1,
+    # which tells neither the operator nor cron what was wrong.
+    import boto3
+
+    from bedrock_billing.core.schema import log_bucket_name
+    from bedrock_billing.stores.logsink import write_sandbox_marker
+
+    run("init", expect=0)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    bucket = log_bucket_name("prod", "bedrock-billing", "123456789012", "us-east-1")
+    s3.create_bucket(Bucket=bucket)
+    write_sandbox_marker(s3, bucket, log_prefix="logs/")
+    result = run(*args, expect=None)
+    assert_one_error_line(result, 2, fragment)

@@ -102,6 +102,37 @@ def test_reconcile_is_clean_then_finds_a_planted_difference(seeded):
     ]
 
 
+def test_reconcile_table_and_csv_show_both_values_of_a_difference(seeded):
+    # The columns named keys the rows do not have (`counters`, `log`): the table and the CSV
+    # showed the difference with both values blank.
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    cid = seeded.customers[1]
+    (day, model), counts = next((k, v) for k, v in seeded.expected[cid].items() if k[0].month == 10)
+    ddb.update_item(
+        TableName="bedrock-billing-test-usage",
+        Key={"customer_id": {"S": cid}, "sk": {"S": day_key(day, model)}},
+        UpdateExpression="ADD requests :one",
+        ExpressionAttributeValues={":one": {"N": "1"}},
+    )
+    logged = counts["requests"]
+    csv_out = run("reconcile", "--period", "2026-10", "--stage", "test", "-o", "csv", expect=5)
+    header, row = csv_out.stdout.splitlines()
+    assert header == "customer_id,day,model,counter,counters_value,log_value,difference"
+    assert row.endswith(f",requests,{logged + 1},{logged},1")
+    table = run("reconcile", "--period", "2026-10", "--stage", "test", expect=5).stdout
+    line = next(x for x in table.splitlines() if "requests" in x)
+    assert [c.strip() for c in line.split("│")[-4:-1]] == [str(logged + 1), str(logged), "1"]
+
+
+def test_usage_csv_has_the_json_rows_columns_in_order(seeded):
+    # docs/usage.md: "--output csv prints the rows only, with the columns of a row in that
+    # order"; total_tokens was left out.
+    data = usage("--all", "--period", "2026-10")
+    out = run("usage", "--all", "--period", "2026-10", "--stage", "test", "-o", "csv").stdout
+    header = out.splitlines()[0].split(",")
+    assert header == list(data["rows"][0])
+
+
 def _month(year, month):
     from bedrock_billing.core.timeutil import Period
 

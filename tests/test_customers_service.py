@@ -118,3 +118,28 @@ def test_a_plan_change_racing_another_update_is_refused_not_lost(settings_for, m
     monkeypatch.setattr(CustomerStore, "get", real_get)
     history = svc.show_customer(settings, cid, clock=clock)["plan_history"]
     assert [h["plan"] for h in history] == ["payg", "pro"]
+
+
+@pytest.mark.parametrize("which", ["current", "previous"])
+def test_rotating_to_one_of_the_customers_own_tokens_is_a_conflict_not_an_aws_error(
+    settings_for, which
+):
+    # The new token's Put and the old token's update named the same item: DynamoDB refused
+    # the whole transaction with a ValidationException, shown as an AWS failure (exit 3).
+    settings = settings_for()
+    clock = FixedClock(NOW)
+    first = service.create_customer(settings, name="Acme", email="a@acme.example", clock=clock)
+    second = service.rotate_token(settings, first["customer_id"], clock=clock)
+    reused = second["token"] if which == "current" else first["token"]
+    with pytest.raises(Conflict, match="already in use"):
+        service.rotate_token(settings, first["customer_id"], token=reused, clock=clock)
+
+
+def test_rotating_to_another_customers_token_says_the_token_is_in_use(settings_for):
+    # It said "the customer's tokens changed while rotating: try again", which no retry fixes.
+    settings = settings_for()
+    clock = FixedClock(NOW)
+    acme = service.create_customer(settings, name="Acme", email="a@acme.example", clock=clock)
+    globex = service.create_customer(settings, name="Globex", email="g@gx.example", clock=clock)
+    with pytest.raises(Conflict, match="already in use"):
+        service.rotate_token(settings, globex["customer_id"], token=acme["token"], clock=clock)

@@ -111,10 +111,25 @@ class BillingGroup(TyperGroup):
             if translated is not None:
                 error_line(translated.message)
                 ctx.exit(EXIT_AWS)
+            usage_error = _bad_value(exc)
+            if usage_error:
+                error_line(usage_error)
+                ctx.exit(EXIT_USAGE)
             error_line(
                 f"unexpected {type(exc).__name__}; set BEDROCK_BILLING_RAISE_ERRORS=1 for details"
             )
             ctx.exit(1)
+
+
+def _bad_value(exc: Exception) -> str | None:
+    """An operator's value that passed parsing but cannot be used: a date or duration past
+    what datetime holds (9999-12, 99999999999d), a --out or input path that is missing, not
+    a folder or not writable. Caught here once rather than at each option that takes one."""
+    if isinstance(exc, OverflowError):
+        return "a date or duration is out of range"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or type(exc).__name__}"
+    return None
 
 
 app = typer.Typer(

@@ -58,6 +58,12 @@ def new_customer_id() -> str:
     return str(uuid.uuid4())
 
 
+# DynamoDB numbers hold 38 digits, and the proxy compares the budget in pico-units
+# (10^-12): bounds far above any real limit keep every stored and compared value in range.
+MAX_COUNT_LIMIT = 10**15
+MAX_MONEY_LIMIT = Decimal(10**12)
+
+
 def parse_count_limit(value: str | int | None, what: str) -> int | None:
     """A positive integer limit, or ``None`` for unlimited ('unlimited', 'none', 'off')."""
     if value is None:
@@ -67,6 +73,8 @@ def parse_count_limit(value: str | int | None, what: str) -> int | None:
         return None
     if not text.isdigit() or int(text) <= 0:
         raise InvalidInput(f"invalid {what} {value!r}: a positive whole number, or 'unlimited'")
+    if int(text) > MAX_COUNT_LIMIT:
+        raise InvalidInput(f"invalid {what}: at most {MAX_COUNT_LIMIT}, or 'unlimited'")
     return int(text)
 
 
@@ -83,6 +91,8 @@ def parse_money_limit(value: str | None, what: str) -> str | None:
         raise InvalidInput(f"invalid {what} {value!r}: an amount such as 250.00") from None
     if not amount.is_finite() or amount <= 0 or amount.as_tuple().exponent < -2:
         raise InvalidInput(f"invalid {what} {value!r}: a positive amount with at most 2 decimals")
+    if amount > MAX_MONEY_LIMIT:
+        raise InvalidInput(f"invalid {what}: at most {MAX_MONEY_LIMIT}, or 'unlimited'")
     return f"{amount:.2f}"
 
 

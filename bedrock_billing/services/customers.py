@@ -206,6 +206,10 @@ def rotate_token(
     new_record = _token_record(secret, customer_id, now, _expiry(now, expires_in))
     old_hash = item.get("current_token_hash")
     ended_hash = item.get("previous_token_hash")
+    if new_record["token_hash"] in (old_hash, ended_hash):
+        # One transaction cannot both issue and retire the same item: DynamoDB would refuse
+        # it as a ValidationException, reported as an AWS failure.
+        raise Conflict("that token is already in use: supply a new one, or omit --token")
     revoked = {"state": TOKEN_REVOKED, "revoked_at": iso_z(now)}
     revoked["ttl"] = epoch_seconds(now + REVOKED_RETENTION)
     old_update = None

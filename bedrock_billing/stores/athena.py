@@ -9,6 +9,7 @@ value is ever formatted into the SQL text. Ids are validated before (services/us
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -88,6 +89,11 @@ class AthenaLogStore:
             if self._connect is None:
                 import pyathena
 
+                # pyathena logs each failed call with logger.exception; with no logging set
+                # up, Python's last-resort handler would print that traceback to stderr. The
+                # error is raised to us and reported once; a caller that configures logging
+                # still receives the records.
+                logging.getLogger("pyathena").addHandler(logging.NullHandler())
                 self._connect = pyathena.connect
             self._connection = self._connect(**self._kwargs)
         return self._connection

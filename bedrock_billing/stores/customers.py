@@ -125,6 +125,10 @@ class CustomerStore:
         try:
             self.client.transact_write_items(TransactItems=items)
         except Exception as exc:
+            if _put_was_refused(exc):  # item 0: the new token's hash is a known token's
+                raise Conflict(
+                    "that token is already in use: supply a new one, or omit --token"
+                ) from None
             if is_condition_failure(exc):
                 raise Conflict(
                     "the customer's tokens changed while rotating (another rotation?): try again"
@@ -245,3 +249,10 @@ def _set_expression(
     if removes:
         parts.append("REMOVE " + ", ".join(removes))
     return " ".join(parts), names, values
+
+
+def _put_was_refused(exc: BaseException) -> bool:
+    """The first item of a cancelled transaction failed its condition."""
+    response = getattr(exc, "response", None) or {}
+    reasons = response.get("CancellationReasons") or []
+    return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"

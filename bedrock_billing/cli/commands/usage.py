@@ -21,13 +21,14 @@ COUNT_COLUMNS = [
     ("estimated", "Estimated"),
 ]
 ROW_COLUMNS = [("customer_id", "Customer"), ("day", "Day"), ("model", "Model")] + COUNT_COLUMNS
+CSV_COLUMNS = ROW_COLUMNS + [("total_tokens", "Total tokens")]  # a row's every field, in order
 DIFF_COLUMNS = [
     ("customer_id", "Customer"),
     ("day", "Day"),
     ("model", "Model"),
     ("counter", "Counter"),
-    ("counters", "Counters"),
-    ("log", "Log"),
+    ("counters_value", "Counters"),
+    ("log_value", "Log"),
     ("difference", "Difference"),
 ]
 PERIOD = typer.Option(None, "--period", help="A month, YYYY-MM.")
@@ -76,7 +77,7 @@ def usage(
     for warning in data["warnings"]:
         note(f"warning: {warning}")
     if ctx.obj.output != "table":
-        emit(ctx.obj, data, rows_key="rows", columns=ROW_COLUMNS)
+        emit(ctx.obj, data, rows_key="rows", columns=CSV_COLUMNS)
         return
     title = (
         f"Usage {data['start_date']} to {data['end_date']} "
