@@ -46,13 +46,12 @@ def moto_aws(aws_credentials):
 
 @pytest.fixture(scope="session")
 def moto_server():
-    """moto's server on loopback, shared by the session; yields its endpoint URL."""
-    from moto.server import ThreadedMotoServer
+    """moto's server on loopback (requests applied atomically, as DynamoDB applies a
+    conditional write: see sandbox/motoserver.py), shared by the session; yields its URL."""
+    from bedrock_billing.sandbox.motoserver import MotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+    server = MotoServer("127.0.0.1", 0).start()
+    yield server.url
     server.stop()
 
 

@@ -155,12 +155,13 @@ class Sandbox:
         return self
 
     def _start(self) -> None:
-        server_module = _need("moto.server")
+        _need("moto.server")
         _need("duckdb")  # the local engine: fail now rather than at the first report
         import boto3
         import botocore.session
 
         from .fake_bedrock import FakeBedrock
+        from .motoserver import MotoServer
 
         # Our own dummy credentials, and no profile: the user's AWS configuration (or the
         # lack of it) plays no part, and nothing can reach a real AWS endpoint.
@@ -180,8 +181,7 @@ class Sandbox:
                 self._saved_env[name] = os.environ.pop(name)
         # werkzeug logs every request to stderr at INFO: keep errors only.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self.moto = server_module.ThreadedMotoServer(ip_address=self.host, port=0, verbose=False)
-        self.moto.start()
+        self.moto = MotoServer(self.host, 0).start()
         self.fake = FakeBedrock(0, host=self.host, seed=self.seed).start()
         # The account id as the CLI will see it (STS through moto), so the log bucket's name
         # is the one `usage --source athena` derives from the other shell.
@@ -278,11 +278,7 @@ class Sandbox:
         self._clients.clear()
         moto, self.moto = self.moto, None
         if moto is not None:
-            moto.stop()
-            # ThreadedMotoServer.stop() shuts the loop down but leaves the listening socket
-            # open until garbage collection: close it so the port is free at once.
-            if moto._server is not None:
-                moto._server.server_close()
+            moto.stop()  # closes the listening socket too: the port is free at once
         os.environ.update(self._saved_env)
         self._saved_env.clear()
 
