@@ -307,6 +307,12 @@ def test_cors_is_off_by_default_and_answers_configured_origins(world):
     assert ok["headers"]["Access-Control-Allow-Origin"] == "https://app.example"
     other = proxy.handle(event(claude_body(), token, headers={"Origin": "https://evil.example"}))
     assert "Access-Control-Allow-Origin" not in other["headers"]
+    # with origins configured every answer varies by Origin, so no shared cache mixes them
+    assert other["headers"]["Vary"] == "Origin" and ok["headers"]["Vary"] == "Origin"
+    bad_pre = proxy.handle(
+        event(None, None, method="OPTIONS", headers={"Origin": "https://evil.example"})
+    )
+    assert "Access-Control-Allow-Methods" not in bad_pre["headers"]
 
 
 def test_dynamodb_failure_is_503_without_internal_text(world):

@@ -148,19 +148,21 @@ def bearer_token(headers: dict[str, str]) -> str:
 
 
 def cors_headers(origin: str | None, allowed: tuple[str, ...]) -> dict[str, str]:
-    """CORS headers for an allowed origin; nothing for others (the browser then blocks)."""
-    if not allowed or not origin:
+    """CORS headers for an allowed origin; for others only ``Vary: Origin`` (the browser then
+    blocks). ``Vary`` goes on every answer once origins are configured, so a shared cache
+    never serves one origin's answer to another."""
+    if not allowed:
         return {}
     if "*" in allowed:
-        return {"Access-Control-Allow-Origin": "*"}
-    if origin.rstrip("/") in allowed:
+        return {"Access-Control-Allow-Origin": "*"} if origin else {}
+    if origin and origin.rstrip("/") in allowed:
         return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
-    return {}
+    return {"Vary": "Origin"}
 
 
 def preflight(origin: str | None, allowed: tuple[str, ...]) -> dict:
     headers = cors_headers(origin, allowed)
-    if headers:
+    if "Access-Control-Allow-Origin" in headers:
         headers.update(
             {
                 "Access-Control-Allow-Methods": "POST, OPTIONS",
