@@ -272,11 +272,11 @@ def add_credit(
     exp = parse_date(expires, "expiry date") if expires else None
     # parsed here so an error names the option, not the grant id generated just below
     value = to_money(amount, "--amount")
+    if value <= 0:
+        raise InvalidInput("--amount must be positive")
     grant = CreditGrant(
         id=str(uuid.uuid4()), amount=value, effective=eff, expires=exp, priority=priority
     )
-    if grant.amount <= 0:
-        raise InvalidInput("--amount must be positive")
     require_customer(settings, cid)
     record = {
         "grant_id": grant.id,

@@ -52,7 +52,7 @@ def _ask(question: str, yes: bool) -> bool:
     if yes:
         return True
     if not sys.stdin.isatty():
-        raise InvalidInput("not a terminal: pass --yes to apply without a prompt")
+        raise InvalidInput("not a terminal: pass --yes to go ahead without a prompt")
     return typer.confirm(question, default=False, err=True)
 
 
