@@ -37,6 +37,7 @@ FILE_KEYS = (
     "log_bucket",
     "log_prefix",
     "price_book",
+    "deploy_models",
 )
 
 
@@ -79,6 +80,7 @@ class Settings:
     log_bucket: str | None = None
     log_prefix: str | None = None
     price_book: str | None = None
+    deploy_models: str | None = None  # comma-separated: the models of the last deploy
     config_file: Path | None = None
     _session: Any = field(default=None, repr=False, compare=False)
 

@@ -39,7 +39,7 @@ def test_template_out_writes_the_template_and_calls_no_aws_api(tmp_path, monkeyp
     run("deploy", "--stage", "dev", "--model", MODEL, "--template-out", str(out))
     template = json.loads(out.read_text())
     assert (
-        template["Resources"]["UsersTable" if False else "TokensTable"]["Properties"]["TableName"]
+        template["Resources"]["TokensTable"]["Properties"]["TableName"]
         == "bedrock-billing-dev-tokens"
     )
 
@@ -53,6 +53,10 @@ def test_deploy_prints_outputs_and_a_second_deploy_is_unchanged(deployed_env, tm
     assert config["athena_workgroup"] == "bedrock-billing-prod"
     again = run_json("deploy", "--model", MODEL, "--yes")
     assert again["outcome"] == "unchanged" and again["changes"] == []
+    # a re-run without --model keeps the last deploy's models: nothing changes
+    rerun = run("deploy", "--yes", "--output", "json")
+    assert json.loads(rerun.stdout)["outcome"] == "unchanged"
+    assert f"Models from the last deploy of prod: {MODEL}" in rerun.stderr
 
 
 def test_deploy_without_yes_outside_a_terminal_refuses_and_applies_nothing(deployed_env):

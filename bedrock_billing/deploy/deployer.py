@@ -268,7 +268,13 @@ def _import(aws, cfg, adoptees: list[Adoptee], existing, tags, *, confirm, on_ev
 
 
 def stage_config_values(cfg: DeployConfig, region: str, outputs: dict[str, str]) -> dict:
-    values = {"region": region, "table_prefix": cfg.table_prefix, "stack_name": cfg.stack_name}
+    values = {
+        "region": region,
+        "table_prefix": cfg.table_prefix,
+        "stack_name": cfg.stack_name,
+        # A later `deploy` without --model keeps these: a re-run never narrows the role.
+        "deploy_models": ",".join(cfg.models),
+    }
     for output, key in OUTPUT_CONFIG_KEYS.items():
         if outputs.get(output):
             values[key] = outputs[output]

@@ -96,10 +96,15 @@ def deploy(
         None, "--template-out", help="Write the template to FILE and stop (no AWS call)."
     ),
 ) -> None:
-    """Package the proxy and deploy the stack through a change set."""
+    """Package the proxy and deploy the stack through a change set. Without --model, the
+    models of the stage's last deploy (from the config file) are kept."""
+    models = tuple(model or ())
+    if not models and ctx.obj.deploy_models:
+        models = tuple(m for m in ctx.obj.deploy_models.split(",") if m)
+        note(f"Models from the last deploy of {ctx.obj.stage}: {', '.join(models)}")
     cfg = _deploy_config(
         ctx,
-        models=tuple(model or ()),
+        models=models,
         memory_mb=memory,
         timeout_seconds=timeout,
         auth_cache_seconds=auth_cache_seconds,
