@@ -14,7 +14,7 @@ import json
 
 from bedrock_billing.core.schema import TABLE_KEYS, TTL_ATTRIBUTE
 
-from . import template_logs
+from . import template_alarms, template_logs
 from .bedrock_arns import invoke_statements
 from .config import ATHENA_RESULTS_PREFIX, LOG_PREFIX, DeployConfig
 
@@ -288,7 +288,7 @@ def build_template(cfg: DeployConfig) -> dict:
     resources["LogBucketPolicy"] = template_logs.log_bucket_policy()
     resources.update(template_logs.firehose_resources(cfg))
     resources.update(template_logs.analytics_resources(cfg))
-    resources.update(template_logs.alarm_resources(cfg))
+    resources.update(template_alarms.alarm_resources(cfg))
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"bedrock-billing, stage {cfg.stage}: proxy, tables, usage log pipeline",

@@ -1,5 +1,6 @@
 """The usage-log half of the template: bucket, CloudWatch Logs -> Firehose -> S3, the Glue
-table over it, the Athena workgroup, and the alarms. Pure: returns resource dicts.
+table over it, and the Athena workgroup (the alarms are in template_alarms.py). Pure:
+returns resource dicts.
 
 Pipeline: the proxy prints one JSON line per request; a subscription filter on its log
 group forwards the lines that carry an ``event_type`` to Firehose, whose built-in
@@ -13,10 +14,6 @@ from bedrock_billing.core.logschema import EVENT_ERROR, EVENT_INVOKE, EVENT_REFU
 from bedrock_billing.core.logschema import glue_table_input as _glue_table_input
 
 from .config import ATHENA_RESULTS_PREFIX, ERROR_PREFIX, LOG_PREFIX, DeployConfig
-
-# The proxy's EMF metric for usage counters it could not write (docs/proxy.md).
-METRIC_NAMESPACE = "BedrockBilling"
-USAGE_WRITE_FAILURES = "UsageWriteFailures"
 
 SUBSCRIPTION_PATTERN = (
     "{ "
@@ -347,78 +344,4 @@ def analytics_resources(cfg: DeployConfig) -> dict[str, dict]:
                 },
             },
         },
-    }
-
-
-def _alarm(
-    description: str,
-    namespace: str,
-    metric: str,
-    dimensions: list[dict],
-    *,
-    statistic: str = "Sum",
-    threshold: float = 0,
-    period: int = 300,
-    comparison: str = "GreaterThanThreshold",
-) -> dict:
-    actions = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
-    props: dict = {
-        "AlarmDescription": description,
-        "Namespace": namespace,
-        "MetricName": metric,
-        "Statistic": statistic,
-        "Period": period,
-        "EvaluationPeriods": 1,
-        "Threshold": threshold,
-        "ComparisonOperator": comparison,
-        "TreatMissingData": "notBreaching",
-        "AlarmActions": actions,
-        "OKActions": actions,
-    }
-    if dimensions:
-        props["Dimensions"] = dimensions
-    return {"Type": "AWS::CloudWatch::Alarm", "Properties": props}
-
-
-def alarm_resources(cfg: DeployConfig) -> dict[str, dict]:
-    fn = [{"Name": "FunctionName", "Value": {"Ref": "ProxyFunction"}}]
-    return {
-        "ProxyErrorsAlarm": _alarm("The proxy Lambda raised errors", "AWS/Lambda", "Errors", fn),
-        "ProxyThrottlesAlarm": _alarm(
-            "The proxy Lambda was throttled (concurrency limit)", "AWS/Lambda", "Throttles", fn
-        ),
-        "Api5xxAlarm": _alarm(
-            "The REST API returned 5xx responses",
-            "AWS/ApiGateway",
-            "5XXError",
-            [
-                {"Name": "ApiName", "Value": cfg.api_name},
-                {"Name": "Stage", "Value": cfg.api_stage},
-            ],
-        ),
-        "UsageWriteFailuresAlarm": _alarm(
-            "The proxy could not write usage counters to DynamoDB (usage may be under-counted)",
-            METRIC_NAMESPACE,
-            USAGE_WRITE_FAILURES,
-            # The proxy emits the metric without dimensions (proxy/logline.py).
-            [],
-        ),
-        "LogDeliveryErrorsAlarm": _alarm(
-            "CloudWatch Logs could not forward usage log lines to Firehose",
-            "AWS/Logs",
-            "DeliveryErrors",
-            [
-                {"Name": "LogGroupName", "Value": cfg.log_group_name},
-                {"Name": "DestinationType", "Value": "Firehose"},
-                {"Name": "FilterName", "Value": "usage-log-to-s3"},
-            ],
-        ),
-        "LogDeliveryFreshnessAlarm": _alarm(
-            "Firehose has usage log records older than 30 minutes not yet delivered to S3",
-            "AWS/Firehose",
-            "DeliveryToS3.DataFreshness",
-            [{"Name": "DeliveryStreamName", "Value": cfg.delivery_stream_name}],
-            statistic="Maximum",
-            threshold=1800,
-        ),
     }

@@ -1,0 +1,83 @@
+"""The stack's alarms: the proxy's errors and throttles, API 5xx, usage counters the proxy
+could not write (its own EMF metric), and usage-log delivery. They notify the SNS topic
+given as the AlarmTopicArn parameter, when there is one. Pure: returns resource dicts."""
+
+from __future__ import annotations
+
+from bedrock_billing.proxy.logline import METRIC_NAMESPACE, METRIC_WRITE_FAILURES
+
+from .config import DeployConfig
+
+
+def _alarm(
+    description: str,
+    namespace: str,
+    metric: str,
+    dimensions: list[dict],
+    *,
+    statistic: str = "Sum",
+    threshold: float = 0,
+    period: int = 300,
+    comparison: str = "GreaterThanThreshold",
+) -> dict:
+    actions = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    props: dict = {
+        "AlarmDescription": description,
+        "Namespace": namespace,
+        "MetricName": metric,
+        "Statistic": statistic,
+        "Period": period,
+        "EvaluationPeriods": 1,
+        "Threshold": threshold,
+        "ComparisonOperator": comparison,
+        "TreatMissingData": "notBreaching",
+        "AlarmActions": actions,
+        "OKActions": actions,
+    }
+    if dimensions:
+        props["Dimensions"] = dimensions
+    return {"Type": "AWS::CloudWatch::Alarm", "Properties": props}
+
+
+def alarm_resources(cfg: DeployConfig) -> dict[str, dict]:
+    fn = [{"Name": "FunctionName", "Value": {"Ref": "ProxyFunction"}}]
+    return {
+        "ProxyErrorsAlarm": _alarm("The proxy Lambda raised errors", "AWS/Lambda", "Errors", fn),
+        "ProxyThrottlesAlarm": _alarm(
+            "The proxy Lambda was throttled (concurrency limit)", "AWS/Lambda", "Throttles", fn
+        ),
+        "Api5xxAlarm": _alarm(
+            "The REST API returned 5xx responses",
+            "AWS/ApiGateway",
+            "5XXError",
+            [
+                {"Name": "ApiName", "Value": cfg.api_name},
+                {"Name": "Stage", "Value": cfg.api_stage},
+            ],
+        ),
+        "UsageWriteFailuresAlarm": _alarm(
+            "The proxy could not write usage counters to DynamoDB (usage may be under-counted)",
+            METRIC_NAMESPACE,
+            METRIC_WRITE_FAILURES,
+            # The proxy emits the metric without dimensions (proxy/logline.py).
+            [],
+        ),
+        "LogDeliveryErrorsAlarm": _alarm(
+            "CloudWatch Logs could not forward usage log lines to Firehose",
+            "AWS/Logs",
+            "DeliveryErrors",
+            [
+                {"Name": "LogGroupName", "Value": cfg.log_group_name},
+                {"Name": "DestinationType", "Value": "Firehose"},
+                {"Name": "FilterName", "Value": "usage-log-to-s3"},
+            ],
+        ),
+        "LogDeliveryFreshnessAlarm": _alarm(
+            "Firehose has usage log records older than 30 minutes not yet delivered to S3",
+            "AWS/Firehose",
+            "DeliveryToS3.DataFreshness",
+            [{"Name": "DeliveryStreamName", "Value": cfg.delivery_stream_name}],
+            statistic="Maximum",
+            threshold=1800,
+        ),
+    }
