@@ -7,6 +7,7 @@ priced, so what no charge prices can be listed as unpriced.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -80,6 +81,15 @@ class Line:
         if self.blocks is not None:
             out["blocks"] = self.blocks
         return out
+
+
+_AUTO_NAME = re.compile(r"^(per_request|per_unit|per_token|graduated|volume|package)-\d+$")
+
+
+def _named(charge) -> str:
+    """``"<name>: "`` for a charge the price book named; nothing for the loader's own
+    identifiers (``per_unit-1``), which mean nothing to the customer reading the invoice."""
+    return "" if _AUTO_NAME.match(charge.name) else f"{charge.name}: "
 
 
 def make_line(
@@ -224,7 +234,7 @@ class Rater:
                 INCLUDED,
                 charge.name,
                 charge.type,
-                f"{charge.name}: included {_label(charge.metric)}, "
+                f"{_named(charge)}included {_label(charge.metric)}, "
                 f"{_scope(charge.model, self.model_name)} ({charge.included} included)",
                 charge.model,
                 charge.metric,
@@ -241,7 +251,7 @@ class Rater:
             override = self.overrides.prices.get((ALL_MODELS, charge.metric))
         price = charge.price if override is None else override
         billable = self._included(charge, quantity(self.totals, charge.model, charge.metric))
-        description = f"{charge.name}: {_label(charge.metric)}, " + _scope(
+        description = f"{_named(charge)}{_label(charge.metric)}, " + _scope(
             charge.model, self.model_name
         )
         self.lines.append(
@@ -262,7 +272,7 @@ class Rater:
     def _totalled(self, charge: TieredCharge | PackageCharge) -> None:
         billable = self._included(charge, quantity(self.totals, charge.model, charge.metric))
         scope = _scope(charge.model, self.model_name)
-        description = f"{charge.name}: {_label(charge.metric)}, {scope}, {charge.type}"
+        description = f"{_named(charge)}{_label(charge.metric)}, {scope}, {charge.type}"
         if isinstance(charge, TieredCharge):
             exact, parts = charge.amount(billable)
             line = make_line(
@@ -329,7 +339,7 @@ class Rater:
                     USAGE,
                     charge.name,
                     charge.type,
-                    f"{charge.name}: tokens, no usage",
+                    f"{_named(charge)}tokens, no usage",
                     model,
                     "tokens",
                     0,
