@@ -99,7 +99,7 @@ def make_line(
         kind,
         charge,
         charge_type,
-        description,
+        description[:1].upper() + description[1:],  # a sentence on the customer's invoice
         model,
         metric,
         quantity,
