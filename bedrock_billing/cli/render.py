@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -167,6 +168,20 @@ class ProgressBar:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@contextmanager
+def progress(label: str, show: bool = True) -> Iterator[Callable[..., None] | None]:
+    """A service's progress callback: a bar on stderr when ``show`` and stderr is a
+    terminal, else None (nothing drawn into a pipe or a cron mail)."""
+    if not (show and sys.stderr.isatty()):
+        yield None
+        return
+    bar = ProgressBar(label)
+    try:
+        yield bar.update
+    finally:
+        bar.close()
 
 
 def bar_chart(series: Sequence[tuple[str, int]], width: int = 40) -> str:

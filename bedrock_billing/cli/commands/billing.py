@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from ...core.errors import EXIT_PARTIAL, InvalidInput
 from ..app import app
-from ..render import ProgressBar, emit, note, to_json
+from ..render import emit, note, progress, to_json
 
 LINE_COLUMNS = [
     ("description", "Item"),
@@ -114,8 +112,7 @@ def invoice(
         raise InvalidInput(f"invalid --format {fmt!r}: choose markdown or html")
     if fmt and not out:
         raise InvalidInput("--format needs --out DIR")
-    progress = ProgressBar("Invoicing") if all_customers and sys.stderr.isatty() else None
-    try:
+    with progress("Invoicing", show=all_customers) as update:
         run = run_invoices(
             ctx.obj,
             period=period,
@@ -125,11 +122,8 @@ def invoice(
             force=force,
             settle=settle,
             price_book=price_book,
-            progress=progress.update if progress else None,
+            progress=update,
         )
-    finally:
-        if progress:
-            progress.close()
     if out:
         for path in write_documents(run.invoices, out, fmt or "markdown"):
             note(f"wrote {path}")

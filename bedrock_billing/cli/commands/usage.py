@@ -8,7 +8,7 @@ import typer
 
 from ...core.errors import InvalidInput
 from ..app import app
-from ..render import ProgressBar, bar_chart, emit, note, stdout_console, to_json
+from ..render import bar_chart, emit, note, progress, stdout_console, to_json
 
 COUNT_COLUMNS = [
     ("requests", "Requests"),
@@ -36,10 +36,6 @@ START = typer.Option(None, "--start-date", help="YYYY-MM-DD, inclusive (default:
 END = typer.Option(None, "--end-date", help="YYYY-MM-DD, inclusive (default: today).")
 
 
-def _progress(label: str, show: bool):
-    return ProgressBar(label) if show else None
-
-
 @app.command("usage")
 def usage(
     ctx: typer.Context,
@@ -56,9 +52,7 @@ def usage(
     """Requests and tokens per customer, day and model (UTC), from counters or the log."""
     from ...services.usage_sources import report_usage
 
-    show = all_customers or source == "athena"
-    bar = _progress("Reading usage", show and sys.stderr.isatty())
-    try:
+    with progress("Reading usage", show=all_customers or source == "athena") as update:
         report = report_usage(
             ctx.obj,
             customer_id=customer_id,
@@ -68,11 +62,8 @@ def usage(
             period=period,
             group_by=group_by,
             source=source,
-            progress=bar.update if bar else None,
+            progress=update,
         )
-    finally:
-        if bar:
-            bar.close()
     data = report.to_dict()
     for warning in data["warnings"]:
         note(f"warning: {warning}")
@@ -152,10 +143,10 @@ def reconcile(
             else "nothing repaired"
         )
         return
-    with ProgressBar("Reconciling") if sys.stderr.isatty() else _Null() as bar:
+    with progress("Reconciling") as update:
         report = reconcile_usage(
             ctx.obj, customer_id=customer_id, start_date=start_date, end_date=end_date,
-            period=period, progress=bar.update,
+            period=period, progress=update,
         )  # fmt: skip
     data = report.to_dict()
     for warning in data["warnings"]:
@@ -167,14 +158,3 @@ def reconcile(
         f"{data['start_date']} to {data['end_date']} (log: {data['log_source']})"
     )
     raise typer.Exit(report.exit_code)
-
-
-class _Null:
-    def update(self, *args, **kwargs) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        pass
