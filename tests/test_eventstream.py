@@ -9,7 +9,7 @@ import zlib
 import pytest
 from botocore.eventstream import EventStreamBuffer
 
-from bedrock_billing.sandbox import eventstream
+from bedrock_billing.core import eventstream
 
 
 def test_botocore_reads_a_chunk_event_exactly():

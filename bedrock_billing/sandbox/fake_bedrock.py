@@ -25,7 +25,7 @@ from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
-from bedrock_billing.sandbox import eventstream
+from bedrock_billing.core import eventstream
 from bedrock_billing.sandbox import fake_models as models
 from bedrock_billing.sandbox import fake_shapes as shapes
 from bedrock_billing.sandbox.fake_faults import (

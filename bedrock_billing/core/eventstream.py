@@ -1,7 +1,8 @@
 """AWS event-stream framing (``application/vnd.amazon.eventstream``), standard library only.
 
 Bedrock streams (InvokeModelWithResponseStream, ConverseStream) send their events in this
-binary framing. The fake endpoint encodes with it; the decoder is here so tests and the
+binary framing. The proxy re-frames Bedrock's events with it for the Bedrock Runtime routes, the
+fake endpoint encodes with it; the decoder is here so tests and the
 sandbox can read raw frames without botocore.
 
 One message::
