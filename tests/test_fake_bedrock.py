@@ -15,7 +15,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EventStreamError
 
-from bedrock_billing.sandbox.fake_bedrock import ERRORS, FakeBedrock, fault_marker
+from bedrock_billing.fakebedrock import ERRORS, FakeBedrock, fault_marker
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 TITAN = "amazon.titan-text-express-v1"
@@ -549,7 +549,7 @@ def test_module_runs_alone_on_a_given_port():
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bedrock_billing.sandbox.fake_bedrock", "--port", str(port)],
+        [sys.executable, "-m", "bedrock_billing.fakebedrock", "--port", str(port)],
         stdout=subprocess.PIPE,
         text=True,
         env=env,

@@ -160,7 +160,7 @@ class Sandbox:
         import boto3
         import botocore.session
 
-        from .fake_bedrock import FakeBedrock
+        from ..fakebedrock import FakeBedrock
         from .motoserver import MotoServer
 
         # Our own dummy credentials, and no profile: the user's AWS configuration (or the
