@@ -562,3 +562,27 @@ def test_module_runs_alone_on_a_given_port():
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0
         proc.stdout.close()
+
+
+def test_boto3_with_a_bedrock_api_key_reaches_the_fake_over_tls(tmp_path, monkeypatch):
+    from bedrock_billing.localhttp.tls import make_tls_files
+
+    tls = make_tls_files(tmp_path)
+    monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "an-api-key")
+    with FakeBedrock(seed=5, tls=tls) as fake:
+        assert fake.url.startswith("https://")
+        # No SigV4 credentials at all: botocore sends the key as a Bearer token.
+        client = boto3.client(
+            "bedrock-runtime",
+            region_name="us-east-1",
+            endpoint_url=fake.url,
+            verify=str(tls.ca_bundle),
+            config=Config(retries={"total_max_attempts": 1}, proxies={}),
+        )
+        answer = client.converse(
+            modelId=HAIKU, messages=[{"role": "user", "content": [{"text": "Hi"}]}]
+        )
+        record = fake.usage_by_request_id[answer["ResponseMetadata"]["RequestId"]]
+    assert record["auth_scheme"] == "Bearer"
+    assert answer["output"]["message"]["content"][0]["text"] == record["output_text"]
+    assert answer["usage"]["outputTokens"] == record["output_tokens"]

@@ -212,12 +212,16 @@ class FakeBedrock:
             "streamed": streamed,
             "input_tokens": 0,
             "output_tokens": 0,
+            "output_text": "",
             "cache_read_input_tokens": 0,
             "cache_write_input_tokens": 0,
             "status": 200,
             "error": None,
             "metrics_reported": False,
             "fault": None,
+            # The scheme only ("Bearer", "AWS4-HMAC-SHA256"): never the credential itself.
+            "auth_scheme": (handler.headers.get("Authorization") or "").split(" ", 1)[0][:32]
+            or None,
         }
         fault = self._take_fault(raw, streamed)
         if fault is not None:
@@ -277,6 +281,7 @@ class FakeBedrock:
         record.update(
             input_tokens=out.input_tokens,
             output_tokens=output,
+            output_text=" ".join(out.words[:output]),
             cache_read_input_tokens=out.cache_read_input_tokens,
             cache_write_input_tokens=out.cache_write_input_tokens,
             metrics_reported=metrics,
