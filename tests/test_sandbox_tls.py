@@ -104,3 +104,20 @@ def test_proxy_server_tls_option_serves_https(tmp_path):
         assert answer.status_code == 200
         assert json.loads(answer.text)["path"] == "/prod/x"
     assert proxy.events[-1]["queryStringParameters"] == {"q": "1"}
+
+
+def test_a_customer_api_key_in_the_environment_does_not_change_how_the_proxy_calls_bedrock(
+    tls_sandbox, sandbox_customer, monkeypatch
+):
+    customer = sandbox_customer()
+    # As when a test or the demo acts as an SDK customer in the sandbox's own process.
+    monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", customer["token"])
+    answer = requests.post(
+        tls_sandbox.proxy_url,
+        json=demo_module.SPEC_PAYLOAD,
+        headers={"Authorization": f"Bearer {customer['token']}"},
+        proxies={"http": ""},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    assert tls_sandbox.fake.calls[-1]["auth_scheme"] == "AWS4-HMAC-SHA256"

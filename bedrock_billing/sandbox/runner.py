@@ -284,6 +284,10 @@ class Sandbox:
         bedrock = self._client(
             "bedrock-runtime",
             self.bedrock_url,
+            # SigV4 pinned: with AWS_BEARER_TOKEN_BEDROCK in this process (a test or the
+            # demo acting as a customer), botocore would otherwise switch this client to
+            # Bearer per request and fail ("Unable to locate authorization token").
+            signature_version="v4",
             retries={"total_max_attempts": 1},
             read_timeout=config.bedrock_read_timeout,
             max_pool_connections=64,
