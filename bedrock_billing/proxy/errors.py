@@ -17,6 +17,9 @@ class ProxyError(Exception):
         limit: str | None = None,
         retry_after: int | None = None,
         billable_error: bool = False,
+        aws_code: str | None = None,
+        aws_status: int | None = None,
+        aws_message: str | None = None,
     ):
         super().__init__(message)
         self.status = status
@@ -27,6 +30,11 @@ class ProxyError(Exception):
         # True when the request was admitted and the failure came after (Bedrock's error or
         # a broken stream): logged as bedrock_error rather than proxy_refused.
         self.billable_error = billable_error
+        # Bedrock's own error, for the wire APIs that pass it through unchanged (its
+        # exception name, HTTP status and wording, with ARNs and account ids masked).
+        self.aws_code = aws_code
+        self.aws_status = aws_status
+        self.aws_message = aws_message
 
     def body(self, request_id: str) -> dict:
         error = {"code": self.code, "message": self.message, "request_id": request_id}
@@ -52,6 +60,9 @@ TOKEN_GRACE_EXPIRED = "token_grace_expired"
 CUSTOMER_SUSPENDED = "customer_suspended"
 MODEL_NOT_ALLOWED = "model_not_allowed"
 MODEL_NOT_PRICED = "model_not_priced"
+
+NOT_FOUND = "not_found"
+METHOD_NOT_ALLOWED = "method_not_allowed"
 
 # Limits (429)
 DAILY_LIMIT = "daily_request_limit_exceeded"

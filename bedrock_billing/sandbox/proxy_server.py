@@ -126,15 +126,8 @@ class _Handler(LocalHandler):
             self.command, self.path, self.headers, body, source_ip=self.client_address[0]
         )
         writer = StreamWriter(self)
-        sse = _LegacySSE(writer)  # until the proxy encodes its own streams
-        response = self.server.proxy.handle(event, None, on_chunk=sse.chunk)
-        if writer.started:
-            if sse.started:
-                status = response["statusCode"]
-                if status == 200:
-                    writer.write(b"data: [DONE]\n\n")
-                else:  # the stream broke after it began: say so, in the stream
-                    writer.write(b"data: " + response["body"].encode() + b"\n\n")
+        response = self.server.proxy.handle(event, None, stream=writer)
+        if writer.started:  # the answer went out as it came; the returned dict is moot
             writer.end()
             return
         payload = response.get("body") or ""
@@ -191,22 +184,6 @@ class StreamWriter:
     def _broke(self) -> None:
         self.broken = True
         self.handler.close_connection = True
-
-
-class _LegacySSE:
-    """The first version's stream (``/bedrock`` with ``"stream": true``): one ``data:``
-    line per chunk the proxy hands over."""
-
-    def __init__(self, writer: StreamWriter):
-        self.writer = writer
-        self.started = False
-
-    def chunk(self, chunk: dict) -> None:
-        if not self.started:
-            self.started = True
-            headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-            self.writer.start(200, headers)
-        self.writer.write(b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n")
 
 
 class _Server(LocalServer):
