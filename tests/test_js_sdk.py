@@ -138,26 +138,9 @@ def test_js_sdk_speaks_every_operation_to_the_fake_over_tls(js_sdk, tmp_path):
     ]
 
 
-def bedrock_routes_served(sandbox) -> bool:
-    """Whether the proxy answers Bedrock Runtime's own paths (issue 12's routes) rather
-    than 404 "no such route"."""
-    import requests
-
-    answer = requests.post(
-        f"{sandbox.bedrock_endpoint_url}/model/{HAIKU}/converse",
-        json={},
-        verify=sandbox.ca_bundle,
-        proxies={"https": ""},
-        timeout=30,
-    )
-    return answer.status_code != 404
-
-
 def test_js_sdk_through_the_proxy_over_tls_is_answered_and_metered(
     js_sdk, tls_sandbox, sandbox_customer
 ):
-    if not bedrock_routes_served(tls_sandbox):
-        pytest.skip("the proxy does not serve Bedrock Runtime's routes yet (issue 12)")
     customer = sandbox_customer()
     result = run_sdk(
         js_sdk, tls_sandbox.bedrock_endpoint_url, tls_sandbox.ca_bundle, customer["token"]
