@@ -290,12 +290,23 @@ def test_demo_json_is_one_object_with_usage_and_invoices():
     result = run("demo", "--output", "json")
     data = json.loads(result.stdout)
     assert data["ok"] is True and data["checks"]["failed"] == []
-    assert data["usage"]["totals"]["requests"] == 9
+    assert data["usage"]["totals"]["requests"] == 10  # 9 over HTTP, 1 through boto3
     assert data["usage"]["totals"]["refused"] == 3
+    sdk = data["requests"][-1]
+    assert sdk["client"] == demo_module.SDK_CLIENT and sdk["status"] == 200 and sdk["answer"]
+    assert sdk["usage"]["input_tokens"] > 0 and sdk["usage"]["output_tokens"] > 0
+    assert data["sandbox"]["bedrock_endpoint_url"].startswith("https://127.0.0.1:")
     assert data["reconcile"]["log_source"] == "local"
     assert sorted(i["plan"] for i in data["invoices"]["invoices"]) == ["scale", "starter", "team"]
     assert [r["status"] for r in data["requests"]].count(401) == 1
     assert not FULL_TOKEN.search(result.stdout)
+
+
+def test_demo_fails_when_the_sdk_call_is_not_served(monkeypatch):
+    # Initech may use Haiku only: the boto3 call with Sonnet is refused (AccessDenied).
+    monkeypatch.setattr(demo_module, "SDK_MODEL", demo_module.SONNET)
+    result = run("demo", expect=1)
+    assert "check failed: request 14 (Initech" in result.stderr
 
 
 def test_demo_exits_1_and_says_which_check_failed(monkeypatch):

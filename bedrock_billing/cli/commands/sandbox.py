@@ -138,7 +138,7 @@ def demo(ctx: typer.Context) -> None:
 
 
 def _render(settings, result) -> None:
-    from ...sandbox.demo import model_name
+    from ...sandbox.demo import SDK_CLIENT, model_name
     from .billing import OUTCOME_COLUMNS, print_invoice
 
     calls = [
@@ -146,7 +146,9 @@ def _render(settings, result) -> None:
             "n": n,
             "customer": c["customer"],
             "model": model_name(c["model"]),
-            "result": f"{c['status']} " + ("answered" if c["status"] == 200 else c["code"]),
+            "result": f"{c['status']} "
+            + ("answered" if c["status"] == 200 else str(c["code"]))
+            + (" (boto3, HTTPS)" if c.get("client") == SDK_CLIENT else ""),
         }
         for n, c in enumerate(result.calls, 1)
     ]
