@@ -36,11 +36,10 @@ from bedrock_billing.fakebedrock.faults import (
     fault_marker,
 )
 from bedrock_billing.localhttp.server import (
+    BackgroundServer,
     LocalHandler,
     LocalServer,
     RequestError,
-    serve_in_background,
-    stop_serving,
 )
 
 __all__ = ["ERRORS", "FAULT_KINDS", "STREAM_FAULTS", "FakeBedrock", "fault_marker", "main"]
@@ -74,7 +73,7 @@ class _Handler(LocalHandler):
     do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_POST  # noqa: N815
 
 
-class FakeBedrock:
+class FakeBedrock(BackgroundServer):
     """A Bedrock Runtime endpoint in a daemon thread on 127.0.0.1.
 
     ``seed`` makes every count reproducible: an answer's counts depend on the seed, the
@@ -94,9 +93,7 @@ class FakeBedrock:
         output_tokens: int | None = None,
         tls=None,
     ) -> None:
-        self.host = host
-        self.tls = tls
-        self.port = port
+        super().__init__(host, port, tls)
         self.seed = seed
         self.fixed_input_tokens = input_tokens
         self.fixed_output_tokens = output_tokens
@@ -106,38 +103,13 @@ class FakeBedrock:
         self._faults: deque[Fault] = deque()
         self._cache: set[str] = set()
         self._seen: Counter[str] = Counter()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle -------------------------------------------------------------------
+    # -- lifecycle: BackgroundServer's url, start, stop, with ---------------------------
 
-    @property
-    def url(self) -> str:
-        scheme = "https" if self.tls is not None else "http"
-        return f"{scheme}://{self.host}:{self.port}"
+    thread_name = "fake-bedrock"
 
-    def start(self) -> FakeBedrock:
-        if self._server is not None:
-            return self
-        context = self.tls.server_context() if self.tls is not None else None
-        self._server = _Server((self.host, self.port), self, context)
-        self.port = self._server.server_address[1]
-        self._thread = serve_in_background(self._server, f"fake-bedrock:{self.port}")
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, close the listening socket and every open connection."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        stop_serving(server, self._thread)
-        self._thread = None
-
-    def __enter__(self) -> FakeBedrock:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def _make_server(self, address, ssl_context) -> _Server:
+        return _Server(address, self, ssl_context)
 
     # -- test controls ---------------------------------------------------------------
 

@@ -233,6 +233,50 @@ class LocalHandler(BaseHTTPRequestHandler):
         self.send_json(code, {"message": text}, {"x-amzn-ErrorType": error_type})
 
 
+class BackgroundServer:
+    """A :class:`LocalServer` in a daemon thread on loopback: ``url``, ``start()``,
+    ``stop()`` (idempotent: no new requests, every connection cut, the port free at once)
+    and the ``with`` statement. Subclasses name the thread and build the server.
+
+    ``tls`` (:class:`~bedrock_billing.localhttp.tls.TLSFiles`) serves HTTPS instead of HTTP.
+    """
+
+    thread_name = "local-server"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls=None) -> None:
+        self.host, self.port, self.tls = host, port, tls
+        self._server: LocalServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def _make_server(self, address, ssl_context: ssl.SSLContext | None) -> LocalServer:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    def start(self):
+        if self._server is None:
+            context = self.tls.server_context() if self.tls is not None else None
+            self._server = self._make_server((self.host, self.port), context)
+            self.port = self._server.server_address[1]
+            self._thread = serve_in_background(self._server, f"{self.thread_name}:{self.port}")
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            stop_serving(server, self._thread)
+            self._thread = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
 def serve_in_background(server, name: str) -> threading.Thread:
     """Run ``server.serve_forever`` in a daemon thread (a short poll, so stop is quick)."""
     thread = threading.Thread(

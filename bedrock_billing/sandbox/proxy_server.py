@@ -30,11 +30,10 @@ import uuid
 from urllib.parse import parse_qsl, urlsplit
 
 from bedrock_billing.localhttp.server import (
+    BackgroundServer,
     LocalHandler,
     LocalServer,
     RequestError,
-    serve_in_background,
-    stop_serving,
 )
 from bedrock_billing.proxy.config import ProxyConfig
 from bedrock_billing.proxy.handler import Proxy
@@ -192,7 +191,7 @@ class _Server(LocalServer):
         super().__init__(address, _Handler, ssl_context)
 
 
-class ProxyServer:
+class ProxyServer(BackgroundServer):
     """The proxy on ``127.0.0.1`` (port 0: a free one), in a daemon thread.
 
     ``tls`` (:class:`~bedrock_billing.localhttp.tls.TLSFiles`) serves HTTPS instead of HTTP:
@@ -209,41 +208,18 @@ class ProxyServer:
         port: int = 0,
         tls=None,
     ):
+        super().__init__(host, port, tls)
         self.proxy = proxy or Proxy(config, log_sink=log_sink or print_sink)
-        self.host, self.port = host, port
-        self.tls = tls
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    @property
-    def url(self) -> str:
-        scheme = "https" if self.tls is not None else "http"
-        return f"{scheme}://{self.host}:{self.port}"
+    thread_name = "proxy-server"
+
+    def _make_server(self, address, ssl_context) -> _Server:
+        return _Server(address, self.proxy, ssl_context)
 
     @property
     def endpoint(self) -> str:
         """The spec's endpoint shape: ``<api>/prod/bedrock``."""
         return self.url + "/prod/bedrock"
-
-    def start(self) -> ProxyServer:
-        if self._server is None:
-            context = self.tls.server_context() if self.tls is not None else None
-            self._server = _Server((self.host, self.port), self.proxy, context)
-            self.port = self._server.server_address[1]
-            self._thread = serve_in_background(self._server, f"proxy-server:{self.port}")
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            stop_serving(server, self._thread)
-            self._thread = None
-
-    def __enter__(self) -> ProxyServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def _file_sink(path: str):
