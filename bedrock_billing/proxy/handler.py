@@ -104,10 +104,14 @@ class Proxy:
                     # the client is better placed to decide (429/503 carry Retry-After).
                     from botocore.config import Config
 
+                    # SigV4 with the function's role, always: an AWS_BEARER_TOKEN_BEDROCK
+                    # in the proxy's environment (a sandbox started from a shell that set
+                    # it for a client) must not switch the proxy to a Bedrock API key.
                     self._bedrock = boto3.client(
                         "bedrock-runtime",
                         region_name=self.config.region,
                         config=Config(
+                            signature_version="v4",
                             retries={"total_max_attempts": 1},
                             connect_timeout=5,
                             read_timeout=self.config.bedrock_read_timeout,
