@@ -125,6 +125,8 @@ def show(
     """Show one customer: limits, plan, token prefixes and their states, dates."""
     result = svc.show_customer(ctx.obj, customer_id)
     emit(ctx.obj, result, columns=DETAIL_COLUMNS, title=result["name"])
+    for problem in result["record_problems"]:
+        note(f"warning: the proxy refuses this customer until this is fixed: {problem}")
     if ctx.obj.output == "table" and result["tokens"]:
         emit(
             ctx.obj,
