@@ -71,7 +71,7 @@ def parse_count_limit(value: str | int | None, what: str) -> int | None:
     text = str(value).strip().lower()
     if text in UNLIMITED_WORDS:
         return None
-    if not text.isdigit() or int(text) <= 0:
+    if not (text.isascii() and text.isdigit()) or int(text) <= 0:
         raise InvalidInput(f"invalid {what} {value!r}: a positive whole number, or 'unlimited'")
     if int(text) > MAX_COUNT_LIMIT:
         raise InvalidInput(f"invalid {what}: at most {MAX_COUNT_LIMIT}, or 'unlimited'")

@@ -55,6 +55,9 @@ LOG_RETENTION_DAYS = (
 LOG_PREFIX = "logs/"
 ATHENA_RESULTS_PREFIX = "athena-results/"
 ERROR_PREFIX = "delivery-errors/"
+# The longest token-lookup cache deploy accepts: a revocation, suspension or limit change
+# bites within this many seconds (docs/proxy.md).
+MAX_AUTH_CACHE_SECONDS = 300
 # Lambda's limit on the whole environment (names and values), in bytes.
 LAMBDA_ENV_LIMIT = 4096
 
@@ -186,8 +189,11 @@ def validate(cfg: DeployConfig) -> None:
         raise InvalidInput("timeout must be between 3 and 900 seconds")
     if cfg.runtime not in SUPPORTED_RUNTIMES:
         raise InvalidInput(f"runtime must be one of {', '.join(SUPPORTED_RUNTIMES)}")
-    if cfg.auth_cache_seconds < 0:
-        raise InvalidInput("the auth cache time cannot be negative")
+    if not 0 <= cfg.auth_cache_seconds <= MAX_AUTH_CACHE_SECONDS:
+        raise InvalidInput(
+            f"the auth cache time must be 0 to {MAX_AUTH_CACHE_SECONDS} seconds: a revoked "
+            "token keeps working for up to that long"
+        )
     for origin in cfg.cors_origins:
         if not _ORIGIN_RE.match(origin):
             raise InvalidInput(

@@ -275,8 +275,9 @@ def rotate_token(
 def revoke_token(
     settings, customer_id: str, *, previous_only: bool = False, clock: Clock = system_clock
 ) -> dict[str, Any]:
-    """Stop a customer's token(s) at once: the previous one, and unless ``previous_only``
-    the current one too (``update-token`` then issues a new one)."""
+    """Revoke a customer's token(s): the previous one, and unless ``previous_only`` the current
+    one too (``update-token`` then issues a new one). The records change at once; a proxy
+    container that cached the token keeps accepting it up to its auth cache time."""
     customer_id = rules.validate_customer_id(customer_id)
     now = clock()
     store = _store(settings)

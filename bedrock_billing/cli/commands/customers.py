@@ -224,7 +224,8 @@ def revoke_token(
         False, "--previous-only", help="Revoke only the token still in its grace period."
     ),
 ) -> None:
-    """Revoke a customer's token(s) at once."""
+    """Revoke a customer's token(s); the proxy refuses them within its auth cache time (30 s by
+    default)."""
     result = svc.revoke_token(ctx.obj, customer_id, previous_only=previous_only)
     emit(
         ctx.obj,

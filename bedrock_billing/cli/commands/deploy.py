@@ -74,7 +74,9 @@ def deploy(
     memory: int = typer.Option(512, "--memory", help="Proxy memory, MB."),
     timeout: int = typer.Option(60, "--timeout", help="Proxy timeout, seconds."),
     auth_cache_seconds: int = typer.Option(
-        30, "--auth-cache-seconds", help="How long the proxy caches a token lookup."
+        30,
+        "--auth-cache-seconds",
+        help="How long the proxy caches a token lookup (0-300): a revoked token works that long.",
     ),
     cors_origin: list[str] = typer.Option(
         None, "--cors-origin", help="Browser origin allowed to call the API (repeat)."
