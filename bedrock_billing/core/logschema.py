@@ -45,7 +45,7 @@ FIELDS: tuple[Field, ...] = (
     Field("customer_id", "string", "customer UUID; null when the token was not recognised"),
     Field("model_id", "string", "the model id as the client sent it"),
     Field("foundation_model", "string", "the normalised foundation model id (pricing, limits)"),
-    Field("api", "string", "invoke | converse"),
+    Field("api", "string", "the operation: invoke | converse"),
     Field("streamed", "boolean", "true when served with a response stream"),
     Field("status", "int", "HTTP status returned to the client"),
     Field("error_code", "string", "the proxy's error code, null on success"),
@@ -63,6 +63,7 @@ FIELDS: tuple[Field, ...] = (
         "counter_write_failed", "boolean", "true when the DynamoDB counters could not be written"
     ),
     Field("near_timeout", "boolean", "true when the call ran close to the integration timeout"),
+    Field("wire_api", "string", "the API the client spoke: bedrock-runtime | legacy"),
 )
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)

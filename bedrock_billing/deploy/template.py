@@ -167,30 +167,25 @@ def api_resources(cfg: DeployConfig) -> dict[str, dict]:
             "functions/${ProxyFunction.Arn}/invocations"
         ),
     }
+    # Every path and method reaches the proxy, which routes by itself (proxy/apis): the
+    # Bedrock Runtime paths, the first version's /bedrock routes, preflights. A greedy
+    # {proxy+} resource does not cover the stage's root, so the root has its own method
+    # (Claude Code sends HEAD / before use). Authentication is the proxy's (Bearer tokens).
     methods = {
-        # Authentication is the proxy's (Bearer tokens checked against DynamoDB).
-        "ApiPostMethod": {
+        name: {
             "Type": "AWS::ApiGateway::Method",
             "Properties": {
                 "RestApiId": {"Ref": "Api"},
-                "ResourceId": {"Ref": "ApiBedrockResource"},
-                "HttpMethod": "POST",
+                "ResourceId": resource,
+                "HttpMethod": "ANY",
                 "AuthorizationType": "NONE",
                 "Integration": integration,
             },
-        },
-        # Preflight goes to the proxy too: it answers with the one allowed origin that
-        # matches the request (a MOCK integration could only return a fixed origin).
-        "ApiOptionsMethod": {
-            "Type": "AWS::ApiGateway::Method",
-            "Properties": {
-                "RestApiId": {"Ref": "Api"},
-                "ResourceId": {"Ref": "ApiBedrockResource"},
-                "HttpMethod": "OPTIONS",
-                "AuthorizationType": "NONE",
-                "Integration": integration,
-            },
-        },
+        }
+        for name, resource in (
+            ("ApiProxyMethod", {"Ref": "ApiProxyResource"}),
+            ("ApiRootMethod", {"Fn::GetAtt": ["Api", "RootResourceId"]}),
+        )
     }
     # A Deployment is a snapshot: CloudFormation only makes a new one when its logical
     # id changes, so the id carries a hash of what it snapshots.
@@ -203,14 +198,18 @@ def api_resources(cfg: DeployConfig) -> dict[str, dict]:
                 "Name": cfg.api_name,
                 "Description": f"bedrock-billing proxy API, stage {cfg.stage}",
                 "EndpointConfiguration": {"Types": ["REGIONAL"]},
+                # Bodies both ways are passed as bytes: event-stream answers and model
+                # answers in any encoding go out as the proxy's base64 decodes to, and
+                # request bodies reach the function base64-encoded (it decodes them).
+                "BinaryMediaTypes": ["*/*"],
             },
         },
-        "ApiBedrockResource": {
+        "ApiProxyResource": {
             "Type": "AWS::ApiGateway::Resource",
             "Properties": {
                 "RestApiId": {"Ref": "Api"},
                 "ParentId": {"Fn::GetAtt": ["Api", "RootResourceId"]},
-                "PathPart": API_PATH,
+                "PathPart": "{proxy+}",
             },
         },
         **methods,
@@ -237,8 +236,10 @@ def api_resources(cfg: DeployConfig) -> dict[str, dict]:
             },
         },
     }
-    for method in ("POST", "OPTIONS"):
-        resources[f"ApiInvoke{method.capitalize()}Permission"] = {
+    # execute-api ARNs end in the resource path: "/*" for every path under the greedy
+    # resource, and "/" alone for the stage's root.
+    for name, path in (("ApiInvokeProxyPermission", "*"), ("ApiInvokeRootPermission", "")):
+        resources[name] = {
             "Type": "AWS::Lambda::Permission",
             "Properties": {
                 "Action": "lambda:InvokeFunction",
@@ -246,7 +247,7 @@ def api_resources(cfg: DeployConfig) -> dict[str, dict]:
                 "Principal": "apigateway.amazonaws.com",
                 "SourceArn": _sub(
                     "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
-                    f"${{Api}}/*/{method}/{API_PATH}"
+                    f"${{Api}}/*/*/{path}"
                 ),
             },
         }
@@ -260,6 +261,11 @@ def outputs(cfg: DeployConfig) -> dict[str, dict]:
         "ApiUrl": _sub(
             "https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/"
             f"{cfg.api_stage}/{API_PATH}"
+        ),
+        # What an AWS SDK takes as endpoint_url (boto3, the JS SDK, AnthropicBedrock's
+        # base_url, ANTHROPIC_BEDROCK_BASE_URL): Bedrock Runtime's paths go under it.
+        "BedrockEndpointUrl": _sub(
+            "https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/" + cfg.api_stage
         ),
         "Stage": cfg.stage,
         "TablePrefix": cfg.table_prefix,

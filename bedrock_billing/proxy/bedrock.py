@@ -1,5 +1,11 @@
-"""The Bedrock call: InvokeModel / Converse, streamed or not, the usage each one reports,
-and Bedrock's errors mapped to honest HTTP statuses without internal text.
+"""The Bedrock call: InvokeModel / Converse (streamed or not) and CountTokens, the usage
+each one reports, and Bedrock's errors mapped to honest HTTP statuses without internal text.
+
+The client's request reaches Bedrock as it was sent: an InvokeModel body byte for byte, the
+``X-Amzn-Bedrock-*`` request headers as the operation's modelled parameters (read from the
+bundled botocore's own model, so a header the SDK does not know is refused clearly before
+admission), and Converse bodies converted from the wire's JSON to botocore's parameters by
+botocore's own parser (base64 blobs to bytes), validated before admission.
 """
 
 from __future__ import annotations
@@ -7,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from botocore.exceptions import (
@@ -18,12 +23,16 @@ from botocore.exceptions import (
     ParamValidationError,
     ReadTimeoutError,
 )
+from botocore.parsers import RestJSONParser
+from botocore.validate import ParamValidator
 
-from .errors import ProxyError
+from .call import CONVERSE, COUNT_TOKENS, INVOKE, Call, EventSink, StreamEvent
+from .errors import ProxyError, bad_request
 from .usage import (
     HEADER_CACHE_READ,
     HEADER_CACHE_WRITE,
     HEADER_INPUT,
+    HEADER_LATENCY,
     HEADER_OUTPUT,
     HEADER_SERVICE_TIER,
     StreamUsage,
@@ -34,20 +43,34 @@ from .usage import (
     from_headers,
 )
 
-ChunkSink = Callable[[dict], None]
-PASSED_HEADERS = (HEADER_INPUT, HEADER_OUTPUT, HEADER_CACHE_READ, HEADER_CACHE_WRITE)
+PASSED_HEADERS = (
+    HEADER_INPUT,
+    HEADER_OUTPUT,
+    HEADER_CACHE_READ,
+    HEADER_CACHE_WRITE,
+    HEADER_LATENCY,
+    HEADER_SERVICE_TIER,
+    "x-amzn-bedrock-performanceconfig-latency",
+)
+# Headers whose botocore parameter the proxy sets itself, not from the client's header.
+_OWN_HEADERS = {"content-type", "accept", "x-amzn-bedrock-accept"}
+_OPERATIONS = {
+    (INVOKE, False): "InvokeModel",
+    (INVOKE, True): "InvokeModelWithResponseStream",
+    (CONVERSE, False): "Converse",
+    (CONVERSE, True): "ConverseStream",
+    (COUNT_TOKENS, False): "CountTokens",
+}
 
 
 @dataclass
 class Result:
-    usage: Usage
+    usage: Usage | None
     bedrock_request_id: str | None = None
     service_tier: str | None = None
-    body: str | None = None  # the answer, unchanged (non-streamed)
-    body_is_base64: bool = False
+    body: bytes = b""  # the answer (non-streamed): the model's bytes, or Converse's JSON
     content_type: str = "application/json"
-    chunks: list[dict] = field(default_factory=list)  # streamed: every chunk, in order
-    headers: dict[str, str] = field(default_factory=dict)  # token counts passed to the client
+    headers: dict[str, str] = field(default_factory=dict)  # Bedrock's, passed to the client
 
 
 def _meta(response: dict) -> tuple[str | None, dict]:
@@ -109,6 +132,29 @@ def _safe_validation_text(message: object) -> str:
     return "Bedrock rejected the request: " + _SCRUB.sub("<redacted>", message.strip())[:500]
 
 
+def scrub(message: object, limit: int = 500) -> str | None:
+    """Bedrock's own wording less any ARN or account number (the operator's), bounded."""
+    if not isinstance(message, str) or not message.strip():
+        return None
+    return _SCRUB.sub("<redacted>", message.strip())[:limit]
+
+
+# Bedrock's own statuses for its exceptions (botocore's service model), for pass-through.
+_AWS_STATUS = {
+    "AccessDeniedException": 403,
+    "InternalServerException": 500,
+    "ModelErrorException": 424,
+    "ModelNotReadyException": 429,
+    "ModelStreamErrorException": 424,
+    "ModelTimeoutException": 408,
+    "ResourceNotFoundException": 404,
+    "ServiceQuotaExceededException": 400,
+    "ServiceUnavailableException": 503,
+    "ThrottlingException": 429,
+    "ValidationException": 400,
+}
+
+
 def map_error(exc: Exception) -> ProxyError:
     """Bedrock's (or botocore's) error as a ProxyError for an admitted request."""
     if isinstance(exc, ClientError):
@@ -118,16 +164,33 @@ def map_error(exc: Exception) -> ProxyError:
         status, name = _STATUS.get(code, (502, "bedrock_error"))
         message = _safe_validation_text(error.get("Message")) if status == 400 else None
         retry = 1 if status in (429, 503) else None
+        known = code in _AWS_STATUS
         return ProxyError(
-            status, name, message or _MESSAGES[status], retry_after=retry, billable_error=True
+            status,
+            name,
+            message or _MESSAGES[status],
+            retry_after=retry,
+            billable_error=True,
+            aws_code=code if known else "InternalServerException",
+            aws_status=_AWS_STATUS.get(code, 500),
+            aws_message=scrub(error.get("Message")) or _MESSAGES[status],
         )
     if isinstance(exc, ParamValidationError):
         return ProxyError(400, "invalid_request", _param_text(exc), billable_error=True)
     if isinstance(exc, (ReadTimeoutError, ConnectTimeoutError)):
-        return ProxyError(504, "bedrock_timeout", _MESSAGES[504], billable_error=True)
+        return ProxyError(
+            504, "bedrock_timeout", _MESSAGES[504], billable_error=True,
+            aws_code="ModelTimeoutException", aws_status=408,
+        )
     if isinstance(exc, (EndpointConnectionError, BotoCoreError)):
-        return ProxyError(502, "bedrock_unreachable", _MESSAGES[502], billable_error=True)
-    return ProxyError(502, "bedrock_error", _MESSAGES[502], billable_error=True)
+        return ProxyError(
+            502, "bedrock_unreachable", _MESSAGES[502], billable_error=True,
+            aws_code="ServiceUnavailableException", aws_status=503,
+        )
+    return ProxyError(
+        502, "bedrock_error", _MESSAGES[502], billable_error=True,
+        aws_code="InternalServerException", aws_status=500,
+    )
 
 
 def _param_text(exc: ParamValidationError) -> str:
@@ -150,6 +213,110 @@ def _param_text(exc: ParamValidationError) -> str:
 # ---- calls
 
 
+def operation_name(call: Call) -> str:
+    return _OPERATIONS[(call.operation, call.stream)]
+
+
+_MODEL_CACHE: list = []
+
+
+def _service_model(client):
+    """bedrock-runtime's model from the client (or botocore's own, for stand-in clients)."""
+    meta = getattr(client, "meta", None)
+    if meta is not None and getattr(meta, "service_model", None) is not None:
+        return meta.service_model
+    if not _MODEL_CACHE:
+        import botocore.session
+
+        _MODEL_CACHE.append(botocore.session.get_session().get_service_model("bedrock-runtime"))
+    return _MODEL_CACHE[0]
+
+
+def _supported(client, operation: str):
+    try:
+        return _service_model(client).operation_model(operation)
+    except Exception:  # OperationNotFoundError: the bundled botocore predates it
+        raise ProxyError(
+            400,
+            "operation_not_supported",
+            f"{operation} is not supported by this proxy's AWS SDK",
+        ) from None
+
+
+def _header_params(model, headers: dict[str, str]) -> dict[str, str]:
+    """The client's ``X-Amzn-Bedrock-*`` headers as the operation's modelled parameters.
+
+    A Bedrock header this botocore has no parameter for is refused (400) rather than
+    silently dropped: it may change what Bedrock does (a service tier, a guardrail)."""
+    by_header = {
+        m.serialization["name"].lower(): name
+        for name, m in model.input_shape.members.items()
+        if m.serialization.get("location") == "header"
+    }
+    params: dict[str, str] = {}
+    for header, value in headers.items():
+        if header in _OWN_HEADERS:
+            continue
+        if header in by_header:
+            params[by_header[header]] = value
+        elif header.startswith("x-amzn-bedrock-"):
+            raise bad_request(
+                "unsupported_header", f"the header {header} is not supported by this proxy"
+            )
+    return params
+
+
+def _body_params(model, body: dict, model_id: str) -> dict:
+    """A JSON body as botocore's parameters: members checked, blobs decoded, validated."""
+    shape = model.input_shape
+    for key in body:
+        member = shape.members.get(key)
+        if member is None or member.serialization.get("location"):
+            raise bad_request("invalid_request", f"the field {key[:64]!r} is not permitted")
+    try:
+        params = RestJSONParser()._parse_shape(shape, body)
+    except Exception:  # a blob that is not base64, a wrong type where a map is due, ...
+        raise bad_request("invalid_request", "the request body does not match the API") from None
+    params["modelId"] = model_id
+    report = ParamValidator().validate(params, shape)
+    if report.has_errors():
+        raise bad_request("invalid_request", _param_text(ParamValidationError(
+            report=report.generate_report())))
+    return params
+
+
+def prepare(client, call: Call, model_id: str) -> dict:
+    """The botocore parameters for ``call``; every client error is raised here, before
+    admission, so a malformed request costs the customer nothing."""
+    model = _supported(client, operation_name(call))
+    params = _header_params(model, call.headers)
+    if call.operation == INVOKE:
+        body = call.raw_body if call.raw_body is not None else _dumps(call.body).encode()
+        params.update(
+            body=body,
+            contentType=call.headers.get("content-type") or "application/json",
+            accept=call.headers.get("accept")
+            or call.headers.get("x-amzn-bedrock-accept")
+            or "application/json",
+        )
+    else:
+        params.update(_body_params(model, call.body or {}, model_id))
+    params["modelId"] = model_id
+    return params
+
+
+def call_bedrock(client, call: Call, params: dict, on_event: EventSink | None) -> Result:
+    if call.operation == INVOKE:
+        if call.stream:
+            return invoke_stream(client, params, on_event)
+        return invoke(client, params)
+    if call.operation == CONVERSE:
+        if call.stream:
+            return converse_stream(client, params, on_event)
+        return converse(client, params)
+    return count_tokens(client, params)
+
+
 def _attach_partial(exc: Exception, usage: Usage | None) -> None:
     """A stream that broke mid-way: its usage so far goes to the log (not billed)."""
     try:
@@ -158,54 +325,44 @@ def _attach_partial(exc: Exception, usage: Usage | None) -> None:
         pass
 
 
-def invoke(client, model_id: str, payload: dict) -> Result:
-    request = _dumps(payload)
-    response = client.invoke_model(
-        modelId=model_id,
-        body=request.encode("utf-8"),
-        contentType="application/json",
-        accept="application/json",
-    )
+def _passed(headers: dict) -> dict[str, str]:
+    return {h: str(headers[h]) for h in PASSED_HEADERS if h in headers}
+
+
+def invoke(client, params: dict) -> Result:
+    response = client.invoke_model(**params)
     raw = response["body"].read()
     request_id, headers = _meta(response)
     usage = from_headers(headers)
-    try:
-        text, is_b64 = raw.decode("utf-8"), False
-    except UnicodeDecodeError:
-        text, is_b64 = base64.b64encode(raw).decode("ascii"), True
     if usage is None:
         try:
             usage = from_body(json.loads(raw))
         except ValueError:
             usage = None
     if usage is None:
-        usage = estimate(len(request), len(raw))
+        usage = estimate(len(params["body"]), len(raw))
     return Result(
         usage=usage,
         bedrock_request_id=request_id,
         service_tier=_tier(response.get("serviceTier") or headers.get(HEADER_SERVICE_TIER)),
-        body=text,
-        body_is_base64=is_b64,
+        body=raw,
         content_type=response.get("contentType") or "application/json",
-        headers={h: str(headers[h]) for h in PASSED_HEADERS if h in headers},
+        headers=_passed(headers),
     )
 
 
-def invoke_stream(client, model_id: str, payload: dict, on_chunk: ChunkSink | None) -> Result:
-    request = _dumps(payload)
-    response = client.invoke_model_with_response_stream(
-        modelId=model_id,
-        body=request.encode("utf-8"),
-        contentType="application/json",
-        accept="application/json",
-    )
+def invoke_stream(client, params: dict, on_event: EventSink | None) -> Result:
+    response = client.invoke_model_with_response_stream(**params)
     request_id, headers = _meta(response)
     result = Result(
         usage=Usage(),
         bedrock_request_id=request_id,
-        service_tier=_tier(headers.get(HEADER_SERVICE_TIER)),
+        service_tier=_tier(response.get("serviceTier") or headers.get(HEADER_SERVICE_TIER)),
+        content_type=response.get("contentType") or "application/json",
+        headers=_passed(headers),
     )
     tracker = StreamUsage()
+    request_size = len(params["body"])
     try:
         for event in response["body"]:
             part = event.get("chunk") if isinstance(event, dict) else None
@@ -221,22 +378,28 @@ def invoke_stream(client, model_id: str, payload: dict, on_chunk: ChunkSink | No
             if not isinstance(chunk, dict):
                 chunk = {"value": chunk}
             tracker.observe(chunk, len(raw))
-            result.chunks.append(chunk)
-            if on_chunk:
-                on_chunk(chunk)
+            if on_event:
+                on_event(StreamEvent("chunk", chunk, raw))
     except Exception as exc:
-        _attach_partial(exc, tracker.result(len(request)))
+        _attach_partial(exc, tracker.result(request_size))
         raise
-    result.usage = tracker.result(len(request))
+    result.usage = tracker.result(request_size)
     return result
 
 
-def converse(client, model_id: str, payload: dict) -> Result:
-    response = client.converse(modelId=model_id, **payload)
+def _plain(value):
+    """botocore's parsed answer as plain JSON (bytes to base64, times to ISO 8601)."""
+    return json.loads(_dumps(value))
+
+
+def converse(client, params: dict) -> Result:
+    response = client.converse(**params)
     request_id, headers = _meta(response)
     answer = {k: v for k, v in response.items() if k != "ResponseMetadata"}
     body = _dumps(answer)
-    usage = from_body_usage(response.get("usage")) or estimate(len(_dumps(payload)), len(body))
+    usage = from_body_usage(response.get("usage")) or estimate(
+        len(_dumps({k: v for k, v in params.items() if k != "modelId"})), len(body)
+    )
     metrics = response.get("metrics")
     if isinstance(metrics, dict) and isinstance(metrics.get("latencyMs"), int):
         usage.latency_ms = metrics["latencyMs"]
@@ -244,37 +407,47 @@ def converse(client, model_id: str, payload: dict) -> Result:
         usage=usage,
         bedrock_request_id=request_id,
         service_tier=_tier(response.get("serviceTier") or headers.get(HEADER_SERVICE_TIER)),
-        body=body,
+        body=body.encode(),
+        headers=_passed(headers),
     )
 
 
-def converse_stream(client, model_id: str, payload: dict, on_chunk: ChunkSink | None) -> Result:
-    response = client.converse_stream(modelId=model_id, **payload)
+def converse_stream(client, params: dict, on_event: EventSink | None) -> Result:
+    response = client.converse_stream(**params)
     request_id, headers = _meta(response)
     result = Result(
         usage=Usage(),
         bedrock_request_id=request_id,
         service_tier=_tier(headers.get(HEADER_SERVICE_TIER)),
+        headers=_passed(headers),
     )
     usage = None
     answer_chars = 0
     try:
         for event in response["stream"]:
-            if not isinstance(event, dict):
+            if not isinstance(event, dict) or not event:
                 continue
-            chunk = json.loads(_dumps(event))  # bytes to base64, so the chunk is plain JSON
-            answer_chars += len(_dumps(chunk))
+            ((kind, members),) = list(_plain(event).items())[:1]
+            answer_chars += len(_dumps(members))
             metadata = event.get("metadata")
             if isinstance(metadata, dict):
                 usage = from_body_usage(metadata.get("usage")) or usage
                 latency = (metadata.get("metrics") or {}).get("latencyMs")
                 if usage and isinstance(latency, int):
                     usage.latency_ms = latency
-            result.chunks.append(chunk)
-            if on_chunk:
-                on_chunk(chunk)
+                result.service_tier = _tier(metadata.get("serviceTier")) or result.service_tier
+            if on_event:
+                on_event(StreamEvent(kind, members if isinstance(members, dict) else {}))
     except Exception as exc:
         _attach_partial(exc, usage)
         raise
-    result.usage = usage or estimate(len(_dumps(payload)), answer_chars)
+    request_chars = len(_dumps({k: v for k, v in params.items() if k != "modelId"}))
+    result.usage = usage or estimate(request_chars, answer_chars)
     return result
+
+
+def count_tokens(client, params: dict) -> Result:
+    response = client.count_tokens(**params)
+    request_id, headers = _meta(response)
+    answer = {k: v for k, v in response.items() if k != "ResponseMetadata"}
+    return Result(usage=None, bedrock_request_id=request_id, body=_dumps(answer).encode())

@@ -19,6 +19,9 @@ class ProxyError(Exception):
         limit: str | None = None,
         retry_after: int | None = None,
         billable_error: bool = False,
+        aws_code: str | None = None,
+        aws_status: int | None = None,
+        aws_message: str | None = None,
     ):
         super().__init__(message)
         self.status = status
@@ -29,6 +32,11 @@ class ProxyError(Exception):
         # True when the request was admitted and the failure came after (Bedrock's error or
         # a broken stream): logged as bedrock_error rather than proxy_refused.
         self.billable_error = billable_error
+        # Bedrock's own error, for the wire APIs that pass it through unchanged (its
+        # exception name, HTTP status and wording, with ARNs and account ids masked).
+        self.aws_code = aws_code
+        self.aws_status = aws_status
+        self.aws_message = aws_message
 
     def body(self, request_id: str) -> dict:
         error = {"code": self.code, "message": self.message, "request_id": request_id}
@@ -57,6 +65,9 @@ MODEL_NOT_PRICED = "model_not_priced"
 # 503: the customer's or token's stored item breaks docs/schema.md (the operator's fault);
 # refused until corrected, never served unlimited. The stack's alarm counts these.
 CUSTOMER_RECORD_INVALID = RECORD_INVALID_CODE
+
+NOT_FOUND = "not_found"
+METHOD_NOT_ALLOWED = "method_not_allowed"
 
 # Limits (429)
 DAILY_LIMIT = "daily_request_limit_exceeded"

@@ -10,22 +10,21 @@ import base64
 import binascii
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import ProxyError, bad_request
-
-INVOKE = "invoke"
-CONVERSE = "converse"
 
 
 @dataclass
 class Request:
     method: str
-    path: str
+    path: str  # as API Gateway gave it (may still be percent-encoded)
     headers: dict[str, str]  # lower-cased names
     raw_body: str | bytes | None
     is_base64: bool
     request_id: str
+    query: dict[str, list[str]] = field(default_factory=dict)
+    source_ip: str | None = None
 
     @property
     def origin(self) -> str | None:
@@ -46,6 +45,33 @@ def _headers(event: dict) -> dict[str, str]:
                 if name.lower() not in out and isinstance(values[0], str):
                     out[name.lower()] = values[0]
     return out
+
+
+def _query(event: dict) -> dict[str, list[str]]:
+    """Query parameters from either payload: 1.0's (multi)queryStringParameters, 2.0's
+    rawQueryString / queryStringParameters (comma-joined repeats)."""
+    out: dict[str, list[str]] = {}
+    multi = event.get("multiValueQueryStringParameters")
+    if isinstance(multi, dict):
+        for name, values in multi.items():
+            if isinstance(name, str) and isinstance(values, list):
+                out[name] = [v for v in values if isinstance(v, str)]
+    single = event.get("queryStringParameters")
+    if isinstance(single, dict):
+        for name, value in single.items():
+            if isinstance(name, str) and isinstance(value, str) and name not in out:
+                out[name] = [value]
+    return out
+
+
+def _source_ip(context: dict) -> str | None:
+    """The caller's address as API Gateway saw it (never a header a client can set)."""
+    identity = context.get("identity")
+    http = context.get("http")
+    for holder in (identity, http):
+        if isinstance(holder, dict) and isinstance(holder.get("sourceIp"), str):
+            return holder["sourceIp"]
+    return None
 
 
 def parse_event(event: object) -> Request:
@@ -78,33 +104,21 @@ def parse_event(event: object) -> Request:
         raw_body=body,
         is_base64=event.get("isBase64Encoded") is True,
         request_id=request_id,
+        query=_query(event),
+        source_ip=_source_ip(context),
     )
-
-
-def route(path: str) -> str | None:
-    """``.../bedrock`` is InvokeModel, ``.../bedrock/converse`` is Converse.
-
-    Matched on the end of the path so the stage (``/prod/bedrock``), a custom domain's base
-    path or a Function URL's root all reach the same routes.
-    """
-    trimmed = path.rstrip("/")
-    if trimmed.endswith("/bedrock/converse"):
-        return CONVERSE
-    if trimmed.endswith("/bedrock") or trimmed == "":
-        return INVOKE
-    return None
 
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
-def read_json_body(request: Request, max_bytes: int) -> dict:
+def read_body(request: Request, max_bytes: int) -> bytes:
+    """The body's bytes, bounded before anything is decoded; empty bytes when there is none."""
     raw = request.raw_body
     if raw is None or raw == "" or raw == b"":
-        raise bad_request("missing_body", "the request needs a JSON body")
+        return b""
     if isinstance(raw, str):
-        # Bound the encoded size before decoding anything (base64 is 4 chars per 3 bytes).
         encoded_bound = 4 * (max_bytes // 3 + 1) if request.is_base64 else max_bytes
         if len(raw) > encoded_bound:
             raise ProxyError(413, "body_too_large", f"the body exceeds {max_bytes} bytes")
@@ -122,6 +136,12 @@ def read_json_body(request: Request, max_bytes: int) -> dict:
         data = raw
     if len(data) > max_bytes:
         raise ProxyError(413, "body_too_large", f"the body exceeds {max_bytes} bytes")
+    return data
+
+
+def parse_json_object(data: bytes) -> dict:
+    if not data:
+        raise bad_request("missing_body", "the request needs a JSON body")
     try:
         body = json.loads(data, parse_constant=_reject_constant)
     except (ValueError, RecursionError):  # JSONDecodeError, bad UTF-8, NaN, huge integers
@@ -129,6 +149,10 @@ def read_json_body(request: Request, max_bytes: int) -> dict:
     if not isinstance(body, dict):
         raise bad_request("invalid_json", "the body must be a JSON object")
     return body
+
+
+def read_json_body(request: Request, max_bytes: int) -> dict:
+    return parse_json_object(read_body(request, max_bytes))
 
 
 def bearer_token(headers: dict[str, str]) -> str:

@@ -5,9 +5,11 @@ Function URL / HTTP API events (payload 2.0) with one lazily built :class:`Proxy
 container. Tests and the local server build their own ``Proxy`` with injected clients,
 clock and log sink.
 
-A request goes: event -> route -> Bearer token -> JSON body and ``modelId`` -> token
-lookup (cached) -> admission (one conditional UpdateItem, DynamoDB decides) -> Bedrock ->
-usage write (one transaction) -> response; and, whatever happened, one log line.
+A request goes: event -> route (``proxy/apis``: which wire API) -> the adapter parses it
+into one internal call -> Bearer token -> model id -> token lookup (cached) -> admission
+(one conditional UpdateItem, DynamoDB decides) -> Bedrock -> usage write (one transaction)
+-> the adapter renders the answer, the stream or the refusal; and, whatever happened, one
+log line. Every wire API shares this one pipeline.
 
 This module imports boto3 and the pure core only, so the Lambda zip and its cold start
 stay small (a test checks that Typer, Rich, pyathena, DuckDB, moto and the CLI stay out).
@@ -15,10 +17,10 @@ stay small (a test checks that Typer, Rich, pyathena, DuckDB, moto and the CLI s
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -26,21 +28,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ..core.errors import InvalidInput
 from ..core.models import normalise_model_id
 from ..core.timeutil import Clock, system_clock
-from . import bedrock
+from . import apis, bedrock
+from .apis.base import Adapter
+from .apis.bedrock_runtime import inference_profiles, ping
 from .auth import Authenticator
+from .call import COUNT_TOKENS, Call, StreamEvent
 from .config import ProxyConfig
 from .errors import ProxyError, bad_request
-from .events import (
-    CONVERSE,
-    bearer_token,
-    cors_headers,
-    error_response,
-    json_response,
-    parse_event,
-    preflight,
-    read_json_body,
-    route,
-)
+from .events import cors_headers, parse_event, preflight
 from .logline import RequestLog, print_sink, write_failure_metric
 from .meter import CounterWriteFailed, Meter
 
@@ -109,10 +104,14 @@ class Proxy:
                     # the client is better placed to decide (429/503 carry Retry-After).
                     from botocore.config import Config
 
+                    # SigV4 with the function's role, always: an AWS_BEARER_TOKEN_BEDROCK
+                    # in the proxy's environment (a sandbox started from a shell that set
+                    # it for a client) must not switch the proxy to a Bedrock API key.
                     self._bedrock = boto3.client(
                         "bedrock-runtime",
                         region_name=self.config.region,
                         config=Config(
+                            signature_version="v4",
                             retries={"total_max_attempts": 1},
                             connect_timeout=5,
                             read_timeout=self.config.bedrock_read_timeout,
@@ -123,65 +122,83 @@ class Proxy:
 
     # ---- serving
 
-    def handle(self, event, context=None, on_chunk: bedrock.ChunkSink | None = None) -> dict:
-        """Serve one event; never raises. ``on_chunk`` receives stream chunks as they come
-        (the local server's SSE); the Lambda response always holds the whole answer."""
+    def handle(self, event, context=None, stream: StreamWriter | None = None) -> dict:
+        """Serve one event; never raises.
+
+        ``stream`` (the local server, a streaming deployment) receives a streamed answer as
+        it comes: ``start(status, headers)`` once, then ``write(bytes)`` per event in the wire
+        format; the returned dict is then not the answer. Without it, or when no stream
+        started, the returned API Gateway answer holds the whole response."""
         started = self.timer()
         log = RequestLog(timestamp=self.clock())
         cors: dict[str, str] = {}
+        adapter: Adapter | None = None
         try:
             request = parse_event(event)
             log.request_id = request.request_id
+            adapter = apis.adapter_for_path(request.path)
             cors = cors_headers(request.origin, self.config.cors_origins)
             if request.method == "OPTIONS":
                 return preflight(request.origin, self.config.cors_origins)  # not a request
-            response = self._serve(request, log, cors, on_chunk)
+            route, params = apis.match(request.method, request.path)
+            adapter = route.adapter
+            log.wire_api = adapter.name
+            if route.local:
+                return self._local(route, request, cors)
+            response = self._serve(adapter, request, params, log, cors, stream)
         except ProxyError as err:
-            response = self._refuse(err, log, cors)
+            response = self._refuse(adapter, err, log, cors)
         except (ClientError, BotoCoreError):
             # DynamoDB failed during lookup or admission: nothing was served or billed.
             err = ProxyError(
                 503, "service_unavailable", "the service is unavailable; retry", retry_after=1
             )
-            response = self._refuse(err, log, cors)
+            response = self._refuse(adapter, err, log, cors)
         except Exception:
             err = ProxyError(500, "internal_error", "internal error")
-            response = self._refuse(err, log, cors)
+            response = self._refuse(adapter, err, log, cors)
         log.duration_ms = int((self.timer() - started) * 1000)
         timeout_ms = self.config.integration_timeout * 1000
         log.near_timeout = log.duration_ms >= timeout_ms * self.config.near_timeout_fraction
-        self._emit(self.log_sink, log.line())
+        if log.api != COUNT_TOKENS:  # free calls are not usage (docs/proxy.md)
+            self._emit(self.log_sink, log.line())
         return response
 
-    def _refuse(self, err: ProxyError, log: RequestLog, cors: dict) -> dict:
+    def _refuse(self, adapter: Adapter | None, err: ProxyError, log: RequestLog, cors) -> dict:
         log.status, log.error_code = err.status, err.code
         request_id = log.request_id or "unknown"
-        return error_response(err, request_id, {**cors, "X-Request-Id": request_id})
+        adapter = adapter or apis.INVOKE_API
+        return adapter.refuse(err, request_id, {**cors, "X-Request-Id": request_id})
 
-    def _serve(self, request, log: RequestLog, cors: dict, on_chunk) -> dict:
-        if request.method != "POST":
-            raise ProxyError(405, "method_not_allowed", "use POST")
-        api = route(request.path)
-        if api is None:
-            raise ProxyError(404, "not_found", "no such route: use POST /bedrock")
-        log.api = api
-        token = bearer_token(request.headers)
-        body = read_json_body(request, self.config.max_body_bytes)
-        model_id = body.pop("modelId", None)
-        if model_id is None:
-            raise bad_request("missing_model_id", "modelId is required")
+    def _local(self, route, request, cors: dict) -> dict:
+        """Answers the proxy gives itself: the health check and the inference-profile list."""
+        headers = {**cors, "X-Request-Id": request.request_id}
+        if route.local == apis.PING:
+            return ping(request.request_id, headers)
+        customer = self.auth.authenticate(route.adapter.token(request))
+        models = customer.allowed_models
+        if models is None:
+            models = sorted(self.config.prices.models) if self.config.prices else []
+        return inference_profiles(list(models), self.config.region, request.request_id, headers)
+
+    def _serve(self, adapter: Adapter, request, params, log: RequestLog, cors, stream) -> dict:
+        token = adapter.token(request)
+        call = adapter.parse(request, params, self.config.max_body_bytes)
+        log.api, log.streamed = call.operation, call.stream
         try:
-            model = normalise_model_id(model_id)
+            model = normalise_model_id(call.model_id)
         except InvalidInput as exc:
             raise bad_request("invalid_model_id", exc.message) from None
         log.model_id, log.foundation_model = model.model_id, model.foundation_model
-        stream = body.pop("stream", False)
-        if not isinstance(stream, bool):
-            raise bad_request("invalid_stream", "stream must be true or false")
-        log.streamed = stream
-
         customer = self.auth.authenticate(token)
         log.customer_id = customer.customer_id
+        client = self.bedrock()
+        prepared = bedrock.prepare(client, call, model.model_id)  # a bad request costs nothing
+        if call.operation == COUNT_TOKENS:
+            self.meter.admit_free(customer, log.timestamp)
+            result = self._call(client, call, prepared, None, log)
+            log.status = 200
+            return adapter.render(call, result, {**cors, "X-Request-Id": log.request_id})
         price = self.config.prices.get(model.foundation_model) if self.config.prices else None
         try:
             admission = self.meter.admit(customer, model, price, log.timestamp)
@@ -195,35 +212,31 @@ class Proxy:
                 )
             raise
         log.admitted = True
-
+        headers = {**cors, "X-Request-Id": log.request_id, "x-amzn-RequestId": log.request_id}
+        out = _StreamOut(adapter, call, stream, headers, log.request_id) if call.stream else None
         try:
-            result = self._call(api, model.model_id, body, stream, on_chunk)
-        except Exception as exc:
-            log.usage = getattr(exc, "partial_usage", None)
+            result = self._call(client, call, prepared, out, log)
+        except ProxyError as err:
             self._write(lambda: self.meter.record_error(admission), log)
-            raise (exc if isinstance(exc, ProxyError) else bedrock.map_error(exc)) from None
+            log.status, log.error_code = err.status, err.code
+            if out is not None and out.events_seen:
+                return out.fail(err)  # the answer began: the error goes in-band
+            raise
         log.status = 200
         log.usage = result.usage
         log.bedrock_request_id, log.service_tier = result.bedrock_request_id, result.service_tier
         self._write(lambda: self.meter.record_success(admission, result.usage), log)
+        if out is not None:
+            return out.finish(result)
+        return adapter.render(call, result, headers)
 
-        headers = {**cors, "X-Request-Id": log.request_id, **result.headers}
-        if stream:
-            return json_response(200, json.dumps(result.chunks + [{"done": True}]), headers)
-        response = json_response(200, result.body, headers)
-        response["headers"]["Content-Type"] = result.content_type
-        response["isBase64Encoded"] = result.body_is_base64
-        return response
-
-    def _call(self, api: str, model_id: str, body: dict, stream: bool, on_chunk):
-        client = self.bedrock()
-        if api == CONVERSE:
-            if stream:
-                return bedrock.converse_stream(client, model_id, body, on_chunk)
-            return bedrock.converse(client, model_id, body)
-        if stream:
-            return bedrock.invoke_stream(client, model_id, body, on_chunk)
-        return bedrock.invoke(client, model_id, body)
+    def _call(self, client, call: Call, prepared: dict, out, log: RequestLog):
+        """Bedrock's answer, or its error as a ProxyError (usage so far kept for the log)."""
+        try:
+            return bedrock.call_bedrock(client, call, prepared, out)
+        except Exception as exc:
+            log.usage = getattr(exc, "partial_usage", None)
+            raise (exc if isinstance(exc, ProxyError) else bedrock.map_error(exc)) from None
 
     def _write(self, write: Callable[[], None], log: RequestLog) -> None:
         """A counter write; if it fails after retries, the log line keeps the usage and a
@@ -240,6 +253,57 @@ class Proxy:
             sink(record)
         except Exception:  # a broken sink must not turn an answer into an error
             pass
+
+
+class StreamWriter(Protocol):
+    def start(self, status: int, headers: dict[str, str]) -> None: ...
+
+    def write(self, data: bytes) -> None: ...
+
+
+class _StreamOut:
+    """Where a stream's events go: to a live writer as they come (the status and headers
+    with the first event), or gathered for Lambda's one-piece answer."""
+
+    def __init__(self, adapter: Adapter, call: Call, writer, headers: dict, request_id: str):
+        self.adapter, self.call, self.writer = adapter, call, writer
+        self.headers, self.request_id = headers, request_id
+        self.events: list[StreamEvent] = []
+        self.events_seen = False
+        self.live = False
+
+    def __call__(self, event: StreamEvent) -> None:
+        self.events_seen = True
+        if self.writer is None:
+            self.events.append(event)
+            return
+        if not self.live:
+            self.writer.start(200, {**self.headers, **self.adapter.stream_headers(self.call, {})})
+            self.live = True
+        self.writer.write(self.adapter.encode_event(self.call, event))
+
+    def _headers(self) -> dict[str, str]:
+        return {**self.headers, **self.adapter.stream_headers(self.call, {})}
+
+    def finish(self, result) -> dict:
+        if self.live:
+            self.writer.write(self.adapter.encode_end(self.call))
+            return {"statusCode": 200, "headers": {}, "body": "", "isBase64Encoded": False}
+        if self.writer is not None:  # a stream with no event at all: still a stream
+            self.writer.start(200, self._headers())
+            self.writer.write(self.adapter.encode_end(self.call))
+            return {"statusCode": 200, "headers": {}, "body": "", "isBase64Encoded": False}
+        return self.adapter.buffered_stream(
+            self.call, self.events, None, self.request_id, self._headers()
+        )
+
+    def fail(self, err: ProxyError) -> dict:
+        if self.live:
+            self.writer.write(self.adapter.encode_error(self.call, err, self.request_id))
+            return {"statusCode": err.status, "headers": {}, "body": "", "isBase64Encoded": False}
+        return self.adapter.buffered_stream(
+            self.call, self.events, err, self.request_id, self._headers()
+        )
 
 
 _proxy: Proxy | None = None

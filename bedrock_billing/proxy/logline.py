@@ -46,6 +46,7 @@ class RequestLog:
     service_tier: str | None = None
     counter_write_failed: bool = False
     near_timeout: bool = False
+    wire_api: str | None = None
 
     def event_type(self) -> str:
         if not self.admitted:
@@ -80,6 +81,7 @@ class RequestLog:
             "service_tier": self.service_tier,
             "counter_write_failed": self.counter_write_failed,
             "near_timeout": self.near_timeout,
+            "wire_api": self.wire_api,
         }
         return record  # tests check its keys are exactly FIELD_NAMES, in order
 

@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core import schema
 from ..core.models import ModelRef
-from ..core.timeutil import Period, epoch_seconds
+from ..core.timeutil import Period, epoch_seconds, iso_z
 from . import errors as E
 from .auth import Customer
 from .errors import ProxyError
@@ -105,6 +105,14 @@ class Meter:
             raise
         return Admission(customer.customer_id, model, now, price)
 
+    def admit_free(self, customer: Customer, now: datetime) -> None:
+        """A call Bedrock does not bill (CountTokens): it takes a requests-per-minute slot
+        where the customer has that limit, and nothing else."""
+        if customer.requests_per_minute is not None:
+            if customer.requests_per_minute <= 0:
+                raise self._limit_error("requests_per_minute", now)
+            self._admit_minute(customer, now)
+
     def _refuse_zero_limits(self, customer: Customer, now: datetime) -> None:
         # A limit of 0 would pass "attribute_not_exists" on an empty meter: refuse here.
         if customer.daily_request_limit is not None and customer.daily_request_limit <= 0:
@@ -118,38 +126,26 @@ class Meter:
 
     @staticmethod
     def _limit_error(limit: str, now: datetime) -> ProxyError:
+        """The refusal at ``limit``; its message says which limit and when it resets."""
         if limit == "requests_per_minute":
             end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
-            return ProxyError(
-                429,
-                E.MINUTE_LIMIT,
-                "requests-per-minute limit reached",
-                limit=limit,
-                retry_after=_seconds_until(now, end),
-            )
-        if limit == "daily_request_limit":
-            return ProxyError(
-                429,
-                E.DAILY_LIMIT,
-                "daily request limit reached",
-                limit=limit,
-                retry_after=_seconds_until(now, _next_day(now)),
-            )
-        month_end = Period.of(now).end
-        if limit == "monthly_token_limit":
-            return ProxyError(
-                429,
-                E.TOKEN_LIMIT,
-                "monthly token limit reached",
-                limit=limit,
-                retry_after=_seconds_until(now, month_end),
+            code, what = E.MINUTE_LIMIT, "requests-per-minute limit reached"
+        elif limit == "daily_request_limit":
+            end = _next_day(now)
+            code, what = E.DAILY_LIMIT, "daily request limit reached"
+        else:
+            end = Period.of(now).end
+            code, what = (
+                (E.TOKEN_LIMIT, "monthly token limit reached")
+                if limit == "monthly_token_limit"
+                else (E.BUDGET_LIMIT, "monthly budget reached")
             )
         return ProxyError(
             429,
-            E.BUDGET_LIMIT,
-            "monthly budget reached",
+            code,
+            f"{what}; it resets at {iso_z(end)}",
             limit=limit,
-            retry_after=_seconds_until(now, month_end),
+            retry_after=_seconds_until(now, end),
         )
 
     def _admit_minute(self, customer: Customer, now: datetime) -> None:

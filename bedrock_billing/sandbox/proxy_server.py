@@ -1,6 +1,7 @@
 """The proxy on a local HTTP port: each request becomes an API Gateway (payload 1.0) event
 for the real handler, and a streamed answer is served as Server-Sent Events
-(``data: {...}`` lines ending ``data: [DONE]``) as the chunks arrive.
+(``data: {...}`` lines ending ``data: [DONE]``) or event-stream frames (the Bedrock Runtime
+routes) as the proxy produces them.
 
 In process::
 
@@ -88,21 +89,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length) if length else b""
         event = to_event(self.command, self.path, self.headers, body)
-        stream = _SSE(self)
-        response = self.server.proxy.handle(event, None, on_chunk=stream.chunk)
-        status = response["statusCode"]
+        stream = _Stream(self)
+        response = self.server.proxy.handle(event, None, stream=stream)
         if stream.started:
-            if status == 200:
-                stream.write(b"data: [DONE]\n\n")
-            else:  # the stream broke after it began: say so, in the stream
-                stream.write(b"data: " + response["body"].encode() + b"\n\n")
-            self.close_connection = True
+            stream.end()
             return
-        if status == 200 and _wants_stream(body):
-            stream.start()
-            stream.write(b"data: [DONE]\n\n")
-            self.close_connection = True
-            return
+        status = response["statusCode"]
         payload = response.get("body") or ""
         data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()
         self._send(status, response.get("headers") or {}, data)
@@ -121,37 +113,32 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-def _wants_stream(body: bytes) -> bool:
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return False
-    return isinstance(parsed, dict) and parsed.get("stream") is True
-
-
-class _SSE:
-    """Sends the SSE headers on the first chunk, then one ``data:`` line per chunk."""
+class _Stream:
+    """The proxy's streaming writer: status and headers once, then each event as the proxy
+    encoded it (event-stream frames, SSE lines), sent in chunked transfer encoding and
+    flushed, so a client sees every event as it comes."""
 
     def __init__(self, handler: _Handler):
         self.handler = handler
         self.started = False
 
-    def start(self) -> None:
+    def start(self, status: int, headers: dict[str, str]) -> None:
         self.started = True
         h = self.handler
-        h.send_response(200)
-        h.send_header("Content-Type", "text/event-stream")
-        h.send_header("Cache-Control", "no-cache")
-        h.send_header("Connection", "close")
+        h.send_response(status)
+        for name, value in headers.items():
+            h.send_header(name, value)
+        h.send_header("Transfer-Encoding", "chunked")
         h.end_headers()
 
-    def chunk(self, chunk: dict) -> None:
-        if not self.started:
-            self.start()
-        self.write(b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n")
-
     def write(self, data: bytes) -> None:
-        self.handler.wfile.write(data)
+        if data:
+            out = self.handler.wfile
+            out.write(b"%x\r\n" % len(data) + data + b"\r\n")
+            out.flush()
+
+    def end(self) -> None:
+        self.handler.wfile.write(b"0\r\n\r\n")
         self.handler.wfile.flush()
 
 

@@ -1,0 +1,82 @@
+"""The route table: which wire API adapter serves a method and path.
+
+Every route is matched under any path prefix (an API Gateway stage, a custom domain's base
+path, a Function URL's root), on the path as API Gateway passes it (percent-encoded or not).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..call import CONVERSE, COUNT_TOKENS, INVOKE
+from ..errors import METHOD_NOT_ALLOWED, NOT_FOUND, ProxyError
+from .base import Adapter
+from .bedrock_runtime import BedrockRuntimeAdapter
+from .legacy import CONVERSE_API, INVOKE_API
+
+# Operations the proxy answers itself (no token lookup beyond the caller's own, no Bedrock).
+PING = "ping"
+LIST_PROFILES = "list_inference_profiles"
+
+_MODEL = r"^(?:.*?)/model/(?P<model>[^?#]+?)/"
+
+
+@dataclass(frozen=True)
+class Route:
+    methods: tuple[str, ...]
+    pattern: re.Pattern
+    adapter: Adapter
+    local: str | None = None  # PING / LIST_PROFILES: answered by the proxy itself
+
+
+def _bedrock(suffix: str, operation: str, stream: bool = False) -> Route:
+    return Route(
+        ("POST",),
+        re.compile(_MODEL + re.escape(suffix) + r"/?$"),
+        BedrockRuntimeAdapter(operation, stream),
+    )
+
+
+BEDROCK = BedrockRuntimeAdapter(INVOKE)
+
+ROUTES: tuple[Route, ...] = (
+    _bedrock("invoke", INVOKE),
+    _bedrock("invoke-with-response-stream", INVOKE, stream=True),
+    _bedrock("converse", CONVERSE),
+    _bedrock("converse-stream", CONVERSE, stream=True),
+    _bedrock("count-tokens", COUNT_TOKENS),
+    Route(("GET",), re.compile(r"^(?:.*)/inference-profiles/?$"), BEDROCK, LIST_PROFILES),
+    Route(("POST",), re.compile(r"^(?:.*)/bedrock/converse/?$"), CONVERSE_API),
+    Route(("POST",), re.compile(r"^(?:.*/bedrock)?/?$"), INVOKE_API),
+    # The API's root (a stage's root in an HTTP API event): a health check for clients
+    # that probe the endpoint before use (Claude Code sends HEAD /).
+    Route(("HEAD", "GET"), re.compile(r"^/?(?!bedrock/?$)[^/]*/?$"), BEDROCK, PING),
+)
+
+
+def adapter_for_path(path: str) -> Adapter:
+    """Which format a refusal takes before a route is known (404, 405, a bad event)."""
+    if "/model/" in path or path.rstrip("/").endswith("/inference-profiles"):
+        return BEDROCK
+    return INVOKE_API
+
+
+def match(method: str, path: str) -> tuple[Route, dict[str, str]]:
+    allowed: list[str] = []
+    for route in ROUTES:
+        found = route.pattern.match(path)
+        if found is None:
+            continue
+        if method in route.methods:
+            return route, found.groupdict()
+        if route.local != PING:  # any one-segment path is a stage root: not a 405 there
+            allowed.extend(route.methods)
+    if allowed:
+        raise ProxyError(405, METHOD_NOT_ALLOWED, f"use {' or '.join(sorted(set(allowed)))}")
+    raise ProxyError(
+        404,
+        NOT_FOUND,
+        "no such route: use POST /model/{modelId}/invoke (or converse, their streams) "
+        "or POST /bedrock",
+    )
