@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bedrock_billing.core.errors import InvalidInput
+from bedrock_billing.core.errors import Conflict, InvalidInput
 from bedrock_billing.deploy.template import build_template
 from tests.cli_helpers import run
 from tests.deploy_fixtures import MODELS, config, moto_cfn_outputs  # noqa: F401
@@ -146,6 +146,19 @@ def test_a_stack_with_every_protection_deploys_in_moto(monkeypatch, tmp_path, mo
         monkeypatch.setenv(name, "testing")
     cfg = config(models=MODELS, waf_rate_limit=100, reserved_concurrency=5, access_logs=True)
     with mock_aws():
+        session = boto3.Session(region_name="us-east-1")
+        with pytest.raises(Conflict, match="CloudWatch Logs role"):  # the account's setting
+            deployer.deploy(cfg, session=session, config_path=tmp_path / "c.toml")
+        assert session.client("cloudformation").list_stacks()["StackSummaries"] == []
+        session.client("apigateway").update_account(
+            patchOperations=[
+                {
+                    "op": "replace",
+                    "path": "/cloudwatchRoleArn",
+                    "value": "arn:aws:iam::123456789012:role/apigateway-logs",
+                }
+            ]
+        )
         result = deployer.deploy(
             cfg,
             session=boto3.Session(region_name="us-east-1"),
