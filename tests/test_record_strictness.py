@@ -160,6 +160,10 @@ def test_show_names_each_bad_field_and_warns_on_stderr():
     table = run("show", cid)
     assert "daily_request_limit" in table.stderr
 
+    # the CLI's own commands repair it
+    run("update-limits", "--customer-id", cid, "--daily-limit", "100", "--allowed-models", "all")
+    assert json.loads(run("show", cid, "-o", "json").stdout)["record_problems"] == []
+
 
 @pytest.mark.usefixtures("moto_aws")
 def test_show_of_a_sound_customer_reports_no_problem():
