@@ -224,7 +224,7 @@ class Proxy:
         try:
             result = self._call(client, call, prepared, out, log)
         except ProxyError as err:
-            self._write(lambda: self.meter.record_error(admission), log)
+            self._write(lambda e=err: self.meter.record_error(admission, e), log)
             log.status, log.error_code = err.status, err.code
             if out is not None and out.events_seen:
                 return out.fail(err)  # the answer began: the error goes in-band
