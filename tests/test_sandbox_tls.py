@@ -121,3 +121,25 @@ def test_a_customer_api_key_in_the_environment_does_not_change_how_the_proxy_cal
     )
     assert answer.status_code == 200, answer.text
     assert tls_sandbox.fake.calls[-1]["auth_scheme"] == "AWS4-HMAC-SHA256"
+
+
+def test_proxy_server_process_serves_https_with_tls_dir(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bedrock_billing.sandbox.proxy_server", "--port", "0",
+         "--region", "us-east-1", "--tls-dir", str(tmp_path / "tls")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        announce = json.loads(proc.stdout.readline())
+        assert announce["url"].startswith("https://127.0.0.1:")
+        assert announce["ca_bundle"] == str(tmp_path / "tls" / "ca.pem")
+        answer = requests.head(
+            announce["url"] + "/", verify=announce["ca_bundle"], proxies={"https": ""}, timeout=30
+        )
+        assert answer.status_code == 200 and answer.content == b""
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0

@@ -8,7 +8,8 @@ In process::
     with ProxyServer(proxy) as server:      # or ProxyServer(config=..., log_sink=...)
         requests.post(server.url + "/prod/bedrock", ...)
 
-As a process (prints ``{"url": "http://127.0.0.1:PORT"}`` as its first stdout line)::
+As a process (prints ``{"url": "http://127.0.0.1:PORT"}`` as its first stdout line; with
+``--tls-dir DIR``, ``https://`` and the ``ca_bundle`` to trust)::
 
     python -m bedrock_billing.sandbox.proxy_server --port 0 --stage test \\
         --dynamodb-endpoint http://127.0.0.1:5000 --bedrock-endpoint http://127.0.0.1:5001
@@ -243,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dynamodb-endpoint", help="sets AWS_ENDPOINT_URL_DYNAMODB")
     parser.add_argument("--bedrock-endpoint", help="sets AWS_ENDPOINT_URL_BEDROCK_RUNTIME")
     parser.add_argument("--log-file", help="append log lines here instead of stdout")
+    parser.add_argument(
+        "--tls-dir", help="serve HTTPS with a certificate made into this folder (ca.pem)"
+    )
     args = parser.parse_args(argv)
     for value, name in (
         (args.stage, "BEDROCK_BILLING_STAGE"),
@@ -254,10 +258,18 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None:
             os.environ[name] = value
     sink = _file_sink(args.log_file) if args.log_file else print_sink
+    tls = None
+    if args.tls_dir:
+        from bedrock_billing.localhttp.tls import make_tls_files
+
+        tls = make_tls_files(args.tls_dir)
     server = ProxyServer(
-        config=ProxyConfig.from_env(), log_sink=sink, host=args.host, port=args.port
+        config=ProxyConfig.from_env(), log_sink=sink, host=args.host, port=args.port, tls=tls
     ).start()
-    print(json.dumps({"url": server.url}), flush=True)
+    announce = {"url": server.url}
+    if tls is not None:
+        announce["ca_bundle"] = str(tls.ca_bundle)
+    print(json.dumps(announce), flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
