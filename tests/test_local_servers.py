@@ -321,3 +321,37 @@ def test_binary_body_reaches_the_event_as_base64(echo):
     event = proxy.events[-1]
     assert event["isBase64Encoded"] is True
     assert base64.b64decode(event["body"]) == b"\xff\xfe\x00"
+
+
+class SteppedStreamProxy:
+    """Streams two events; the second waits until the test has read the first, so the test
+    passes only if each write reaches the client as it is made."""
+
+    def __init__(self):
+        import threading
+
+        self.first_seen = threading.Event()
+
+    def handle(self, event, context=None, stream=None):
+        stream.start(200, {"Content-Type": "application/vnd.amazon.eventstream"})
+        stream.write(b"first-event")
+        assert self.first_seen.wait(10), "the client never saw the first event"
+        stream.write(b"second-event")
+        return {"statusCode": 500, "headers": {}, "body": "ignored once streamed"}
+
+
+def test_streamed_events_reach_the_client_as_they_are_written():
+    proxy = SteppedStreamProxy()
+    with ProxyServer(proxy) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("POST", "/prod/model/m/invoke-with-response-stream", body=b"{}")
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.getheader("Transfer-Encoding") == "chunked"
+        assert response.read1() == b"first-event"  # before the second was written
+        proxy.first_seen.set()
+        assert response.read() == b"second-event"
+        # The connection stays usable after the stream's last chunk.
+        proxy.first_seen.set()
+        conn.request("POST", "/prod/model/m/invoke-with-response-stream", body=b"{}")
+        assert conn.getresponse().read() == b"first-eventsecond-event"
