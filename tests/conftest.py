@@ -22,7 +22,7 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    from bedrock_billing.stores import aws
+    from bedrock_billing import awsclient as aws
 
     monkeypatch.setattr(aws, "SESSION_HOOKS", [])
     yield

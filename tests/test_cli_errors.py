@@ -8,7 +8,7 @@ import socket
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from bedrock_billing.stores import aws
+from bedrock_billing import awsclient as aws
 from tests.cli_helpers import run
 
 CID = "00000000-0000-4000-8000-000000000000"

@@ -32,7 +32,10 @@ def test_flags_beat_variables_beat_file(tmp_path, monkeypatch):
     )
     monkeypatch.setenv("AWS_REGION", "us-west-2")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://aws-env")
-    assert resolve_settings().region == "us-west-2"
+    with pytest.raises(InvalidInput, match="recorded in region eu-west-1.*AWS_REGION"):
+        resolve_settings()  # a stage's recorded region is not moved by an ambient variable
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    assert resolve_settings().region == "eu-west-1"
     assert resolve_settings().endpoint_url == "http://aws-env"
     monkeypatch.setenv("BEDROCK_BILLING_REGION", "ap-south-1")
     monkeypatch.setenv("BEDROCK_BILLING_OUTPUT", "json")

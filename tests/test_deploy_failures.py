@@ -294,15 +294,15 @@ def test_first_deploy_over_init_tables_asks_cloudformation_to_import_them(moto_s
              "Changes": imports},
             {"ChangeSetName": CS_ID},
         )  # fmt: skip
-        # --dry-run: the import change set and its review stack are dropped again.
+        # --preview: the import change set and its review stack are dropped again.
         stubber.add_response("delete_change_set", {}, {"ChangeSetName": CS_ID})
         stubber.add_response("delete_stack", {}, {"StackName": STACK_ID})
         result = deployer.deploy(
-            config(), session=_MixedSession(moto_session, cfn), dry_run=True,
+            config(), session=_MixedSession(moto_session, cfn), preview=True,
             artifact=build_zip(make_tree(tmp_path)), sleep=lambda s: None,
             config_path=tmp_path / "c.toml",
         )  # fmt: skip
         stubber.assert_no_pending_responses()
-    assert result.outcome == "dry-run"
+    assert result.outcome == "preview"
     assert result.adopted == ["CustomersTable", "TokensTable", "UsageTable", "InvoicesTable"]
     assert {c.action for c in result.changes} == {"Import"}

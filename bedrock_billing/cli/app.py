@@ -99,12 +99,12 @@ class BillingGroup(TyperGroup):
         except Exception as exc:  # botocore and the unexpected: one line, never a traceback
             if os.environ.get("BEDROCK_BILLING_RAISE_ERRORS"):
                 raise
-            from ..stores.aws import aws_error
+            from ..awsclient import aws_error
 
             settings = ctx.obj
             hint = None
             if settings is not None:
-                from ..stores.dynamo import missing_table_hint
+                from ..core.schema import missing_table_hint
 
                 hint = missing_table_hint(settings.tables)
             translated = aws_error(exc, resource_hint=hint)

@@ -4,7 +4,7 @@ given as the AlarmTopicArn parameter, when there is one. Pure: returns resource 
 
 from __future__ import annotations
 
-from bedrock_billing.proxy.logline import METRIC_NAMESPACE, METRIC_WRITE_FAILURES
+from bedrock_billing.core.logschema import METRIC_NAMESPACE, METRIC_WRITE_FAILURES
 
 from .config import DeployConfig
 

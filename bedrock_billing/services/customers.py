@@ -10,8 +10,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..config import record_stage_region
 from ..core import customers as rules
-from ..core.errors import Conflict, InvalidInput
+from ..core.errors import Conflict, InvalidInput, NotFound
 from ..core.schema import (
     ACTIVE,
     LIMIT_ATTRIBUTES,
@@ -35,8 +36,34 @@ def _store(settings, page_size: int | None = None) -> CustomerStore:
 
 
 def init_tables(settings, notify: Notify | None = None) -> list[dict[str, str]]:
-    """Create the installation's missing tables; safe to run twice."""
-    return create_missing_tables(settings.client("dynamodb"), settings.tables, notify)
+    """Create the installation's missing tables; safe to run twice. The stage's region is
+    recorded in the config file, so an ambient AWS_REGION cannot move it later."""
+    rows = create_missing_tables(settings.client("dynamodb"), settings.tables, notify)
+    path = record_stage_region(settings)
+    if path and notify:
+        notify(f"recorded region {settings.region} for stage {settings.stage} in {path}")
+    return rows
+
+
+def _create_tables_implicitly(settings, notify: Notify | None) -> None:
+    """The first write creates its tables, but only where the stage lives: never in a
+    region the config file does not record for it."""
+    recorded = settings.recorded_region
+    if recorded and settings.region != recorded:
+        raise NotFound(
+            f"stage {settings.stage} has no tables in {settings.region} (it is recorded in "
+            f"{recorded}): run `bedrock-billing init --region {settings.region}` to create "
+            "them there on purpose"
+        )
+    init_tables(settings, notify)
+
+
+def resolve_customer_id(settings, text: str) -> str:
+    """A customer id from the id itself or a unique prefix of it (as tables show it)."""
+    value, whole = rules.customer_id_or_prefix(text)
+    if whole:
+        return value
+    return rules.pick_by_prefix(value, (item["customer_id"] for item in _store(settings).scan()))
 
 
 def _token_record(
@@ -125,7 +152,7 @@ def create_customer(
         if not is_missing_table(exc):
             raise
         # The spec promises the first command creates its tables; say so on stderr.
-        init_tables(settings, notify)
+        _create_tables_implicitly(settings, notify)
         store.create(customer, record)
     result = public_customer(customer)
     result["token"] = secret
@@ -163,7 +190,7 @@ def list_customers(
 
 def show_customer(settings, customer_id: str, *, clock: Clock = system_clock) -> dict[str, Any]:
     """One customer with its limits, plan and its tokens' prefixes and states."""
-    customer_id = rules.validate_customer_id(customer_id)
+    customer_id = resolve_customer_id(settings, customer_id)
     store = _store(settings)
     item = store.get(customer_id)
     now = clock()
@@ -195,7 +222,7 @@ def rotate_token(
 ) -> dict[str, Any]:
     """Issue a new token. The old one keeps working until the grace period ends; a token
     still in grace from an earlier rotation stops at once (at most one previous token)."""
-    customer_id = rules.validate_customer_id(customer_id)
+    customer_id = resolve_customer_id(settings, customer_id)
     secret = validate_supplied_token(token) if token is not None else generate_token()
     grace = parse_duration(grace_period)
     if grace < timedelta(0):
@@ -261,7 +288,7 @@ def revoke_token(
 ) -> dict[str, Any]:
     """Stop a customer's token(s) at once: the previous one, and unless ``previous_only``
     the current one too (``update-token`` then issues a new one)."""
-    customer_id = rules.validate_customer_id(customer_id)
+    customer_id = resolve_customer_id(settings, customer_id)
     now = clock()
     store = _store(settings)
     item = store.get(customer_id)
@@ -301,7 +328,7 @@ def set_status(
     settings, customer_id: str, status: str, *, clock: Clock = system_clock
 ) -> dict[str, Any]:
     """Suspend or reactivate a customer (its tokens are kept; the proxy refuses them)."""
-    customer_id = rules.validate_customer_id(customer_id)
+    customer_id = resolve_customer_id(settings, customer_id)
     if status not in (ACTIVE, SUSPENDED):
         raise InvalidInput(f"invalid status {status!r}")
     item = _store(settings).update(customer_id, {"status": status, "updated_at": iso_z(clock())})
@@ -323,7 +350,7 @@ def update_customer(
     """Change name, email, plan or the customer's own pricing overrides (a file: discounts,
     unit prices, markup, base fee, minimum; see docs/pricing.md). A plan change takes effect
     from the next period."""
-    customer_id = rules.validate_customer_id(customer_id)
+    customer_id = resolve_customer_id(settings, customer_id)
     changes: dict[str, Any] = {}
     if name is not None:
         changes["name"] = rules.validate_name(name)
@@ -376,7 +403,7 @@ def update_limits(
 ) -> dict[str, Any]:
     """Set or clear limits. A value of 'unlimited' (or 'none') removes that limit; a limit
     not given is left as it is."""
-    customer_id = rules.validate_customer_id(customer_id)
+    customer_id = resolve_customer_id(settings, customer_id)
     unknown = set(limits) - set(_LIMIT_PARSERS)
     if unknown:
         raise InvalidInput(f"unknown limit {sorted(unknown)[0]!r}")
@@ -399,4 +426,4 @@ def update_limits(
 
 def require_customer(settings, customer_id: str) -> dict[str, Any]:
     """The customer item, or NotFound (for other services)."""
-    return _store(settings).get(rules.validate_customer_id(customer_id))
+    return _store(settings).get(resolve_customer_id(settings, customer_id))
