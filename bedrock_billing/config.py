@@ -108,6 +108,7 @@ class Settings:
     seller_tax_id: str | None = None
     payment_terms_days: str | None = None
     config_file: Path | None = None
+    debug: bool = False
     recorded_region: str | None = None  # the region the config file records for the stage
     sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     _session: Any = field(default=None, repr=False, compare=False)
@@ -135,7 +136,7 @@ class Settings:
         return make_client(self, service)
 
     def public_dict(self) -> dict[str, Any]:
-        hidden = ("sources", "recorded_region")
+        hidden = ("sources", "recorded_region", "debug")
         return {
             f.name: getattr(self, f.name)
             for f in fields(self)

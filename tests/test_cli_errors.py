@@ -132,7 +132,7 @@ def test_missing_tables_name_the_table_and_init(args, moto_aws):
         (["nosuch"], "No such command"),
         (["create", "--bogus"], "No such option: --bogus"),
         (["create"], "Missing option '--name'"),
-        (["list", "--limit", "abc"], "Invalid value for '--limit'"),
+        (["list", "--limit", "abc"], "Invalid value for '--max-items' / '--limit'"),
         (["quote", "--model", "m", "--requests", "-1"], "Invalid value for '--requests'"),
     ],
 )

@@ -1,4 +1,5 @@
-"""The one renderer: table (Rich), JSON and CSV from the same payload.
+"""The one renderer: table (Rich), JSON and CSV from the same payload. No command module
+tests the output format or builds a Rich table: they hand this module a payload.
 
 Data goes to stdout; progress, warnings and summaries to stderr. ``--output json`` prints
 one JSON object; ``--output csv`` prints the rows only; ``table`` is the default.
@@ -76,24 +77,51 @@ def emit(
     columns: Sequence[Column] = (),
     title: str | None = None,
     footer: str | None = None,
+    table: Callable[[], None] | None = None,
+    csv_key: str | None = None,
+    csv_columns: Sequence[Column] | None = None,
 ) -> None:
     """Render ``payload``. With ``rows_key``, ``payload[rows_key]`` is a list of rows shown
-    as a table (and the only thing CSV prints); otherwise the payload is one record."""
+    as a table (and the only thing CSV prints); otherwise the payload is one record.
+
+    ``table`` draws the people's view itself (several tables, a chart); ``csv_key`` and
+    ``csv_columns`` choose other rows or columns for CSV than the table shows."""
     fmt = getattr(settings, "output", "table")
     if fmt == "json":
         sys.stdout.write(to_json(payload) + "\n")
         return
-    rows = payload.get(rows_key, []) if rows_key else [payload]
     if fmt == "csv":
-        cols = list(columns) or [(k, k) for k in (rows[0].keys() if rows else [])]
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow([key for key, _ in cols])
-        for row in rows:
-            writer.writerow(["" if _get(row, k) is None else _plain(_get(row, k)) for k, _ in cols])
+        key = csv_key or rows_key
+        write_csv(payload.get(key) or [] if key else [payload], csv_columns or columns)
         return
+    if table is not None:
+        table()
+        return
+    print_table(payload, rows_key=rows_key, columns=columns, title=title, footer=footer)
+
+
+def write_csv(rows: Sequence[dict[str, Any]], columns: Sequence[Column] = ()) -> None:
+    cols = list(columns) or [(k, k) for k in (rows[0].keys() if rows else [])]
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow([key for key, _ in cols])
+    for row in rows:
+        writer.writerow(["" if _get(row, k) is None else _plain(_get(row, k)) for k, _ in cols])
+
+
+def print_table(
+    payload: dict[str, Any],
+    *,
+    rows_key: str | None = None,
+    columns: Sequence[Column] = (),
+    title: str | None = None,
+    footer: str | None = None,
+    console=None,
+) -> None:
+    """A Rich table of ``payload[rows_key]`` (or a two-column record) on stdout."""
     from rich.table import Table
 
-    console = stdout_console()
+    rows = payload.get(rows_key, []) if rows_key else [payload]
+    console = console or stdout_console()
     if rows_key is None:
         table = Table(title=title, show_header=False, box=None, pad_edge=False)
         table.add_column(style="bold")
@@ -123,6 +151,38 @@ def _plain(value: Any) -> Any:
 def note(message: str) -> None:
     """A human message on stderr (never data)."""
     stderr_console().print(message, markup=False, soft_wrap=True)
+
+
+def hint(settings, message: str) -> None:
+    """A note for a person reading a table; scripts asking for JSON or CSV do not need it."""
+    if getattr(settings, "output", "table") == "table":
+        note(message)
+
+
+def invoice_table(doc: dict, lines: Sequence[dict], totals: Sequence[tuple[str, str]]) -> None:
+    """One invoice or quote as a table: its lines, then its totals in bold."""
+    from rich.table import Table
+
+    if doc["status"] == "quote":
+        title = f"Quote · {doc['period']} · plan {doc['plan']}"
+    else:
+        who = doc.get("customer_name") or doc["customer_id"]
+        title = f"{doc['invoice_number']} · {who} · {doc['period']} · plan {doc['plan']}"
+        title += f" · {doc['status']}"
+    table = Table(title=title)
+    for header in ("Item", "Quantity", "Unit price", "Amount"):
+        table.add_column(header, justify="left" if header == "Item" else "right")
+    for line in lines:
+        qty = line.get("quantity")
+        table.add_row(
+            line["description"],
+            f"{qty:,}" if isinstance(qty, int) else "",
+            line.get("unit_price") or "",
+            line["amount"],
+        )
+    for label, amount in totals:
+        table.add_row(f"[bold]{label}[/bold]", "", "", f"[bold]{amount}[/bold]")
+    stdout_console().print(table)
 
 
 def error_line(message: str) -> None:

@@ -86,6 +86,34 @@ def pick_by_prefix(prefix: str, customer_ids: Iterable[str]) -> str:
     return matches[0]
 
 
+def sort_key(customer: dict) -> tuple[str, str]:
+    """Customers are listed by name (case-folded), then id: a stable order to page through."""
+    return ((customer.get("name") or "").casefold(), customer["customer_id"])
+
+
+def encode_page_token(key: tuple[str, str]) -> str:
+    """An opaque ``--starting-token``: the sort key of the last customer shown."""
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str) -> tuple[str, str]:
+    import base64
+    import binascii
+    import json
+
+    try:
+        raw = base64.urlsafe_b64decode(token.strip() + "=" * (-len(token.strip()) % 4))
+        name, customer_id = json.loads(raw)
+        if not isinstance(name, str) or not isinstance(customer_id, str):
+            raise ValueError
+    except (ValueError, binascii.Error, TypeError, UnicodeDecodeError):
+        raise InvalidInput(f"invalid --starting-token {token[:40]!r}") from None
+    return name, customer_id
+
+
 def new_customer_id() -> str:
     return str(uuid.uuid4())
 

@@ -184,8 +184,39 @@ def list_customers(
             if not expires or expires > iso_z(horizon):
                 continue
         rows.append(public_customer(item))
-    rows.sort(key=lambda r: ((r["name"] or "").casefold(), r["customer_id"]))
+    rows.sort(key=rules.sort_key)
     return rows[:limit] if limit else rows
+
+
+def customer_page(
+    settings,
+    *,
+    status: str | None = None,
+    expiring_within: str | None = None,
+    max_items: int | None = None,
+    starting_token: str | None = None,
+    clock: Clock = system_clock,
+    page_size: int | None = None,
+) -> dict[str, Any]:
+    """One page of the sorted customer list, as the AWS CLI pages: ``max_items`` rows after
+    ``starting_token``; ``next_token`` continues, ``total`` counts every match."""
+    rows = list_customers(
+        settings, status=status, expiring_within=expiring_within, clock=clock,
+        page_size=page_size,
+    )  # fmt: skip
+    if max_items is not None and max_items <= 0:
+        raise InvalidInput("--max-items must be positive")
+    after = rules.decode_page_token(starting_token) if starting_token else None
+    remaining = [r for r in rows if after is None or rules.sort_key(r) > after]
+    page = remaining[:max_items] if max_items else remaining
+    more = len(remaining) - len(page)
+    return {
+        "customers": page,
+        "count": len(page),
+        "total": len(rows),
+        "remaining": more,
+        "next_token": rules.encode_page_token(rules.sort_key(page[-1])) if more else None,
+    }
 
 
 def show_customer(settings, customer_id: str, *, clock: Clock = system_clock) -> dict[str, Any]:
