@@ -153,6 +153,12 @@ def note(message: str) -> None:
     stderr_console().print(message, markup=False, soft_wrap=True)
 
 
+def for_people(settings, draw: Callable[[], None]) -> None:
+    """Draw something only a person reads (a preview before a prompt): not for JSON or CSV."""
+    if getattr(settings, "output", "table") == "table":
+        draw()
+
+
 def hint(settings, message: str) -> None:
     """A note for a person reading a table; scripts asking for JSON or CSV do not need it."""
     if getattr(settings, "output", "table") == "table":

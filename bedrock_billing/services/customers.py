@@ -58,6 +58,22 @@ def _create_tables_implicitly(settings, notify: Notify | None) -> None:
     init_tables(settings, notify)
 
 
+def customer_names(settings, customer_ids) -> dict[str, str]:
+    """Names for ``customer_ids`` (a few are read one by one, many by one Scan)."""
+    wanted = set(customer_ids)
+    store = _store(settings)
+    if len(wanted) <= 10:
+        items = []
+        for customer_id in sorted(wanted):
+            try:
+                items.append(store.get(customer_id))
+            except NotFound:  # usage of a deleted customer still shows, by id
+                continue
+    else:
+        items = store.scan()
+    return {i["customer_id"]: i.get("name") for i in items if i["customer_id"] in wanted}
+
+
 def resolve_customer_id(settings, text: str) -> str:
     """A customer id from the id itself or a unique prefix of it (as tables show it)."""
     value, whole = rules.customer_id_or_prefix(text)

@@ -24,7 +24,7 @@ from ..stores.logsink import normalise_prefix
 from ..stores.usage_counters import CounterStore, scan_customer_ids
 from ..stores.usagelog import ENGINES, LogConfig, UsageLogStore, sandbox_marker
 from . import usage as usage_service
-from .customers import resolve_customer_id
+from .customers import customer_names, resolve_customer_id
 
 SOURCES = ("dynamodb", "athena")
 
@@ -126,10 +126,12 @@ def report_usage(
     first, last = resolve_date_range(start_date, end_date, period, clock)
     ids = _targets(settings, customer_id, all_customers)
     store = counter_store(settings) if source == "dynamodb" else log_store(settings)
-    return usage_service.usage_report(
+    report = usage_service.usage_report(
         store, ids, first, last,
         all_customers=all_customers, group_by=group_by, clock=clock, progress=progress,
     )  # fmt: skip
+    report.names = customer_names(settings, report.customer_totals)
+    return report
 
 
 def reconcile_usage(
