@@ -171,7 +171,7 @@ def test_documents_are_written_one_per_invoice(seeded, tmp_path):
     files = sorted((tmp_path / "docs").glob("*.html"))
     assert len(files) == len(ids)
     text = files[0].read_text()
-    assert "<h1>Invoice BB-202610-" in text and "Total" in text
+    assert "<h1>DRAFT Invoice BB-202610-" in text and "Total" in text
 
 
 def test_quote_and_price_export_touch_no_aws(tmp_path):

@@ -100,6 +100,20 @@ def emit(
     print_table(payload, rows_key=rows_key, columns=columns, title=title, footer=footer)
 
 
+def emit_export(settings, doc: dict[str, Any], rows: Sequence[dict[str, Any]],
+                columns: Sequence[Column], *, out: str | None = None) -> None:
+    """A document other programs read (the proxy's price JSON): JSON to ``out`` or stdout,
+    whatever the output format, except that ``--output csv`` prints its rows."""
+    if out:
+        from pathlib import Path
+
+        Path(out).write_text(to_json(doc) + "\n", encoding="utf-8")
+    elif getattr(settings, "output", "table") == "csv":
+        write_csv(rows, columns)
+    else:
+        sys.stdout.write(to_json(doc) + "\n")
+
+
 def write_csv(rows: Sequence[dict[str, Any]], columns: Sequence[Column] = ()) -> None:
     cols = list(columns) or [(k, k) for k in (rows[0].keys() if rows else [])]
     writer = csv.writer(sys.stdout, lineterminator="\n")

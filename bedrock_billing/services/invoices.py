@@ -291,11 +291,17 @@ def add_credit(
     return {"customer_id": cid, **record}
 
 
+GRANT_KEYS = ("grant_id", "amount", "remaining", "priority", "effective", "expires",
+              "created_at", "note")  # fmt: skip
+"""A grant's keys in every output: the same set whatever it holds (None where unset)."""
+
+
 def list_credits(settings, customer_id: str, *, clock: Clock = system_clock) -> dict[str, Any]:
     """A customer's grants in the order an invoice would draw them, with balances."""
     cid = resolve_customer_id(settings, customer_id)
-    rows = InvoiceStore(settings.client("dynamodb"), settings.tables.invoices).grants(cid)
-    by_id = {g.id: g for g in _grants(rows)}
+    stored = InvoiceStore(settings.client("dynamodb"), settings.tables.invoices).grants(cid)
+    by_id = {g.id: g for g in _grants(stored)}
+    rows = [{key: r.get(key) for key in GRANT_KEYS} for r in stored]
     rows.sort(key=lambda r: by_id[r["grant_id"]].draw_order())
     today = clock().date()
     for r in rows:
