@@ -176,6 +176,11 @@ def resolve_settings(
     section = file_data.get(chosen_stage, {})
     if not isinstance(section, dict):
         raise InvalidInput(f"config file {path}: [{chosen_stage}] must be a table")
+    if _sandbox_over_a_recorded_stage(section, endpoint_url, env):
+        # A loopback endpoint is a sandbox, not the installation the file records under this
+        # stage's name: its region, bucket and stack would send the commands astray.
+        section = {}
+        sources["config_file_section"] = f"[{chosen_stage}] ignored: a loopback endpoint"
 
     def value(key: str, flag: str | None, flag_name: str | None, *names: str) -> str | None:
         got = pick(key, flag, flag_name, *names)
@@ -222,6 +227,13 @@ def resolve_settings(
         raise InvalidInput(f"invalid table prefix {settings.table_prefix!r}")
     _refuse_ambient_region(settings)
     return settings
+
+
+def _sandbox_over_a_recorded_stage(section: dict, flag: str | None, env) -> bool:
+    from .awsclient import is_loopback
+
+    given = flag or env.get("BEDROCK_BILLING_ENDPOINT_URL") or env.get("AWS_ENDPOINT_URL")
+    return bool(section) and is_loopback(given) and section.get("endpoint_url") != given
 
 
 def _refuse_ambient_region(settings: Settings) -> None:
