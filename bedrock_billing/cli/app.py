@@ -119,7 +119,7 @@ class BillingGroup(TyperGroup):
             error_line("interrupted")
             ctx.exit(130)
         except Exception as exc:  # botocore and the unexpected: one line, never a traceback
-            if os.environ.get("BEDROCK_BILLING_RAISE_ERRORS"):
+            if _raise_errors(ctx):
                 raise
             from ..awsclient import aws_error
 

@@ -131,8 +131,10 @@ def print_table(
     footer: str | None = None,
     console=None,
 ) -> None:
-    """A Rich table of ``payload[rows_key]`` (or a two-column record) on stdout."""
+    """A Rich table of ``payload[rows_key]`` (or a two-column record) on stdout. Values are
+    plain text: a ``[prod]`` in a value is shown, never read as Rich markup."""
     from rich.table import Table
+    from rich.text import Text
 
     rows = payload.get(rows_key, []) if rows_key else [payload]
     console = console or stdout_console()
@@ -141,14 +143,14 @@ def print_table(
         table.add_column(style="bold")
         table.add_column()
         for key, header in columns or [(k, k) for k in payload]:
-            table.add_row(header, _cell(_get(payload, key)))
+            table.add_row(header, Text(_cell(_get(payload, key))))
     else:
         table = Table(title=title)
         for key, header in columns:
             justify = "right" if rows and isinstance(_get(rows[0], key), int | Decimal) else "left"
             table.add_column(header, justify=justify, overflow="fold")
         for row in rows:
-            table.add_row(*(_cell(_get(row, key)) for key, _ in columns))
+            table.add_row(*(Text(_cell(_get(row, key))) for key, _ in columns))
     console.print(table)
     if footer:
         console.print(footer)
