@@ -30,9 +30,11 @@ def isolated_env(tmp_path, monkeypatch):
 
 @pytest.fixture
 def aws_credentials(monkeypatch):
+    """The one set of fake credentials and region every moto test uses."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
 
 @pytest.fixture
@@ -42,6 +44,14 @@ def moto_aws(aws_credentials):
 
     with mock_aws():
         yield
+
+
+@pytest.fixture
+def moto_session(moto_aws):
+    """moto in process, and a boto3 session in us-east-1 for library-level tests."""
+    import boto3
+
+    return boto3.Session(region_name="us-east-1")
 
 
 @pytest.fixture(scope="session")

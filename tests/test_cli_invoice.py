@@ -208,10 +208,7 @@ def test_quote_and_price_export_touch_no_aws(tmp_path):
     assert data["models"]["anthropic.claude-3-haiku-20240307-v1:0"]["input"] == "0.0000003"
 
 
-def test_two_finalizations_at_once_store_one_invoice(moto_server, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
+def test_two_finalizations_at_once_store_one_invoice(moto_server, aws_credentials):
     settings, ids = _seed(moto_server)
     clock = FixedClock("2026-11-05T00:00:00Z")
     results, barrier = [], threading.Barrier(2)

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-from moto import mock_aws
 
 from bedrock_billing.core.errors import AwsError, Conflict
 from bedrock_billing.core.schema import TABLE_KEYS
@@ -165,14 +164,6 @@ def test_any_other_failed_change_set_is_an_aws_error_with_its_reason():
         with pytest.raises(AwsError, match="Template format error: bad thing"):
             create(cfn)
         stubber.assert_no_pending_responses()
-
-
-@pytest.fixture
-def moto_session(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield boto3.Session(region_name="us-east-1")
 
 
 def init_tables(session, ttl=True):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from moto import mock_aws
 
 from bedrock_billing.core.errors import InvalidInput
 from bedrock_billing.core.timeutil import FixedClock
@@ -21,7 +20,6 @@ from tests.usage_helpers import (
     CallCounter,
     generate,
     seed_dynamodb,
-    session,
     write_local_log,
     write_s3_log,
 )
@@ -36,13 +34,8 @@ def gen():
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield session()
+def aws(moto_session):
+    return moto_session
 
 
 @pytest.fixture
