@@ -6,29 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..awsclient import caller_account, endpoint_for
+from ..config import FILE_KEYS
 
-SHOWN = (
-    "stage",
-    "region",
-    "profile",
-    "endpoint_url",
-    "output",
-    "table_prefix",
-    "stack_name",
-    "api_url",
-    "athena_workgroup",
-    "athena_database",
-    "athena_table",
-    "athena_output_location",
-    "log_bucket",
-    "log_prefix",
-    "price_book",
-    "deploy_models",
-    "seller_name",
-    "seller_address",
-    "seller_tax_id",
-    "payment_terms_days",
-)
+SHOWN = ("stage", *FILE_KEYS)
 SERVICES = ("dynamodb", "s3", "athena", "cloudformation", "sts")
 
 
