@@ -158,6 +158,10 @@ def resolve_settings(
     ``settings.sources`` says where each value came from (``config show`` prints it)."""
     env = dict(os.environ) if env is None else env
     sources: dict[str, str] = {}
+    for flag, given in (("--stage", stage), ("--table-prefix", table_prefix)):
+        # An empty value would fall through to the default ("prod"): dangerous with destroy.
+        if given is not None and not given.strip():
+            raise InvalidInput(f"{flag} must not be empty")
 
     def pick(key: str, flag: str | None, flag_name: str | None, *names: str) -> str | None:
         if flag not in (None, ""):

@@ -212,16 +212,81 @@ def test_athena_workgroup_enforces_encrypted_results_in_the_bucket(template):
     }
 
 
-def test_api_stage_throttles_and_post_and_options_reach_the_proxy(template):
+def test_api_stage_throttles_and_every_method_reaches_the_proxy(template):
     stage = template["Resources"]["ApiStage"]["Properties"]
     settings = stage["MethodSettings"][0]
     assert settings["ThrottlingRateLimit"] == 50.0 and settings["ThrottlingBurstLimit"] == 100
     assert stage["StageName"] == "prod"
     methods = resources_of(template, "AWS::ApiGateway::Method")
-    assert {m["Properties"]["HttpMethod"] for m in methods.values()} == {"POST", "OPTIONS"}
+    assert {m["Properties"]["HttpMethod"] for m in methods.values()} == {"ANY"}
     for method in methods.values():
         assert method["Properties"]["Integration"]["Type"] == "AWS_PROXY"
-    assert template["Resources"]["ApiBedrockResource"]["Properties"]["PathPart"] == "bedrock"
+    assert template["Resources"]["Api"]["Properties"]["BinaryMediaTypes"] == ["*/*"]
+
+
+def _resource_for(template, path: str) -> str:
+    """Which API Gateway resource serves ``path``: the root, or the greedy {proxy+}."""
+    if path == "/":
+        return "root"
+    greedy = [
+        name
+        for name, r in resources_of(template, "AWS::ApiGateway::Resource").items()
+        if r["Properties"]["PathPart"] == "{proxy+}"
+        and r["Properties"]["ParentId"] == {"Fn::GetAtt": ["Api", "RootResourceId"]}
+    ]
+    assert greedy, "no greedy resource under the root"
+    return greedy[0]
+
+
+def _permitted(template, method: str, path: str) -> bool:
+    import fnmatch
+
+    arn = f"arn:aws:execute-api:us-east-1:123456789012:abc123/prod/{method}{path}"
+    for perm in resources_of(template, "AWS::Lambda::Permission").values():
+        pattern = perm["Properties"]["SourceArn"]["Fn::Sub"]
+        pattern = (
+            pattern.replace("${AWS::Partition}", "aws")
+            .replace("${AWS::Region}", "us-east-1")
+            .replace("${AWS::AccountId}", "123456789012")
+            .replace("${Api}", "abc123")
+        )
+        if fnmatch.fnmatchcase(arn, pattern):
+            return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("HEAD", "/"),
+        ("POST", "/"),
+        ("POST", "/bedrock"),
+        ("POST", "/bedrock/converse"),
+        ("OPTIONS", "/bedrock"),
+        ("POST", "/model/anthropic.claude-3-haiku-20240307-v1%3A0/invoke"),
+        ("POST", "/model/us.anthropic.claude-3-haiku-20240307-v1:0/converse-stream"),
+        ("POST", "/model/x/count-tokens"),
+        ("GET", "/inference-profiles"),
+    ],
+)
+def test_every_route_of_the_proxy_reaches_the_function(template, method, path):
+    resource = _resource_for(template, path)
+    methods = resources_of(template, "AWS::ApiGateway::Method").values()
+    expected = (
+        {"Fn::GetAtt": ["Api", "RootResourceId"]} if resource == "root" else {"Ref": resource}
+    )
+    serving = [
+        m for m in methods
+        if m["Properties"]["ResourceId"] == expected
+        and m["Properties"]["HttpMethod"] in ("ANY", method)
+    ]  # fmt: skip
+    assert serving, (method, path)
+    assert _permitted(template, method, path), (method, path)
+
+
+def test_outputs_name_the_endpoint_an_sdk_takes(template):
+    url = template["Outputs"]["BedrockEndpointUrl"]["Value"]["Fn::Sub"]
+    assert url == "https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/prod"
 
 
 def test_a_changed_api_gets_a_new_deployment_resource():

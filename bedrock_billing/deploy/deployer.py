@@ -139,6 +139,18 @@ def _clean_up_preview(aws: AwsClients, bucket: str, made_bucket: bool, key: str,
 
 
 @aws_call
+def _require_api_logging_role(apigateway, region: str) -> None:
+    """Access logs need the account's API Gateway CloudWatch role (account-wide, so the stack
+    does not set it): refuse before any change rather than fail and roll back the update."""
+    if not apigateway.get_account().get("cloudwatchRoleArn"):
+        raise Conflict(
+            f"--access-logs needs API Gateway's CloudWatch Logs role in {region}: set it once "
+            "with `aws apigateway update-account --patch-operations "
+            "op=replace,path=/cloudwatchRoleArn,value=ROLE_ARN` (docs/deploy.md)"
+        )
+
+
+@aws_call
 def deploy(
     cfg: DeployConfig,
     *,
@@ -188,6 +200,8 @@ def deploy(
     if status.endswith("ROLLBACK_FAILED") or status == "DELETE_FAILED":
         raise Conflict(f"stack {name} is in {status}: repair it in the CloudFormation console")
     new_stack = existing is None or status == "REVIEW_IN_PROGRESS"
+    if cfg.access_logs:
+        _require_api_logging_role(aws.client("apigateway"), aws.region)
     if dry_run:
         return _dry_run(aws, cfg, existing, result)
 

@@ -1,10 +1,11 @@
 """The stack's CloudFormation template, built in code from a ``DeployConfig``. Pure.
 
 One template holds the tables, the proxy function and its role, the REST API, the log
-group, the usage-log pipeline (template_logs.py), the Glue table, the Athena workgroup
-and the alarms. Three parameters stay open so the same template can be handed to other
-tools: where the proxy's zip is (``CodeBucket``/``CodeKey``) and where alarms go
-(``AlarmTopicArn``, empty for none).
+group, the usage-log pipeline (template_logs.py), the Glue table, the Athena workgroup,
+the alarms and, when asked for, a WAF web ACL and API access logs (template_edge.py).
+Three parameters stay open so the same template can be handed to other tools: where the
+proxy's zip is (``CodeBucket``/``CodeKey``) and where alarms go (``AlarmTopicArn``, empty
+for none).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 
 from bedrock_billing.core.schema import TABLE_KEYS, TTL_ATTRIBUTE
 
-from . import template_alarms, template_logs
+from . import template_alarms, template_edge, template_logs
 from .bedrock_arns import invoke_statements
 from .config import ATHENA_RESULTS_PREFIX, LOG_PREFIX, DeployConfig
 
@@ -127,6 +128,15 @@ def proxy_role(cfg: DeployConfig) -> dict:
 
 
 def proxy_function(cfg: DeployConfig) -> dict:
+    function = _proxy_function(cfg)
+    if cfg.reserved_concurrency is not None:
+        # At most this many requests run at once; more are throttled (429 through API
+        # Gateway), and the rest of the account's Lambda functions keep their share.
+        function["Properties"]["ReservedConcurrentExecutions"] = cfg.reserved_concurrency
+    return function
+
+
+def _proxy_function(cfg: DeployConfig) -> dict:
     return {
         "Type": "AWS::Lambda::Function",
         # The log group exists (with its retention) before Lambda would create its own.
@@ -157,30 +167,25 @@ def api_resources(cfg: DeployConfig) -> dict[str, dict]:
             "functions/${ProxyFunction.Arn}/invocations"
         ),
     }
+    # Every path and method reaches the proxy, which routes by itself (proxy/apis): the
+    # Bedrock Runtime paths, the first version's /bedrock routes, preflights. A greedy
+    # {proxy+} resource does not cover the stage's root, so the root has its own method
+    # (Claude Code sends HEAD / before use). Authentication is the proxy's (Bearer tokens).
     methods = {
-        # Authentication is the proxy's (Bearer tokens checked against DynamoDB).
-        "ApiPostMethod": {
+        name: {
             "Type": "AWS::ApiGateway::Method",
             "Properties": {
                 "RestApiId": {"Ref": "Api"},
-                "ResourceId": {"Ref": "ApiBedrockResource"},
-                "HttpMethod": "POST",
+                "ResourceId": resource,
+                "HttpMethod": "ANY",
                 "AuthorizationType": "NONE",
                 "Integration": integration,
             },
-        },
-        # Preflight goes to the proxy too: it answers with the one allowed origin that
-        # matches the request (a MOCK integration could only return a fixed origin).
-        "ApiOptionsMethod": {
-            "Type": "AWS::ApiGateway::Method",
-            "Properties": {
-                "RestApiId": {"Ref": "Api"},
-                "ResourceId": {"Ref": "ApiBedrockResource"},
-                "HttpMethod": "OPTIONS",
-                "AuthorizationType": "NONE",
-                "Integration": integration,
-            },
-        },
+        }
+        for name, resource in (
+            ("ApiProxyMethod", {"Ref": "ApiProxyResource"}),
+            ("ApiRootMethod", {"Fn::GetAtt": ["Api", "RootResourceId"]}),
+        )
     }
     # A Deployment is a snapshot: CloudFormation only makes a new one when its logical
     # id changes, so the id carries a hash of what it snapshots.
@@ -193,14 +198,18 @@ def api_resources(cfg: DeployConfig) -> dict[str, dict]:
                 "Name": cfg.api_name,
                 "Description": f"bedrock-billing proxy API, stage {cfg.stage}",
                 "EndpointConfiguration": {"Types": ["REGIONAL"]},
+                # Bodies both ways are passed as bytes: event-stream answers and model
+                # answers in any encoding go out as the proxy's base64 decodes to, and
+                # request bodies reach the function base64-encoded (it decodes them).
+                "BinaryMediaTypes": ["*/*"],
             },
         },
-        "ApiBedrockResource": {
+        "ApiProxyResource": {
             "Type": "AWS::ApiGateway::Resource",
             "Properties": {
                 "RestApiId": {"Ref": "Api"},
                 "ParentId": {"Fn::GetAtt": ["Api", "RootResourceId"]},
-                "PathPart": API_PATH,
+                "PathPart": "{proxy+}",
             },
         },
         **methods,
@@ -227,8 +236,10 @@ def api_resources(cfg: DeployConfig) -> dict[str, dict]:
             },
         },
     }
-    for method in ("POST", "OPTIONS"):
-        resources[f"ApiInvoke{method.capitalize()}Permission"] = {
+    # execute-api ARNs end in the resource path: "/*" for every path under the greedy
+    # resource, and "/" alone for the stage's root.
+    for name, path in (("ApiInvokeProxyPermission", "*"), ("ApiInvokeRootPermission", "")):
+        resources[name] = {
             "Type": "AWS::Lambda::Permission",
             "Properties": {
                 "Action": "lambda:InvokeFunction",
@@ -236,7 +247,7 @@ def api_resources(cfg: DeployConfig) -> dict[str, dict]:
                 "Principal": "apigateway.amazonaws.com",
                 "SourceArn": _sub(
                     "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
-                    f"${{Api}}/*/{method}/{API_PATH}"
+                    f"${{Api}}/*/*/{path}"
                 ),
             },
         }
@@ -250,6 +261,11 @@ def outputs(cfg: DeployConfig) -> dict[str, dict]:
         "ApiUrl": _sub(
             "https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/"
             f"{cfg.api_stage}/{API_PATH}"
+        ),
+        # What an AWS SDK takes as endpoint_url (boto3, the JS SDK, AnthropicBedrock's
+        # base_url, ANTHROPIC_BEDROCK_BASE_URL): Bedrock Runtime's paths go under it.
+        "BedrockEndpointUrl": _sub(
+            "https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/" + cfg.api_stage
         ),
         "Stage": cfg.stage,
         "TablePrefix": cfg.table_prefix,
@@ -289,6 +305,8 @@ def build_template(cfg: DeployConfig) -> dict:
     resources.update(template_logs.firehose_resources(cfg))
     resources.update(template_logs.analytics_resources(cfg))
     resources.update(template_alarms.alarm_resources(cfg))
+    resources.update(template_edge.edge_resources(cfg))
+    template_edge.apply_to_stage(cfg, resources)
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"bedrock-billing, stage {cfg.stage}: proxy, tables, usage log pipeline",

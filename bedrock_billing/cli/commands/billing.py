@@ -77,13 +77,16 @@ def _summary(run) -> None:
     )
     for f in run.failures:
         note(f"failed: {f['customer_id']}: {f['error']}")
-    _unpriced_note(run.unpriced)
 
 
 def _unpriced_note(unpriced) -> None:
+    """On stderr in every output format: unpriced usage is billed 0.00."""
     models = sorted({(u["model"], u["metric"]) for u in unpriced})
     if models:
-        note("usage not priced by the plan: " + ", ".join(f"{m} {k}" for m, k in models))
+        note(
+            "warning: usage not priced by the plan (billed 0.00): "
+            + ", ".join(f"{m} {k}" for m, k in models)
+        )
 
 
 @app.command("invoice")
@@ -98,6 +101,9 @@ def invoice(
     price_book: PriceBook = None,
     fmt: str = typer.Option(None, "--format", help="Document: markdown or html (with --out)."),
     out: str = typer.Option(None, "--out", help="Folder for one document per invoice."),
+    allow_unpriced: bool = typer.Option(
+        False, "--allow-unpriced", help="Finalize even usage the plan does not price (at 0.00)."
+    ),
 ) -> None:
     """Price a period's usage into invoices: drafts by default, --finalize to issue."""
     from ...services.invoice_documents import FORMATS, write_documents
@@ -112,6 +118,7 @@ def invoice(
             ctx.obj, period=period, customer_id=customer_id, all_customers=all_customers,
             finalize=finalize, force=force, settle=settle, price_book=price_book,
             progress=update,
+            allow_unpriced=allow_unpriced,
         )  # fmt: skip
     if out:
         for path in write_documents(run.invoices, out, fmt or "markdown", settings=ctx.obj):
@@ -127,6 +134,7 @@ def invoice(
     emit(ctx.obj, data, csv_key="invoices", csv_columns=INVOICE_CSV, table=tables)
     if all_customers or ctx.obj.output != "table":
         _summary(run)
+    _unpriced_note(run.unpriced)
     if finalize:
         announce_write(ctx.obj)
     if run.failed:

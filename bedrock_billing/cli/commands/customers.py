@@ -134,6 +134,8 @@ def show(
     if bool(customer) == bool(customer_id):
         raise InvalidInput("give the customer id once: as an argument or with --customer-id")
     result = svc.show_customer(ctx.obj, customer or customer_id)
+    for problem in result["record_problems"]:
+        note(f"warning: the proxy refuses this customer until this is fixed: {problem}")
 
     def tables() -> None:
         emit(ctx.obj, result, columns=DETAIL_COLUMNS, title=result["name"])
@@ -208,7 +210,8 @@ def revoke_token(
         False, "--previous-only", help="Revoke only the token still in its grace period."
     ),
 ) -> None:
-    """Revoke a customer's token(s) at once."""
+    """Revoke a customer's token(s); the proxy refuses them within its auth cache time (30 s by
+    default)."""
     result = svc.revoke_token(ctx.obj, customer_id, previous_only=previous_only)
     columns = [("customer_id", "Customer ID"), ("revoked", "Revoked"), ("revoked_at", "At")]
     emit(ctx.obj, result, columns=columns)
