@@ -95,6 +95,7 @@ def test_throttling(args, monkeypatch, aws_credentials):
 
 def test_missing_region_is_an_aws_configuration_error(aws_credentials, monkeypatch):
     monkeypatch.delenv("AWS_REGION")
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
     result = run("list", expect=None)
     assert_one_error_line(result, 3, "no AWS region")
 
