@@ -68,7 +68,7 @@ def moto_server():
 @pytest.fixture
 def settings_for(moto_aws):
     """Settings for in-process moto, for library-level tests."""
-    from bedrock_billing.config import resolve_settings
+    from bedrock_billing.settings import resolve_settings
 
     def make(stage: str = "test", **kwargs):
         return resolve_settings(stage=stage, **kwargs)

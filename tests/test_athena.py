@@ -17,7 +17,7 @@ from moto.moto_api import state_manager
 from bedrock_billing.core.errors import AwsError, InvalidInput
 from bedrock_billing.core.logschema import USAGE_BY_CUSTOMER_SQL, USAGE_COLUMNS
 from bedrock_billing.core.timeutil import FixedClock
-from bedrock_billing.services.usage import usage_report
+from bedrock_billing.services.usage_reports import usage_report
 from bedrock_billing.stores.athena import AthenaLogStore, trino_literal
 from bedrock_billing.stores.localsql import LocalLogStore, LocalSqlEngine
 from tests.usage_helpers import REGION, generate, write_local_log

@@ -120,7 +120,7 @@ def test_the_completion_variable_completes_commands(monkeypatch):
 
 def test_service_specific_endpoints_win_where_boto3_lets_them(monkeypatch):
     from bedrock_billing.awsclient import endpoint_for, service_endpoint_variable
-    from bedrock_billing.config import resolve_settings
+    from bedrock_billing.settings import resolve_settings
 
     assert service_endpoint_variable("dynamodb") == "AWS_ENDPOINT_URL_DYNAMODB"
     assert service_endpoint_variable("bedrock-runtime") == "AWS_ENDPOINT_URL_BEDROCK_RUNTIME"

@@ -12,10 +12,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from bedrock_billing.config import resolve_settings
 from bedrock_billing.core.timeutil import FixedClock
 from bedrock_billing.services import customers as customer_service
 from bedrock_billing.services.invoices import run_invoices
+from bedrock_billing.settings import resolve_settings
 from tests.cli_helpers import run, run_json
 from tests.usage_helpers import batch_put, counter_items, generate
 

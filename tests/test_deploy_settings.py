@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import tomllib
 
-from bedrock_billing.config import config_path as default_config_path
-from bedrock_billing.config import write_stage_config
+from bedrock_billing.settings import config_path as default_config_path
+from bedrock_billing.settings import write_stage_config
 
 
 def test_writing_one_stage_keeps_the_others(tmp_path):

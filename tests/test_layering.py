@@ -104,11 +104,11 @@ def test_imports_run_one_way_without_a_circle():
     assert cycles == []
 
 
-def test_cli_config_and_deploy_reach_no_store_and_deploy_no_proxy():
+def test_cli_settings_and_deploy_reach_no_store_and_deploy_no_proxy():
     graph = import_graph()
     for name, targets in graph.items():
         top = name.split(".")[1] if "." in name else ""
-        if top in ("cli", "config", "deploy"):
+        if top in ("cli", "settings", "awsclient", "deploy"):
             assert not [t for t in targets if t.startswith("bedrock_billing.stores")], name
         if top == "deploy":
             assert not [t for t in targets if t.startswith("bedrock_billing.proxy")], name

@@ -9,7 +9,7 @@ import pytest
 from bedrock_billing.core.errors import Conflict
 from bedrock_billing.core.schema import day_key
 from bedrock_billing.core.timeutil import FixedClock, iso_z
-from bedrock_billing.services.usage import reconcile, repair_day
+from bedrock_billing.services.usage_reports import reconcile, repair_day
 from bedrock_billing.stores.localsql import LocalLogStore
 from bedrock_billing.stores.logsink import LocalLogSink
 from bedrock_billing.stores.usage_counters import CounterStore

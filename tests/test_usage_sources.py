@@ -9,7 +9,7 @@ import pytest
 from bedrock_billing.core.errors import InvalidInput
 from bedrock_billing.core.timeutil import FixedClock
 from bedrock_billing.core.usage import totals
-from bedrock_billing.services.usage import usage_report
+from bedrock_billing.services.usage_reports import usage_report
 from bedrock_billing.services.usage_sources import open_log_store
 from bedrock_billing.stores.localsql import LocalLogStore
 from bedrock_billing.stores.logsink import SANDBOX_MARKER_KEY, write_sandbox_marker

@@ -15,8 +15,8 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from ..config import resolve_settings
 from ..core.errors import EXIT_AWS, EXIT_USAGE, BillingError
+from ..settings import resolve_settings
 from .render import error_line, note
 
 # Typer may vendor its own click: take the exception types from Typer, not from `click`.

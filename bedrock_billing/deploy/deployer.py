@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bedrock_billing.awsclient import BUSY_SUFFIX, AwsClients, aws_call
-from bedrock_billing.config import config_path as default_config_path
-from bedrock_billing.config import write_stage_config
 from bedrock_billing.core.errors import Conflict
 from bedrock_billing.core.timeutil import iso_z
+from bedrock_billing.settings import config_path as default_config_path
+from bedrock_billing.settings import write_stage_config
 
 from . import stack as cfn_stack
 from .adopt import Adoptee, find_adoptees, import_template

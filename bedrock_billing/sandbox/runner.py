@@ -22,10 +22,10 @@ from dataclasses import replace
 from typing import Any
 
 from ..awsclient import DEFAULT_LOCAL_REGION, DUMMY_CREDENTIALS
-from ..config import Settings
 from ..core.errors import BillingError, InvalidInput
 from ..core.schema import DEFAULT_PREFIX, DEFAULT_STAGE, LOG_PREFIX, log_bucket_name
 from ..core.timeutil import Clock, system_clock
+from ..settings import Settings
 from .netutil import loopback_host
 
 MOTO_ACCOUNT_ID = "123456789012"  # moto's default account: what STS answers in the sandbox

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..config import record_stage_region
 from ..core import customers as rules
 from ..core.errors import Conflict, InvalidInput, NotFound
 from ..core.schema import (
@@ -23,6 +22,7 @@ from ..core.schema import (
 )
 from ..core.timeutil import Clock, Period, epoch_seconds, iso_z, parse_duration, system_clock
 from ..core.tokens import display_prefix, generate_token, hash_token, validate_supplied_token
+from ..settings import record_stage_region
 from ..stores.customers import CustomerStore
 from ..stores.dynamo import create_missing_tables, is_missing_table
 from .pricebook import check_plan, read_overrides_file

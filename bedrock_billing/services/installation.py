@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..awsclient import caller_account, endpoint_for
-from ..config import FILE_KEYS
+from ..settings import FILE_KEYS
 
 SHOWN = ("stage", *FILE_KEYS)
 SERVICES = ("dynamodb", "s3", "athena", "cloudformation", "sts")

@@ -23,7 +23,7 @@ from ..core.timeutil import Clock, parse_date, resolve_date_range, system_clock
 from ..stores.logsink import normalise_prefix
 from ..stores.usage_counters import CounterStore, scan_customer_ids
 from ..stores.usagelog import ENGINES, LogConfig, UsageLogStore, sandbox_marker
-from . import usage as usage_service
+from . import usage_reports as usage_service
 from .customers import customer_names, resolve_customer_id
 
 SOURCES = ("dynamodb", "athena")
@@ -120,7 +120,7 @@ def report_usage(
     progress: Callable[[int, int | None, str], None] | None = None,
     clock: Clock = system_clock,
 ) -> Any:
-    """The ``usage`` command's report (services.usage.UsageReport)."""
+    """The ``usage`` command's report (services.usage_reports.UsageReport)."""
     if source not in SOURCES:
         raise InvalidInput(f"invalid --source {source!r}: choose dynamodb or athena")
     first, last = resolve_date_range(start_date, end_date, period, clock)
@@ -144,7 +144,7 @@ def reconcile_usage(
     progress=None,
     clock: Clock = system_clock,
 ):
-    """Counters against the log for one customer or everyone (services.usage.reconcile)."""
+    """Counters against the log for one customer or everyone (services.usage_reports.reconcile)."""
     first, last = resolve_date_range(start_date, end_date, period, clock)
     ids = _targets(settings, customer_id, not customer_id)
     return usage_service.reconcile(

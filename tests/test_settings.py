@@ -1,7 +1,7 @@
 import pytest
 
-from bedrock_billing.config import config_path, resolve_settings
 from bedrock_billing.core.errors import InvalidInput
+from bedrock_billing.settings import config_path, resolve_settings
 
 
 def write_config(tmp_path, text):
