@@ -114,6 +114,16 @@ def emit_export(settings, doc: dict[str, Any], rows: Sequence[dict[str, Any]],
         sys.stdout.write(to_json(doc) + "\n")
 
 
+def emit_line(settings, payload: dict[str, Any], human: Callable[[], None]) -> None:
+    """A long-running command's one JSON line on stdout, flushed at once so a script can
+    read it while the command runs (``sandbox --output json``); else ``human()``."""
+    if getattr(settings, "output", "table") == "json":
+        sys.stdout.write(json.dumps(payload, separators=(",", ":"), default=_json_default) + "\n")
+        sys.stdout.flush()
+    else:
+        human()
+
+
 def write_csv(rows: Sequence[dict[str, Any]], columns: Sequence[Column] = ()) -> None:
     cols = list(columns) or [(k, k) for k in (rows[0].keys() if rows else [])]
     writer = csv.writer(sys.stdout, lineterminator="\n")

@@ -8,7 +8,16 @@ import typer
 from ...core.errors import InvalidInput
 from ...services import customers as svc
 from ..app import announce_write, app
-from ..options import CUSTOMER_HELP, CustomerId, DailyLimit, ExpiresIn, Plan, PriceBook, Token
+from ..options import (
+    CUSTOMER_HELP,
+    CustomerId,
+    DailyLimit,
+    ExpiresIn,
+    OneCustomer,
+    Plan,
+    PriceBook,
+    Token,
+)
 from ..render import emit, hint, note
 
 CUSTOMER_COLUMNS = [
@@ -128,7 +137,7 @@ def list_(
 def show(
     ctx: typer.Context,
     customer: str = typer.Argument(None, help=CUSTOMER_HELP, show_default=False),
-    customer_id: str = typer.Option(None, "--customer-id", help=CUSTOMER_HELP),
+    customer_id: OneCustomer = None,
 ) -> None:
     """Show one customer: limits, plan, token prefixes and their states, dates."""
     if bool(customer) == bool(customer_id):
