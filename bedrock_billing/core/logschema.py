@@ -15,6 +15,11 @@ EVENT_INVOKE = "bedrock_invoke"  # Bedrock answered with success: billable
 EVENT_ERROR = "bedrock_error"  # admitted, but Bedrock (or the proxy) failed: not billed
 EVENT_REFUSED = "proxy_refused"  # refused by the proxy (auth, limit, bad input): not billed
 
+# The CloudWatch metric the proxy emits for a lost counter write (Embedded Metric Format),
+# and the deploy's alarm watches: one contract, so both sides name it from here.
+METRIC_NAMESPACE = "BedrockBilling"
+METRIC_WRITE_FAILURES = "UsageWriteFailures"
+
 # The refusals the proxy counts in the DAY# item's ``refused`` counter: those at a limit or
 # model check (proxy/errors.py codes raised with ``limit=``). Other refusals (bad input,
 # bad token, a DynamoDB outage at admission) are logged but counted for no one.

@@ -149,3 +149,11 @@ def athena_workgroup_name(stage: str, prefix: str) -> str:
 
 
 LOG_PREFIX = "logs/"
+
+
+def missing_table_hint(tables: TableNames) -> str:
+    names = ", ".join(tables.as_dict().values())
+    return (
+        f"a table of this installation does not exist ({names}): "
+        "run `bedrock-billing init` (or check --stage, --region and --endpoint-url)"
+    )

@@ -35,7 +35,7 @@ PROXY_TABLE_ACTIONS: dict[str, list[str]] = {
     "usage": ["dynamodb:UpdateItem"],
 }
 
-# Stack output -> key of the CLI's configuration file (bedrock_billing/config.py).
+# Stack output -> key of the CLI's configuration file (bedrock_billing/settings.py).
 OUTPUT_CONFIG_KEYS = {
     "ApiUrl": "api_url",
     "TablePrefix": "table_prefix",

@@ -25,8 +25,9 @@ import uuid
 from collections import Counter, deque
 from urllib.parse import unquote
 
+import bedrock_billing.fakebedrock.models as models
+import bedrock_billing.fakebedrock.shapes as shapes
 from bedrock_billing.core import eventstream
-from bedrock_billing.fakebedrock import models, shapes
 from bedrock_billing.fakebedrock.faults import (
     ERRORS,
     FAULT_KINDS,

@@ -13,11 +13,14 @@ import json
 import sys
 from dataclasses import dataclass
 
-from ..core.logschema import EVENT_ERROR, EVENT_INVOKE, EVENT_REFUSED
+from ..core.logschema import (
+    EVENT_ERROR,
+    EVENT_INVOKE,
+    EVENT_REFUSED,
+    METRIC_NAMESPACE,
+    METRIC_WRITE_FAILURES,
+)
 from ..core.timeutil import epoch_seconds, iso_z
-
-METRIC_NAMESPACE = "BedrockBilling"
-METRIC_WRITE_FAILURES = "UsageWriteFailures"
 
 
 def print_sink(record: dict) -> None:

@@ -31,11 +31,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..config import Settings
+from ..awsclient import DEFAULT_LOCAL_REGION, DUMMY_CREDENTIALS
 from ..core.errors import BillingError, InvalidInput
 from ..core.schema import DEFAULT_PREFIX, DEFAULT_STAGE, LOG_PREFIX, log_bucket_name
 from ..core.timeutil import Clock, system_clock
-from ..stores.aws import DEFAULT_LOCAL_REGION, DUMMY_CREDENTIALS
+from ..settings import Settings
 from .netutil import loopback_host
 
 MOTO_ACCOUNT_ID = "123456789012"  # moto's default account: what STS answers in the sandbox
