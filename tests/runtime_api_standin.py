@@ -37,6 +37,8 @@ class RuntimeStandIn:
         self.invocations: queue.Queue[tuple[str, int, bytes]] = queue.Queue()
         self.posted: dict[str, Posted] = {}
         self.errors: list[tuple[str, dict]] = []
+        # request id -> chunks after which the stand-in drops the response's connection
+        self.hang_up_after: dict[str, int] = {}
         self.changed = threading.Condition()
         stand_in = self
 
@@ -71,7 +73,8 @@ class RuntimeStandIn:
                 with stand_in.changed:
                     stand_in.posted[self.path.split("/")[-2]] = posted
                 if headers.get("transfer-encoding") == "chunked":
-                    self._read_chunks(posted)
+                    if not self._read_chunks(posted):
+                        return
                 else:
                     length = int(headers.get("content-length") or 0)
                     posted.chunks.append(self.rfile.read(length))
@@ -80,8 +83,17 @@ class RuntimeStandIn:
                     stand_in.changed.notify_all()
                 self._accepted()
 
-            def _read_chunks(self, posted: Posted) -> None:
+            def _read_chunks(self, posted: Posted) -> bool:
+                """False when the stand-in hung up on purpose."""
+                limit = stand_in.hang_up_after.get(posted.path.split("/")[-2])
                 while True:
+                    if limit is not None and len(posted.chunks) >= limit:
+                        self.close_connection = True
+                        self.connection.close()
+                        with stand_in.changed:
+                            posted.complete = True
+                            stand_in.changed.notify_all()
+                        return False
                     size = int(self.rfile.readline().split(b";")[0].strip(), 16)
                     if size == 0:
                         break
@@ -97,6 +109,7 @@ class RuntimeStandIn:
                         break
                     name, _, value = line.partition(":")
                     posted.trailers[name.strip().lower()] = value.strip()
+                return True
 
             def _accepted(self) -> None:
                 self.send_response(202)

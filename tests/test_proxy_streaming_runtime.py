@@ -261,3 +261,68 @@ def test_an_event_that_is_not_json_is_reported_to_the_error_endpoint(world):
         streaming.serve_one(_ContextProbe(world.clock), streaming.RuntimeAPI(runtime.address))
     [(path, body)] = runtime.errors
     assert path.endswith("/invocation/inv-7/error") and body["errorType"] == "Runtime.InvalidEvent"
+
+
+def test_the_zips_wrapper_starts_the_loop_that_serves_lambda(tmp_path):
+    """The deployed path from the zip itself: the wrapper Lambda's runtime would run, with
+    the environment the template gives it, serves a request through the Runtime API."""
+    import io
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    from bedrock_billing.deploy.package import STREAM_BOOTSTRAP, build_zip
+
+    task_root = tmp_path / "task"
+    zipfile.ZipFile(io.BytesIO(build_zip().data)).extractall(task_root)
+    wrapper = task_root / STREAM_BOOTSTRAP
+    wrapper.chmod(0o755)  # extractall drops the mode the zip records (tested elsewhere)
+    env = {
+        **DeployConfig(stage="test", models=(HAIKU,)).environment(),
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+        "LAMBDA_TASK_ROOT": str(task_root),
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    with RuntimeStandIn() as runtime:
+        env["AWS_LAMBDA_RUNTIME_API"] = runtime.address
+        runtime.queue("inv-8", {"httpMethod": "HEAD", "path": "/", "headers": {},
+                                "requestContext": {"requestId": "r-8"}}, 2**42)
+        proc = subprocess.Popen([str(wrapper)], env=env, cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            with runtime.changed:
+                done = runtime.changed.wait_for(
+                    lambda: "inv-8" in runtime.posted and runtime.posted["inv-8"].complete, 30
+                )
+        finally:
+            proc.kill()
+            _, stderr = proc.communicate()
+        assert done, stderr.decode()[-2000:]
+        posted = runtime.posted["inv-8"]
+    assert posted.headers["lambda-runtime-function-response-mode"] == "streaming"
+    prelude, body = split_prelude(posted)
+    assert prelude["statusCode"] == 200 and body == b""
+    assert prelude["headers"]["x-amzn-RequestId"] == "r-8"
+
+
+def test_after_a_hang_up_the_proxy_reads_bedrock_to_the_end_and_meters_it(world, monkeypatch):
+    """Lambda keeps running when the client goes; here the Runtime API connection itself
+    drops after the prelude and one event: the writes fail, the metering does not."""
+    cid, token = customer(world)
+    world.bedrock.counts = (21, 55, 0, 0)
+    streams = []
+    opened = streaming.RuntimeAPI.response
+    monkeypatch.setattr(streaming.RuntimeAPI, "response",
+                        lambda api, rid: streams.append(opened(api, rid)) or streams[-1])
+    with RuntimeStandIn() as runtime:
+        runtime.hang_up_after["inv-9"] = 2
+        posted = serve(runtime, deployed_proxy(world, world.bedrock), "inv-9",
+                       stream_event(token), 2**42)
+    assert len(posted.chunks) == 2 and streams[0].broken  # the later writes went nowhere
+    day = usage_items(world.ddb, world.tables, cid)[f"DAY#2025-03-15#{HAIKU}"]
+    assert (day["requests"], day["input_tokens"], day["output_tokens"]) == (1, 21, 55)
+    [line] = world.logs
+    assert line["status"] == 200 and line["output_tokens"] == 55
