@@ -326,3 +326,21 @@ def test_after_a_hang_up_the_proxy_reads_bedrock_to_the_end_and_meters_it(world,
     assert (day["requests"], day["input_tokens"], day["output_tokens"]) == (1, 21, 55)
     [line] = world.logs
     assert line["status"] == 200 and line["output_tokens"] == 55
+
+
+def test_the_first_versions_stream_is_server_sent_events_in_a_deployment(world):
+    cid, token = customer(world)
+    world.bedrock.counts = (21, 8, 0, 0)
+    evt = event(claude_body(stream=True), token, path="/prod/bedrock")
+    with RuntimeStandIn() as runtime:
+        posted = serve(runtime, deployed_proxy(world, world.bedrock), "inv-10", evt, 2**42)
+    prelude, body = split_prelude(posted)
+    assert prelude["statusCode"] == 200
+    assert prelude["headers"]["Content-Type"].startswith("text/event-stream")
+    lines = [line for line in body.decode().split("\n\n") if line]
+    assert all(line.startswith("data: ") for line in lines)
+    assert lines[-1] == "data: [DONE]"
+    assert json.loads(lines[0][len("data: "):])["type"] == "message_start"
+    assert len(posted.chunks) == len(lines) + 1  # the prelude, then one chunk per event
+    day = usage_items(world.ddb, world.tables, cid)[f"DAY#2025-03-15#{HAIKU}"]
+    assert (day["input_tokens"], day["output_tokens"]) == (21, 8)
