@@ -97,7 +97,7 @@ def test_declining_the_confirmation_changes_nothing(aws, artifact, tmp_path, cal
     calls.clear()
     shown = []
     result = run(
-        aws, artifact, tmp_path, cfg=config(timeout_seconds=90),
+        aws, artifact, tmp_path, cfg=config(memory_mb=1024),
         confirm=lambda changes: shown.extend(changes) or False,
     )  # fmt: skip
     assert result.outcome == "cancelled"

@@ -21,6 +21,7 @@ import random
 import re
 import signal
 import threading
+import time
 import uuid
 from collections import Counter, deque
 from urllib.parse import unquote
@@ -32,6 +33,9 @@ from bedrock_billing.fakebedrock.faults import (
     ERRORS,
     FAULT_KINDS,
     MARKER,
+    SLOW_STREAM,
+    SLOW_STREAM_EVENTS,
+    SLOW_STREAM_INTERVAL,
     STREAM_FAULTS,
     Fault,
     fault_marker,
@@ -98,6 +102,8 @@ class FakeBedrock(BackgroundServer):
         self.seed = seed
         self.fixed_input_tokens = input_tokens
         self.fixed_output_tokens = output_tokens
+        # The pause between text events of a ``[[fake:slow_stream]]`` answer.
+        self.slow_stream_interval = SLOW_STREAM_INTERVAL
         self.calls: list[dict] = []
         self.usage_by_request_id: dict[str, dict] = {}
         self._lock = threading.Lock()
@@ -145,11 +151,11 @@ class FakeBedrock(BackgroundServer):
     # -- request handling ------------------------------------------------------------
 
     def _take_fault(self, raw: bytes, streamed: bool) -> Fault | None:
-        marker = MARKER.search(raw.decode("utf-8", "replace"))
-        if marker and marker.group(1) in FAULT_KINDS:
-            fault = Fault(marker.group(1))
-            if streamed or not fault.stream_only:
-                return fault
+        for marker in MARKER.finditer(raw.decode("utf-8", "replace")):
+            if marker.group(1) in FAULT_KINDS:
+                fault = Fault(marker.group(1))
+                if streamed or not fault.stream_only:
+                    return fault
         with self._lock:
             if self._faults and (streamed or not self._faults[0].stream_only):
                 return self._faults.popleft()
@@ -220,16 +226,17 @@ class FakeBedrock(BackgroundServer):
             reason = exc if isinstance(exc, models.BadRequest) else "the body is not valid JSON"
             self._fail(handler, record, "ValidationException", 400, f"Malformed input: {reason}")
             return
-        outcome = self._outcome(api, record["foundation_model"], family, raw, prompt)
+        slow = streamed and SLOW_STREAM.encode() in raw
+        outcome = self._outcome(api, record["foundation_model"], family, raw, prompt, slow)
         if api == "InvokeModel":
             self._send_invoke(handler, record, family, outcome)
         elif api == "Converse":
             self._finish_record(record, outcome, outcome.output_tokens, True)
             self._send_json(handler, request_id, 200, shapes.converse_body(outcome))
         else:
-            self._send_stream(handler, record, family, outcome, fault)
+            self._send_stream(handler, record, family, outcome, fault, slow)
 
-    def _outcome(self, api, foundation, family, raw: bytes, prompt) -> models.Outcome:
+    def _outcome(self, api, foundation, family, raw: bytes, prompt, slow=False) -> models.Outcome:
         key = hashlib.sha256(f"{self.seed}|{api}|{foundation}|".encode() + raw).hexdigest()
         with self._lock:
             self._seen[key] += 1
@@ -240,12 +247,15 @@ class FakeBedrock(BackgroundServer):
                 cache_hit = cache_key.hexdigest() in self._cache
                 self._cache.add(cache_key.hexdigest())
         rng = random.Random(int(key, 16) + repeat)
+        fixed_output = self.fixed_output_tokens
+        if slow:  # enough words for SLOW_STREAM_EVENTS events, if max_tokens allows
+            fixed_output = max(fixed_output or 0, SLOW_STREAM_EVENTS)
         return models.make_outcome(
             prompt,
             rng,
             cache_hit=cache_hit,
             fixed_input=self.fixed_input_tokens,
-            fixed_output=self.fixed_output_tokens,
+            fixed_output=fixed_output,
         )
 
     def _finish_record(self, record: dict, out: models.Outcome, output: int, metrics: bool):
@@ -302,12 +312,15 @@ class FakeBedrock(BackgroundServer):
         self._finish_record(record, out, out.output_tokens, True)
         self._send_json(handler, record["request_id"], 200, body, headers)
 
-    def _send_stream(self, handler, record, family, out, fault: Fault | None) -> None:
+    def _send_stream(self, handler, record, family, out, fault: Fault | None, slow=False):
         converse = record["api"] == "ConverseStream"
+        per_piece = 1 if slow else 3  # a slow stream sends one word per event
         if converse:
-            stream = shapes.converse_stream(out)
+            stream = shapes.converse_stream(out, per_piece)
         else:
-            stream = shapes.invoke_stream(family, record["foundation_model"], _message_id(), out)
+            stream = shapes.invoke_stream(
+                family, record["foundation_model"], _message_id(), out, per_piece
+            )
         deltas, tail, exception = stream.deltas, stream.tail, None
         if fault is not None:
             # Cut after half the text, at least one delta, so a client sees some output.
@@ -330,8 +343,10 @@ class FakeBedrock(BackgroundServer):
                 return eventstream.encode_event(event_type, body)
             return eventstream.encode_chunk(chunk)
 
-        frames = [frame(c) for c in stream.head] + [frame(c) for c, _ in deltas]
+        head = [frame(c) for c in stream.head]
+        frames = head + [frame(c) for c, _ in deltas]
         frames += [frame(c) for c in tail] + ([exception] if exception else [])
+        paced = range(len(head), len(head) + len(deltas)) if slow else range(0)
         try:
             handler.send_response(200)
             handler.send_header("Content-Type", eventstream.CONTENT_TYPE)
@@ -341,7 +356,9 @@ class FakeBedrock(BackgroundServer):
                 handler.send_header("X-Amzn-Bedrock-Content-Type", "application/json")
             handler.end_headers()
             # One HTTP chunk per event, flushed, so clients decode as the events arrive.
-            for data in frames:
+            for n, data in enumerate(frames):
+                if n in paced:
+                    time.sleep(self.slow_stream_interval)
                 handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                 handler.wfile.flush()
             handler.wfile.write(b"0\r\n\r\n")

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from ...core.errors import InvalidInput
+from ...deploy.config import DEFAULT_TIMEOUT_SECONDS
 from ..app import announce_write, app
 from ..options import Yes
 from ..render import emit, for_people, note, print_table, stderr_console
@@ -79,7 +80,11 @@ def deploy(
         None, "--model", help="Model or inference profile id the proxy may invoke (repeat)."
     ),
     memory: int = typer.Option(512, "--memory", help="Proxy memory, MB."),
-    timeout: int = typer.Option(60, "--timeout", help="Proxy timeout, seconds."),
+    timeout: int = typer.Option(
+        DEFAULT_TIMEOUT_SECONDS,
+        "--timeout",
+        help="Proxy timeout, seconds (3-900): Lambda's and API Gateway's, the longest request.",
+    ),
     auth_cache_seconds: int = typer.Option(
         30,
         "--auth-cache-seconds",
