@@ -214,6 +214,7 @@ class FakeBedrock:
             "streamed": streamed,
             "input_tokens": 0,
             "output_tokens": 0,
+            "delivered_output_tokens": 0,
             "cache_read_input_tokens": 0,
             "cache_write_input_tokens": 0,
             "status": 200,
@@ -278,6 +279,8 @@ class FakeBedrock:
         record.update(
             input_tokens=out.input_tokens,
             output_tokens=output,
+            # By the fake's own tokenizer (a word a token): what the client actually got.
+            delivered_output_tokens=output,
             cache_read_input_tokens=out.cache_read_input_tokens,
             cache_write_input_tokens=out.cache_write_input_tokens,
             metrics_reported=metrics,
