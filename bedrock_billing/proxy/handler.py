@@ -39,7 +39,7 @@ from .config import ProxyConfig
 from .errors import ProxyError, bad_request
 from .events import cors_headers, parse_event, preflight
 from .logline import RequestLog, print_sink, write_failure_metric
-from .meter import CounterWriteFailed, Meter
+from .meter import CounterWriteFailed, Meter, guard_writes
 
 LogSink = Callable[[dict], None]
 
@@ -65,6 +65,8 @@ class Proxy:
         self.metric_sink = metric_sink or log_sink
         self.timer = timer
         self._dynamodb = dynamodb
+        if dynamodb is not None:
+            guard_writes(dynamodb)
         self._bedrock = bedrock_runtime
         self._lock = threading.Lock()
         c = self.config
@@ -96,6 +98,7 @@ class Proxy:
                             max_pool_connections=64,
                         ),
                     )
+                    guard_writes(self._dynamodb)  # no blind repeat of an ADD (meter.py)
         return self._dynamodb
 
     def bedrock(self):
@@ -208,7 +211,7 @@ class Proxy:
             return adapter.render(call, result, {**cors, "X-Request-Id": log.request_id})
         price = self.config.prices.get(model.foundation_model) if self.config.prices else None
         try:
-            admission = self.meter.admit(customer, model, price, log.timestamp)
+            admission = self.meter.admit(customer, model, price, log.timestamp, log.request_id)
         except ProxyError as err:
             if err.limit:
                 self._write(
