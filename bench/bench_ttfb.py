@@ -27,10 +27,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import boto3  # noqa: E402
-from bedrock_billing.sandbox.fake_bedrock import FakeBedrock  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
 from bedrock_billing.core.schema import TableNames  # noqa: E402
+from bedrock_billing.fakebedrock import FakeBedrock  # noqa: E402
 from bedrock_billing.proxy.config import ProxyConfig  # noqa: E402
 from bedrock_billing.proxy.handler import Proxy  # noqa: E402
 from bedrock_billing.proxy.prices import PriceTable  # noqa: E402

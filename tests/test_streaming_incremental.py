@@ -13,12 +13,12 @@ import json
 import time
 
 import requests
-from bedrock_billing.sandbox.fake_faults import (
+
+from bedrock_billing.fakebedrock.faults import (
     SLOW_STREAM,
     SLOW_STREAM_EVENTS,
     SLOW_STREAM_INTERVAL,
 )
-
 from tests.proxy_support import HAIKU
 from tests.test_clients_bedrock import certificate, world  # noqa: F401 (fixtures)
 
@@ -86,7 +86,7 @@ def test_the_first_versions_sse_route_receives_the_first_event_long_before_the_l
         world.endpoint + "/bedrock",
         json=body,
         headers={"Authorization": f"Bearer {world.token}"},
-        verify=world.cert.ca,
+        verify=str(world.cert.ca_bundle),
         stream=True,
         timeout=30,
     ) as response:

@@ -62,6 +62,7 @@ LIMIT_ATTRIBUTES = (
 METER_PREFIX = "METER#"  # METER#YYYY-MM: the admission meter of one month
 DAY_PREFIX = "DAY#"  # DAY#YYYY-MM-DD#<foundation model id>: counters of one day and model
 MINUTE_PREFIX = "MIN#"  # MIN#YYYY-MM-DDTHH:MM: requests-per-minute window (TTL'd)
+ERROR_MARKER_PREFIX = "ERR#"  # ERR#<request id>: this request's error was recorded (TTL'd)
 
 # Counter attributes of a DAY# item (all integers, added with ADD).
 DAY_COUNTERS = (
@@ -107,6 +108,10 @@ def parse_day_key(sk: str) -> tuple[date, str]:
 
 def minute_key(instant: datetime) -> str:
     return f"{MINUTE_PREFIX}{instant.strftime('%Y-%m-%dT%H:%M')}"
+
+
+def error_marker_key(request_id: str) -> str:
+    return f"{ERROR_MARKER_PREFIX}{request_id}"
 
 
 def _revision_suffix(revision: int) -> str:

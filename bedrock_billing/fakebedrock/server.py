@@ -192,6 +192,7 @@ class FakeBedrock(BackgroundServer):
             "input_tokens": 0,
             "output_tokens": 0,
             "output_text": "",
+            "delivered_output_tokens": 0,
             "cache_read_input_tokens": 0,
             "cache_write_input_tokens": 0,
             "status": 200,
@@ -265,6 +266,8 @@ class FakeBedrock(BackgroundServer):
             input_tokens=out.input_tokens,
             output_tokens=output,
             output_text=" ".join(out.words[:output]),
+            # By the fake's own tokenizer (a word a token): what the client actually got.
+            delivered_output_tokens=output,
             cache_read_input_tokens=out.cache_read_input_tokens,
             cache_write_input_tokens=out.cache_write_input_tokens,
             metrics_reported=metrics,

@@ -50,6 +50,7 @@ class RequestLog:
     counter_write_failed: bool = False
     near_timeout: bool = False
     wire_api: str | None = None
+    undelivered: bool = False  # a stream whose client left before its end (issue 13)
 
     def event_type(self) -> str:
         if not self.admitted:
