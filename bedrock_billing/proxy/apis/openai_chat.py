@@ -76,7 +76,7 @@ def _text(content, where: str) -> str:
         parts = []
         for part in content:
             if not isinstance(part, dict) or part.get("type") != "text":
-                raise _refuse(where, f"{where}: only text parts are allowed here")
+                raise _refuse("messages", f"{where}: only text parts are allowed here")
             if not isinstance(part.get("text"), str):
                 raise bad_request("invalid_request", f"{where}: text must be a string")
             parts.append(part["text"])
@@ -92,7 +92,7 @@ def _image(part: dict, where: str) -> dict:
     found = _DATA_URL.match(url)
     if not found:
         raise _refuse(
-            where, f"{where}: images must be sent as data: URLs (the proxy fetches no URL)"
+            "messages", f"{where}: images must be sent as data: URLs (the proxy fetches no URL)"
         )
     try:
         base64.b64decode(found.group("data"), validate=True)
@@ -115,7 +115,7 @@ def _user_content(content, where: str) -> list[dict]:
         elif kind == "image_url":
             blocks.append(_image(part, f"{where}[{i}]"))
         else:
-            raise _refuse(where, f"{where}[{i}]: content part {str(kind)[:32]!r} is not supported")
+            raise _refuse("messages", f"{where}[{i}]: content part {str(kind)[:32]!r} is not supported")
     return blocks
 
 
