@@ -67,8 +67,9 @@ def test_count_tokens_uses_bedrock_count_tokens_with_the_foundation_id(world, to
 
     world.bedrock.count_tokens = count_tokens
     body = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}]}
-    answer = world.proxy.handle(event(body, token, path="/prod/v1/messages/count_tokens",
-                                      headers={"anthropic-beta": "token-efficient-tools-2025-02-19"}))
+    beta = {"anthropic-beta": "token-efficient-tools-2025-02-19"}
+    path = "/prod/v1/messages/count_tokens"
+    answer = world.proxy.handle(event(body, token, path=path, headers=beta))
     assert answer["statusCode"] == 200 and json.loads(answer["body"]) == {"input_tokens": 42}
     assert seen["modelId"] == "anthropic.claude-sonnet-4-5-20250929-v1:0"
     sent = json.loads(seen["input"]["invokeModel"]["body"])

@@ -115,7 +115,8 @@ def _user_content(content, where: str) -> list[dict]:
         elif kind == "image_url":
             blocks.append(_image(part, f"{where}[{i}]"))
         else:
-            raise _refuse("messages", f"{where}[{i}]: content part {str(kind)[:32]!r} is not supported")
+            what = f"{where}[{i}]: content part {str(kind)[:32]!r} is not supported"
+            raise _refuse("messages", what)
     return blocks
 
 
