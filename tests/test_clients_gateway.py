@@ -197,6 +197,15 @@ def test_anthropic_cache_tokens_are_metered(world):
     world.assert_metered("anthropic-messages", 2, HAIKU)
 
 
+def test_anthropic_count_tokens_is_free_and_matches_the_answer(world):
+    client = world.anthropic()
+    prompt = [{"role": "user", "content": "What is the capital of France?"}]
+    counted = client.messages.count_tokens(model="claude-3-haiku-20240307", messages=prompt)
+    message = client.messages.create(model=HAIKU, max_tokens=20, messages=prompt)
+    assert counted.input_tokens == message.usage.input_tokens > 0
+    world.assert_metered("anthropic-messages", 1, HAIKU)  # the count is not a request
+
+
 def test_claude_code_style_request_drops_what_bedrock_refuses(world):
     """Claude Code's Messages mode: a Bearer token, ?beta=true, betas Bedrock does not know,
     context_management and output_config.effort: dropped, and the call is served."""
