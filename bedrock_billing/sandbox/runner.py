@@ -105,6 +105,9 @@ class Sandbox:
         return {
             "proxy_url": self.proxy_url,
             "converse_url": self.proxy_url + "/converse",
+            # The anthropic SDK adds /v1/messages itself; the openai SDK wants the /v1.
+            "anthropic_base_url": f"{self.proxy_server.url}/{self.stage}",
+            "openai_base_url": f"{self.proxy_server.url}/{self.stage}/v1",
             "aws_endpoint_url": self.aws_endpoint_url,
             "bedrock_url": self.bedrock_url,
             "region": self.region,
