@@ -117,6 +117,10 @@ def resolve_settings(
 ) -> Settings:
     """Resolve settings from flags (the arguments), the environment and the config file."""
     env = dict(os.environ) if env is None else env
+    for flag, given in (("--stage", stage), ("--table-prefix", table_prefix)):
+        # An empty value would fall through to the default ("prod"): dangerous with destroy.
+        if given is not None and not given.strip():
+            raise InvalidInput(f"{flag} must not be empty")
 
     def pick(flag: str | None, *names: str) -> str | None:
         if flag not in (None, ""):

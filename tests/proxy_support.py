@@ -279,6 +279,11 @@ class StubBedrock:
             "ResponseMetadata": self._meta(),
         }
 
+    def count_tokens(self, **kwargs):
+        self.calls.append(("count_tokens", kwargs))
+        self._maybe_fail("CountTokens")
+        return {"inputTokens": self.counts[0], "ResponseMetadata": self._meta()}
+
     def converse_stream(self, **kwargs):
         self.calls.append(("converse_stream", kwargs))
         self._maybe_fail("ConverseStream")

@@ -55,9 +55,10 @@ def seeded(moto_aws):
 
 
 def finalize_all(*extra, expect=0):
+    # The list prices behind payg price no cache tokens of some generated models: issue anyway.
     return run_json(
         "invoice", "--all", "--period", "2026-10", "--finalize", "--stage", "test",
-        "--price-book", BOOK, *extra, expect=expect,
+        "--price-book", BOOK, "--allow-unpriced", *extra, expect=expect,
     )  # fmt: skip
 
 
@@ -133,7 +134,7 @@ def test_one_customer_failing_does_not_stop_the_others(seeded):
     )
     result = run(
         "invoice", "--all", "--period", "2026-10", "--finalize", "--stage", "test",
-        "--price-book", BOOK, "-o", "json", expect=4,
+        "--price-book", BOOK, "--allow-unpriced", "-o", "json", expect=4,
     )  # fmt: skip
     data = json.loads(result.stdout)
     assert [f["customer_id"] for f in data["failures"]] == [ids[0]]
@@ -227,6 +228,7 @@ def test_two_finalizations_at_once_store_one_invoice(moto_server, monkeypatch):
                 finalize=True,
                 price_book=BOOK,
                 clock=clock,
+                allow_unpriced=True,
             )  # fmt: skip
         )
 
@@ -321,3 +323,80 @@ def test_a_customers_own_discount_applies_without_cloning_the_plan(seeded, tmp_p
                        "--stage", "test")  # fmt: skip
     assert cleared["pricing_overrides"] is None
     assert run_json("invoice", *args)["invoices"][0]["total"] == before["total"]
+
+
+# ---- unpriced usage is never issued silently at 0.00
+
+
+def _unpriced_customer():
+    """A customer on the per-token list-price plan whose October used a model no price
+    book prices (a typo'd or new model id)."""
+    settings = resolve_settings(stage="test")
+    customer_service.init_tables(settings)
+    cid = customer_service.create_customer(
+        settings, name="Typo", email="t@x.example", plan="payg", price_book=BOOK,
+        clock=FixedClock("2026-09-15T00:00:00Z"),
+    )["customer_id"]  # fmt: skip
+    counters = {"requests": 3, "input_tokens": 1200, "output_tokens": 400}
+    item = {
+        "customer_id": {"S": cid},
+        "sk": {"S": "DAY#2026-10-07#acme.mystery-model-v1:0"},
+        **{name: {"N": str(value)} for name, value in counters.items()},
+    }
+    boto3.client("dynamodb", region_name="us-east-1").put_item(
+        TableName=settings.tables.usage, Item=item
+    )
+    return cid
+
+
+def test_finalize_refuses_unpriced_usage_naming_the_model_and_writes_nothing(moto_aws):
+    cid = _unpriced_customer()
+    args = ["invoice", "--customer-id", cid, "--period", "2026-10", "--stage", "test",
+            "--price-book", BOOK, "--finalize"]  # fmt: skip
+    for output in ("table", "json", "csv"):
+        refused = run(*args, "-o", output, expect=1)
+        assert "acme.mystery-model-v1:0" in refused.stderr
+        assert "--allow-unpriced" in refused.stderr
+        assert refused.stdout == ""
+    assert stored_invoices() == {}
+
+    issued = run_json(*args, "--allow-unpriced")
+    assert issued["outcomes"][0]["outcome"] == "issued"
+    assert stored_invoices()[cid]["unpriced"][0]["model"] == "acme.mystery-model-v1:0"
+
+
+def test_finalize_all_issues_the_others_and_fails_the_unpriced_one(moto_aws):
+    cid = _unpriced_customer()
+    priced = customer_service.create_customer(
+        resolve_settings(stage="test"), name="Fine", email="f@x.example", plan="pro",
+        price_book=BOOK, clock=FixedClock("2026-09-15T00:00:00Z"),
+    )["customer_id"]  # fmt: skip
+    result = run(
+        "invoice", "--all", "--period", "2026-10", "--stage", "test", "--price-book", BOOK,
+        "--finalize", "-o", "json", expect=4,
+    )  # fmt: skip
+    data = json.loads(result.stdout)
+    assert [f["customer_id"] for f in data["failures"]] == [cid]
+    assert "acme.mystery-model-v1:0" in data["failures"][0]["error"]
+    assert set(stored_invoices()) == {priced}
+
+
+@pytest.mark.parametrize("output", ["table", "json", "csv"])
+def test_drafts_warn_about_unpriced_usage_on_stderr_in_every_format(moto_aws, output):
+    cid = _unpriced_customer()
+    result = run(
+        "invoice", "--customer-id", cid, "--period", "2026-10", "--stage", "test",
+        "--price-book", BOOK, "-o", output,
+    )  # fmt: skip
+    assert "warning: usage not priced by the plan" in result.stderr
+    assert "acme.mystery-model-v1:0 input_tokens" in result.stderr
+
+
+@pytest.mark.parametrize("output", ["table", "json", "csv"])
+def test_quote_warns_about_unpriced_usage_on_stderr_in_every_format(output):
+    result = run(
+        "quote", "--plan", "list", "--model", "acme.mystery-model-v1:0",
+        "--input-tokens", "1000", "-o", output,
+    )  # fmt: skip
+    assert "warning: usage not priced by the plan" in result.stderr
+    assert "acme.mystery-model-v1:0 input_tokens" in result.stderr

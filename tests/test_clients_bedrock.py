@@ -310,7 +310,7 @@ def test_anthropic_bedrock_messages_create_and_stream(world):
         base_url=world.endpoint,
         api_key=world.token,
         aws_region="us-east-1",
-        http_client=httpx2.Client(verify=world.cert.ca),
+        http_client=httpx2.Client(verify=ssl.create_default_context(cafile=world.cert.ca)),
     )
     message = client.messages.create(
         model=HAIKU, max_tokens=100, messages=[{"role": "user", "content": "Hello"}]

@@ -205,3 +205,118 @@ def test_no_event_or_body_gets_a_5xx(world, fake_bedrock):
     check()
     assert seen["total"] >= 1000
     assert seen["authenticated"] > seen["total"] // 2, seen  # most cases get past auth
+
+
+BEDROCK_OPS = [
+    "invoke", "invoke-with-response-stream", "converse", "converse-stream", "count-tokens"
+]  # fmt: skip
+good_models = st.sampled_from(
+    [
+        HAIKU,
+        "anthropic.claude-3-haiku-20240307-v1%3A0",
+        "us." + HAIKU,
+        "arn%3Aaws%3Abedrock%3Aus-east-1%3A%3Afoundation-model%2F" + HAIKU,
+    ]
+)
+odd_models = st.sampled_from(
+    [TOKEN, "%ZZ", "a%0Ab", HAIKU + "%0A", "bbk_" + "a" * 40]  # a token must never be echoed
+) | st.text(max_size=30).filter(lambda t: "/" not in t and "?" not in t)
+bedrock_headers = st.dictionaries(
+    st.sampled_from(
+        [
+            "X-Amzn-Bedrock-Trace",
+            "X-Amzn-Bedrock-Service-Tier",
+            "X-Amzn-Bedrock-GuardrailIdentifier",
+            "X-Amzn-Bedrock-Request-Metadata",
+            "X-Amzn-Bedrock-Whatever",
+            "Accept",
+            "Content-Type",
+            "X-Api-Key",
+        ]
+    ),
+    st.sampled_from(["ENABLED", "priority", TOKEN, "", "application/json", "x" * 50]),
+    max_size=3,
+)
+
+
+@st.composite
+def bedrock_events(draw):
+    version = draw(st.sampled_from(["1.0", "2.0"]))
+    prefix = draw(st.sampled_from(["", "/prod", "/a/b"]))
+    op = draw(st.sampled_from(BEDROCK_OPS))
+    model = draw(good_models) if draw(st.integers(0, 9)) < 7 else draw(odd_models)
+    path = f"{prefix}/model/{model}/{op}"
+    method = draw(st.sampled_from(["POST"] * 12 + ["GET", "HEAD"]))
+    if op.startswith("invoke") and draw(st.booleans()):
+        body = json.dumps(
+            {
+                "anthropic_version": "bedrock-2023-05-31",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "hi"}],
+                **draw(st.dictionaries(st.text(max_size=8), json_values, max_size=3)),
+            }
+        )
+    elif draw(st.integers(0, 9)) < 7:
+        body = json.dumps(
+            {
+                "messages": [{"role": "user", "content": [{"text": "hi"}]}],
+                **draw(st.dictionaries(st.text(max_size=8), json_values, max_size=3)),
+            }
+        )
+    else:
+        body = draw(bodies)
+    headers = {"Authorization": f"Bearer {TOKEN}", **draw(bedrock_headers)}
+    if version == "2.0":
+        return {
+            "version": "2.0",
+            "rawPath": path,
+            "headers": headers,
+            "body": body,
+            "isBase64Encoded": False,
+            "requestContext": {"http": {"method": method}, "requestId": "r-5"},
+        }
+    return {
+        "httpMethod": method,
+        "path": path,
+        "headers": headers,
+        "body": body,
+        "isBase64Encoded": False,
+        "requestContext": {"requestId": "r-6"},
+    }
+
+
+def test_bedrock_routes_never_5xx_and_never_echo_a_token(world, fake_bedrock):
+    world.proxy._bedrock = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=fake_bedrock.url,
+        region_name="us-east-1",
+        config=Config(retries={"total_max_attempts": 1}, signature_version="v4"),
+    )
+    cid = put_customer(world.ddb, world.tables)
+    put_token(world.ddb, world.tables, cid, token=TOKEN)
+    seen = {"authenticated": 0, "total": 0}
+
+    @settings(settings.get_profile("proxy-fuzz"), max_examples=600)
+    @given(bedrock_events())
+    def check(event):
+        world.logs.clear()
+        response = world.proxy.handle(event)
+        status = response["statusCode"]
+        assert 200 <= status < 500, (event, response)
+        text = json.dumps(response)
+        assert TOKEN not in text and "Traceback" not in text
+        assert TOKEN not in json.dumps(world.logs)
+        if status >= 400:
+            assert response["headers"]["x-amzn-ErrorType"]
+            body = response["body"]
+            if response["isBase64Encoded"]:
+                import base64
+
+                body = base64.b64decode(body).decode()
+            assert json.loads(body)["message"]
+        seen["total"] += 1
+        if world.logs and world.logs[0]["customer_id"]:
+            seen["authenticated"] += 1
+
+    check()
+    assert seen["authenticated"] > seen["total"] // 3, seen

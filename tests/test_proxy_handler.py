@@ -194,7 +194,9 @@ def test_bedrock_errors_map_to_honest_statuses_and_refund_the_admission(world):
             assert response["headers"]["Retry-After"] == "1"
     assert {line["event_type"] for line in world.logs} == {"bedrock_error"}
     items = usage_items(world.ddb, world.tables, cid)
-    assert items["METER#2025-03"]["d15"] == 0  # every admission given back
+    # The customer's own bad requests (400, 404) keep their daily slot; the rest are given
+    # back (docs/proxy.md, "Bedrock's errors and the daily limit").
+    assert items["METER#2025-03"]["d15"] == 2
     assert items[f"DAY#2025-03-15#{HAIKU}"]["errors"] == len(cases)
 
 

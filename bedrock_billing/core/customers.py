@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from .errors import InvalidInput
+from .errors import BillingError, InvalidInput
 from .models import normalise_model_id
-from .schema import ACTIVE, TOKEN_ACTIVE, TOKEN_PREVIOUS, TOKEN_REVOKED
+from .schema import ACTIVE, SUSPENDED, TOKEN_ACTIVE, TOKEN_PREVIOUS, TOKEN_REVOKED
 from .timeutil import parse_instant
 
 # A practical address check (RFC 5322 is too permissive to be useful for invoices):
@@ -71,7 +71,7 @@ def parse_count_limit(value: str | int | None, what: str) -> int | None:
     text = str(value).strip().lower()
     if text in UNLIMITED_WORDS:
         return None
-    if not text.isdigit() or int(text) <= 0:
+    if not (text.isascii() and text.isdigit()) or int(text) <= 0:
         raise InvalidInput(f"invalid {what} {value!r}: a positive whole number, or 'unlimited'")
     if int(text) > MAX_COUNT_LIMIT:
         raise InvalidInput(f"invalid {what}: at most {MAX_COUNT_LIMIT}, or 'unlimited'")
@@ -155,3 +155,148 @@ def token_display_state(token: dict, now: datetime) -> str:
     if verdict.ok:
         return "grace" if token.get("state") == TOKEN_PREVIOUS else "active"
     return {"token_expired": "expired", "grace_ended": "ended"}.get(verdict.code, "revoked")
+
+
+# ---- Reading stored records strictly (the proxy fails closed on what this refuses)
+
+# The error code the proxy answers with, and the log line carries, when a customer's or a
+# token's stored item cannot be read; the deploy's alarm counts log lines with it.
+RECORD_INVALID_CODE = "customer_record_invalid"
+RECORD_INVALID_METRIC = "CustomerRecordInvalid"  # BedrockBilling namespace, no dimension
+COUNT_LIMITS = ("daily_request_limit", "monthly_token_limit", "requests_per_minute")
+
+
+class InvalidRecord(BillingError):
+    """A stored customer or token item that does not follow docs/schema.md (edited by hand
+    or by another tool). ``problems`` names each bad field."""
+
+    def __init__(self, what: str, problems: list[str]):
+        super().__init__(f"the {what} record is invalid: " + "; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class CustomerLimits:
+    """A customer item's status and limits, each checked; ``None`` = unlimited."""
+
+    customer_id: str
+    status: str
+    daily_request_limit: int | None = None
+    monthly_token_limit: int | None = None
+    requests_per_minute: int | None = None
+    monthly_budget: Decimal | None = None
+    allowed_models: frozenset[str] | None = None
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    if isinstance(value, (int, Decimal)):
+        return f"the number {value}"
+    return f"a {type(value).__name__}"
+
+
+def _count_problem(name: str, value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{name} is {_kind(value)}: expected a whole number (N)"
+    if not 0 <= value <= MAX_COUNT_LIMIT:
+        return f"{name} is {value}: expected 0 to {MAX_COUNT_LIMIT}"
+    return None
+
+
+def _budget(value: object) -> tuple[Decimal | None, str | None]:
+    shape = 'expected a decimal string (S) such as "250.00"'
+    if not isinstance(value, str):
+        return None, f"monthly_budget is {_kind(value)}: {shape}"
+    try:
+        amount = Decimal(value.strip())
+    except InvalidOperation:
+        return None, f"monthly_budget is {_kind(value)}: {shape}"
+    if not amount.is_finite() or not 0 <= amount <= MAX_MONEY_LIMIT:
+        return None, f"monthly_budget is {_kind(value)}: expected 0 to {MAX_MONEY_LIMIT}"
+    if amount.as_tuple().exponent < -12:
+        return None, f"monthly_budget is {_kind(value)}: at most 12 decimal places"
+    return amount, None
+
+
+def _models(value: object) -> tuple[frozenset[str] | None, str | None]:
+    if not isinstance(value, list):
+        return None, f"allowed_models is {_kind(value)}: expected a list of model ids (L of S)"
+    for model in value:
+        if not isinstance(model, str) or not _MODEL_ID.fullmatch(model):
+            return None, f"allowed_models holds {_kind(model)}: not a model id"
+    return frozenset(value), None
+
+
+def read_customer_record(item: dict) -> CustomerLimits:
+    """The status and limits of a customer item (as ``core.items.from_item`` reads it).
+
+    Strict: a limit stored as a string or a fraction, ``allowed_models`` not a list, a
+    budget that is not a decimal string or an unknown status raise :class:`InvalidRecord`
+    naming every bad field. An absent limit is unlimited, as the CLI writes it."""
+    problems: list[str] = []
+    customer_id = item.get("customer_id")
+    if not isinstance(customer_id, str) or not customer_id:
+        problems.append("customer_id is missing or not a string")
+    status = item.get("status")
+    if status not in (ACTIVE, SUSPENDED):
+        problems.append(f"status is {_kind(status)}: expected {ACTIVE!r} or {SUSPENDED!r}")
+    counts: dict[str, int | None] = {}
+    for name in COUNT_LIMITS:
+        value = item.get(name)
+        problem = None if value is None else _count_problem(name, value)
+        if problem:
+            problems.append(problem)
+        counts[name] = value if value is not None and problem is None else None
+    budget = models = None
+    if item.get("monthly_budget") is not None:
+        budget, problem = _budget(item["monthly_budget"])
+        problems += [problem] if problem else []
+    if item.get("allowed_models") is not None:
+        models, problem = _models(item["allowed_models"])
+        problems += [problem] if problem else []
+    if problems:
+        raise InvalidRecord("customer", problems)
+    return CustomerLimits(
+        customer_id=str(customer_id),
+        status=str(status),
+        monthly_budget=budget,
+        allowed_models=models,
+        **counts,
+    )
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    customer_id: str
+    state: str
+    expires_at: datetime | None
+    grace_until: datetime | None
+
+
+def read_token_record(item: dict) -> TokenRecord:
+    """The owner, state and instants of a token item; strict like the customer's."""
+    problems: list[str] = []
+    customer_id = item.get("customer_id")
+    if not isinstance(customer_id, str) or not customer_id:
+        problems.append("customer_id is missing or not a string")
+    state = item.get("state")
+    if state not in (TOKEN_ACTIVE, TOKEN_PREVIOUS, TOKEN_REVOKED):
+        problems.append(f"state is {_kind(state)}: expected active, previous or revoked")
+    instants: dict[str, datetime | None] = {}
+    for name in ("expires_at", "grace_until"):
+        value = item.get(name)
+        instants[name] = None
+        if value is None:
+            continue
+        try:
+            instants[name] = parse_instant(value) if isinstance(value, str) else None
+        except (InvalidInput, ValueError, OverflowError):
+            pass
+        if instants[name] is None:
+            problems.append(f"{name} is {_kind(value)}: expected an ISO 8601 instant")
+    if problems:
+        raise InvalidRecord("token", problems)
+    return TokenRecord(str(customer_id), str(state), **instants)

@@ -28,6 +28,9 @@ COUNTED_REFUSAL_CODES: tuple[str, ...] = (
 )
 
 UNKNOWN_MODEL = "unknown"  # the model of a refused/failed line without a foundation model
+# The model id logged for a request whose model id is not a Bedrock model id: what was
+# sent is never written anywhere (it may be a secret pasted in the wrong place).
+INVALID_MODEL = "invalid-model-id"
 LOG_PARTITION_KEY = "dt"  # S3 layout: <prefix>/dt=YYYY-MM-DD/<file>.jsonl (arrival date)
 
 

@@ -22,10 +22,20 @@ from .errors import InvalidInput
 PROFILE_PREFIXES = ("us", "us-gov", "eu", "apac", "jp", "au", "ca", "global")
 
 MAX_MODEL_ID_LENGTH = 2048  # InvokeModel's own bound on modelId
-_VALID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/\-+]*$")
+
+# The grammar of Bedrock's model ids (InvokeModel's documented modelId pattern, less its
+# catch-all alternative for bare names): ``provider.model[-...][:version[:variant]]``,
+# optionally behind a geography prefix (a system inference profile), or an ARN of a
+# foundation model, an inference profile or a provisioned, custom or imported model. Lower
+# case, digits and hyphens only in the id's parts, so a token (``bbk_...``, or any secret
+# with an underscore or a capital) can never pass for one and reach a table or a log line.
+_PART = r"[a-z0-9](?:[a-z0-9-]{0,62})"
+_FOUNDATION = rf"{_PART}\.{_PART}(?:[.:]{_PART}){{0,3}}"
+_FOUNDATION_ID = re.compile(_FOUNDATION)
 _ARN = re.compile(
-    r"^arn:aws(?:-[a-z]+)*:bedrock:(?P<region>[a-z0-9-]*):(?P<account>\d{12})?:"
-    r"(?P<kind>[a-z-]+)/(?P<rest>.+)$"
+    r"arn:aws(?:-[a-z]+)*:bedrock:(?P<region>[a-z0-9-]{1,20}):(?P<account>\d{12})?:"
+    r"(?P<kind>foundation-model|inference-profile|application-inference-profile|"
+    r"provisioned-model|custom-model|imported-model)/(?P<rest>[a-z0-9][a-z0-9.:/-]{0,255})"
 )
 _PROFILE = re.compile(r"^(?P<geo>" + "|".join(re.escape(p) for p in PROFILE_PREFIXES) + r")\.")
 
@@ -56,19 +66,25 @@ def normalise_model_id(model_id: object) -> ModelRef:
     """
     if not isinstance(model_id, str) or not model_id:
         raise InvalidInput("modelId must be a non-empty string")
-    if len(model_id) > MAX_MODEL_ID_LENGTH or not _VALID.match(model_id):
+    if len(model_id) > MAX_MODEL_ID_LENGTH:
         raise InvalidInput("modelId is not a valid Bedrock model id")
-    arn = _ARN.match(model_id)
-    if arn:
+    if model_id.startswith("arn:"):
+        arn = _ARN.fullmatch(model_id)
+        if arn is None:
+            raise InvalidInput("modelId is not a valid Bedrock model ARN")
         kind, rest = arn.group("kind"), arn.group("rest")
         if kind == "foundation-model":
+            if not _FOUNDATION_ID.fullmatch(rest):
+                raise InvalidInput("modelId is not a valid Bedrock model ARN")
             return ModelRef(model_id, rest)
         if kind == "inference-profile":
             foundation, profile = _strip_profile(rest)
+            if not _FOUNDATION_ID.fullmatch(foundation):
+                raise InvalidInput("modelId is not a valid Bedrock model ARN")
             return ModelRef(model_id, foundation, profile or rest)
         # application-inference-profile, provisioned-model, custom-model, imported-model...
         return ModelRef(model_id, model_id)
-    if model_id.startswith("arn:"):
-        raise InvalidInput("modelId is not a valid Bedrock model ARN")
     foundation, profile = _strip_profile(model_id)
+    if not _FOUNDATION_ID.fullmatch(foundation):
+        raise InvalidInput("modelId is not a valid Bedrock model id")
     return ModelRef(model_id, foundation, profile)

@@ -15,6 +15,7 @@ from .errors import InvalidInput
 CENT = Decimal("0.01")
 ZERO = Decimal("0")
 PRICE_PLACES = 12  # the finest price the price book accepts: 0.000000000001
+MAX_AMOUNT = Decimal(10**15)  # far above any price, fee or grant; keeps sums exact at 60 digits
 
 # Pricing arithmetic is exact products and sums of short decimals; 60 digits is far more
 # than a month of tokens times a 12-place price needs, so nothing rounds before we say so.
@@ -41,6 +42,8 @@ def to_decimal(value: object, what: str = "amount", *, places: int = PRICE_PLACE
         raise InvalidInput(f"{what}: expected a decimal string, got {type(value).__name__}")
     if not result.is_finite():
         raise InvalidInput(f"{what}: {value!r} is not a finite number")
+    if abs(result) >= MAX_AMOUNT:  # 1e400 parses, but no arithmetic or storage holds it
+        raise InvalidInput(f"{what}: {str(value)[:40]!r} is out of range (below 10^15)")
     # Trailing zeros are harmless ("0.10" at 1 place); real digits past the limit are not.
     if result != 0 and result.normalize(PRICING_CONTEXT).as_tuple().exponent < -places:
         raise InvalidInput(f"{what}: {value!r} has more than {places} decimal places")

@@ -73,7 +73,7 @@ def parse_instant(text: str) -> datetime:
 
 def parse_date(text: str, what: str = "date") -> date:
     """Parse ``YYYY-MM-DD`` strictly."""
-    if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+    if not isinstance(text, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text.strip()):
         raise InvalidInput(f"invalid {what} {text!r}: expected YYYY-MM-DD")
     try:
         return date.fromisoformat(text.strip())
@@ -86,7 +86,8 @@ def end_of_day(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1, microseconds=-1)
 
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+# ASCII digits only: str.isdigit() and \d also take '²' or '٣', which int() refuses or reads.
+_DURATION = re.compile(r"^\s*([0-9]+)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -95,7 +96,7 @@ def parse_duration(text: str) -> timedelta:
     if isinstance(text, timedelta):
         return text
     raw = str(text).strip().lower()
-    if raw.isdigit():
+    if raw.isascii() and raw.isdigit():
         return timedelta(seconds=int(raw))
     match = _DURATION.match(raw)
     if not match:
@@ -114,7 +115,7 @@ class Period:
 
     @classmethod
     def parse(cls, text: str) -> Period:
-        match = re.fullmatch(r"(\d{4})-(\d{2})", str(text).strip())
+        match = re.fullmatch(r"([0-9]{4})-([0-9]{2})", str(text).strip())
         if not match or not 1 <= int(match.group(2)) <= 12:
             raise InvalidInput(f"invalid period {text!r}: expected YYYY-MM")
         return cls(int(match.group(1)), int(match.group(2)))
@@ -173,6 +174,21 @@ def resolve_date_range(
     today = clock().date()
     first = parse_date(start, "start date") if start else today.replace(day=1)
     last = parse_date(end, "end date") if end else today
+    check_date_range(first, last)
+    return first, last
+
+
+# A report holds one entry per day of its range (and reads every day's counters or log
+# partitions): a year, leap day included, keeps it a few hundred kilobytes. Longer spans
+# are several reports (or a query of the usage log in Athena).
+MAX_RANGE_DAYS = 366
+
+
+def check_date_range(first: date, last: date) -> None:
     if last < first:
         raise InvalidInput(f"end date {last} is before start date {first}")
-    return first, last
+    days = (last - first).days + 1
+    if days > MAX_RANGE_DAYS:
+        raise InvalidInput(
+            f"the range {first} to {last} is {days} days: at most {MAX_RANGE_DAYS} per report"
+        )

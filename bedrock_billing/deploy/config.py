@@ -55,6 +55,12 @@ LOG_RETENTION_DAYS = (
 LOG_PREFIX = "logs/"
 ATHENA_RESULTS_PREFIX = "athena-results/"
 ERROR_PREFIX = "delivery-errors/"
+# The longest token-lookup cache deploy accepts: a revocation, suspension or limit change
+# bites within this many seconds (docs/proxy.md).
+MAX_AUTH_CACHE_SECONDS = 300
+# AWS WAF's bounds on a rate-based rule's limit (requests per evaluation window).
+WAF_RATE_LIMIT_MIN = 10
+WAF_RATE_LIMIT_MAX = 2_000_000_000
 # Lambda's limit on the whole environment (names and values), in bytes.
 LAMBDA_ENV_LIMIT = 4096
 
@@ -87,6 +93,10 @@ class DeployConfig:
     # Bedrock routing regions per inference-profile prefix, to override the built-in table.
     routing_regions: dict[str, tuple[str, ...]] = field(default_factory=dict)
     stack_name_override: str | None = None
+    # Front-door protection, all off by default (template_edge.py, docs/deploy.md).
+    waf_rate_limit: int | None = None  # requests per IP per 5 minutes; None: no web ACL
+    reserved_concurrency: int | None = None  # the proxy's reserved concurrent executions
+    access_logs: bool = False  # API Gateway access logs (needs the account's logging role)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -120,6 +130,10 @@ class DeployConfig:
     @property
     def api_stage(self) -> str:
         return self.stage
+
+    @property
+    def access_log_group_name(self) -> str:
+        return f"/aws/apigateway/{self.base}-access"
 
     @property
     def delivery_stream_name(self) -> str:
@@ -186,8 +200,11 @@ def validate(cfg: DeployConfig) -> None:
         raise InvalidInput("timeout must be between 3 and 900 seconds")
     if cfg.runtime not in SUPPORTED_RUNTIMES:
         raise InvalidInput(f"runtime must be one of {', '.join(SUPPORTED_RUNTIMES)}")
-    if cfg.auth_cache_seconds < 0:
-        raise InvalidInput("the auth cache time cannot be negative")
+    if not 0 <= cfg.auth_cache_seconds <= MAX_AUTH_CACHE_SECONDS:
+        raise InvalidInput(
+            f"the auth cache time must be 0 to {MAX_AUTH_CACHE_SECONDS} seconds: a revoked "
+            "token keeps working for up to that long"
+        )
     for origin in cfg.cors_origins:
         if not _ORIGIN_RE.match(origin):
             raise InvalidInput(
@@ -199,6 +216,17 @@ def validate(cfg: DeployConfig) -> None:
         )
     if cfg.throttle_rate <= 0 or cfg.throttle_burst <= 0:
         raise InvalidInput("API throttling rate and burst must be positive")
+    if cfg.waf_rate_limit is not None and not (
+        WAF_RATE_LIMIT_MIN <= cfg.waf_rate_limit <= WAF_RATE_LIMIT_MAX
+    ):
+        raise InvalidInput(
+            f"the WAF rate limit must be {WAF_RATE_LIMIT_MIN} to {WAF_RATE_LIMIT_MAX:,} "
+            "requests per IP per 5 minutes"
+        )
+    if cfg.reserved_concurrency is not None and cfg.reserved_concurrency < 1:
+        raise InvalidInput(
+            "reserved concurrency must be at least 1 (0 would stop the proxy altogether)"
+        )
     for days in (
         cfg.log_transition_days,
         cfg.noncurrent_expiration_days,

@@ -95,6 +95,17 @@ def _current_template(cfn, stack_name: str) -> dict:
 
 
 @_aws_call
+def _require_api_logging_role(apigateway, region: str) -> None:
+    """Access logs need the account's API Gateway CloudWatch role (account-wide, so the stack
+    does not set it): refuse before any change rather than fail and roll back the update."""
+    if not apigateway.get_account().get("cloudwatchRoleArn"):
+        raise Conflict(
+            f"--access-logs needs API Gateway's CloudWatch Logs role in {region}: set it once "
+            "with `aws apigateway update-account --patch-operations "
+            "op=replace,path=/cloudwatchRoleArn,value=ROLE_ARN` (docs/deploy.md)"
+        )
+
+
 def deploy(
     cfg: DeployConfig,
     *,
@@ -141,6 +152,8 @@ def deploy(
     if status.endswith("ROLLBACK_FAILED") or status == "DELETE_FAILED":
         raise Conflict(f"stack {name} is in {status}: repair it in the CloudFormation console")
     new_stack = existing is None or status == "REVIEW_IN_PROGRESS"
+    if cfg.access_logs:
+        _require_api_logging_role(aws.client("apigateway"), aws.region)
 
     # 2. The code, content-addressed: the same source gives the same key.
     account = aws.account_id()

@@ -1,10 +1,11 @@
 """The stack's CloudFormation template, built in code from a ``DeployConfig``. Pure.
 
 One template holds the tables, the proxy function and its role, the REST API, the log
-group, the usage-log pipeline (template_logs.py), the Glue table, the Athena workgroup
-and the alarms. Three parameters stay open so the same template can be handed to other
-tools: where the proxy's zip is (``CodeBucket``/``CodeKey``) and where alarms go
-(``AlarmTopicArn``, empty for none).
+group, the usage-log pipeline (template_logs.py), the Glue table, the Athena workgroup,
+the alarms and, when asked for, a WAF web ACL and API access logs (template_edge.py).
+Three parameters stay open so the same template can be handed to other tools: where the
+proxy's zip is (``CodeBucket``/``CodeKey``) and where alarms go (``AlarmTopicArn``, empty
+for none).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 
 from bedrock_billing.core.schema import TABLE_KEYS, TTL_ATTRIBUTE
 
-from . import template_alarms, template_logs
+from . import template_alarms, template_edge, template_logs
 from .bedrock_arns import invoke_statements
 from .config import ATHENA_RESULTS_PREFIX, LOG_PREFIX, DeployConfig
 
@@ -127,6 +128,15 @@ def proxy_role(cfg: DeployConfig) -> dict:
 
 
 def proxy_function(cfg: DeployConfig) -> dict:
+    function = _proxy_function(cfg)
+    if cfg.reserved_concurrency is not None:
+        # At most this many requests run at once; more are throttled (429 through API
+        # Gateway), and the rest of the account's Lambda functions keep their share.
+        function["Properties"]["ReservedConcurrentExecutions"] = cfg.reserved_concurrency
+    return function
+
+
+def _proxy_function(cfg: DeployConfig) -> dict:
     return {
         "Type": "AWS::Lambda::Function",
         # The log group exists (with its retention) before Lambda would create its own.
@@ -295,6 +305,8 @@ def build_template(cfg: DeployConfig) -> dict:
     resources.update(template_logs.firehose_resources(cfg))
     resources.update(template_logs.analytics_resources(cfg))
     resources.update(template_alarms.alarm_resources(cfg))
+    resources.update(template_edge.edge_resources(cfg))
+    template_edge.apply_to_stage(cfg, resources)
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"bedrock-billing, stage {cfg.stage}: proxy, tables, usage log pipeline",

@@ -1,9 +1,11 @@
 """The stack's alarms: the proxy's errors and throttles, API 5xx, usage counters the proxy
-could not write (its own EMF metric), and usage-log delivery. They notify the SNS topic
-given as the AlarmTopicArn parameter, when there is one. Pure: returns resource dicts."""
+could not write (its own EMF metric), customers refused because their stored item cannot be
+read (a metric filter on the proxy's log lines), and usage-log delivery. They notify the SNS
+topic given as the AlarmTopicArn parameter, when there is one. Pure: returns resource dicts."""
 
 from __future__ import annotations
 
+from bedrock_billing.core.customers import RECORD_INVALID_CODE, RECORD_INVALID_METRIC
 from bedrock_billing.proxy.logline import METRIC_NAMESPACE, METRIC_WRITE_FAILURES
 
 from .config import DeployConfig
@@ -39,9 +41,37 @@ def _alarm(
     return {"Type": "AWS::CloudWatch::Alarm", "Properties": props}
 
 
+def record_invalid_filter(cfg: DeployConfig) -> dict:
+    """Counts the proxy's log lines refusing a customer whose item cannot be read."""
+    return {
+        "Type": "AWS::Logs::MetricFilter",
+        "DependsOn": ["ProxyLogGroup"],
+        "Properties": {
+            "LogGroupName": cfg.log_group_name,
+            "FilterPattern": f'{{ $.error_code = "{RECORD_INVALID_CODE}" }}',
+            "MetricTransformations": [
+                {
+                    "MetricNamespace": METRIC_NAMESPACE,
+                    "MetricName": RECORD_INVALID_METRIC,
+                    "MetricValue": "1",
+                    "Unit": "Count",
+                }
+            ],
+        },
+    }
+
+
 def alarm_resources(cfg: DeployConfig) -> dict[str, dict]:
     fn = [{"Name": "FunctionName", "Value": {"Ref": "ProxyFunction"}}]
     return {
+        "RecordInvalidMetricFilter": record_invalid_filter(cfg),
+        "CustomerRecordInvalidAlarm": _alarm(
+            "The proxy refused a customer whose DynamoDB item breaks the schema "
+            "(see `bedrock-billing show`)",
+            METRIC_NAMESPACE,
+            RECORD_INVALID_METRIC,
+            [],
+        ),
         "ProxyErrorsAlarm": _alarm("The proxy Lambda raised errors", "AWS/Lambda", "Errors", fn),
         "ProxyThrottlesAlarm": _alarm(
             "The proxy Lambda was throttled (concurrency limit)", "AWS/Lambda", "Throttles", fn

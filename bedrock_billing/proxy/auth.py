@@ -7,6 +7,11 @@ LRU bounded at ``auth_cache_size`` entries. Expiry and grace instants are checke
 the clock on every request, cached or not, so they bite on time; a revocation, a
 suspension or a limit change bites within ``auth_cache_ttl`` (plus DynamoDB's replication
 delay, typically under a second).
+
+Items are read with the core's one codec and strictly (``core.customers``): a limit
+stored as a string or a fraction, ``allowed_models`` that is not a list, a malformed
+budget, status, state or instant refuse the customer with ``customer_record_invalid``
+(503), never serve it unlimited. Such a refusal is cached like an unknown token.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..core import schema
-from ..core.timeutil import Clock, parse_instant
+from ..core.customers import InvalidRecord, TokenRecord, read_customer_record, read_token_record
+from ..core.items import ItemError, from_item
+from ..core.timeutil import Clock
 from ..core.tokens import hash_token
 from . import errors as E
 from .errors import ProxyError
@@ -35,72 +42,49 @@ class Customer:
     allowed_models: frozenset[str] | None = None
 
 
-@dataclass(frozen=True)
-class TokenRecord:
-    customer_id: str
-    state: str
-    expires_at: datetime | None
-    grace_until: datetime | None
-
-
-def _int(item: dict, name: str) -> int | None:
-    value = item.get(name)
-    if value and "N" in value:
-        try:
-            return int(value["N"])
-        except ValueError:
-            return None
-    return None
-
-
-def _instant(item: dict, name: str) -> datetime | None:
-    value = item.get(name)
-    if value and "S" in value:
-        try:
-            return parse_instant(value["S"])
-        except Exception:  # a corrupt instant fails closed: treated as already past
-            return datetime.min.replace(tzinfo=None)
-    return None
+def record_invalid() -> ProxyError:
+    """The refusal for a customer or token item the proxy cannot read strictly: never
+    served (not unlimited, not a 500); the log line's error code feeds an alarm."""
+    return ProxyError(
+        503,
+        E.CUSTOMER_RECORD_INVALID,
+        "the account's settings cannot be read; its operator must correct them",
+    )
 
 
 def parse_customer(item: dict) -> Customer:
-    budget = item.get("monthly_budget", {}).get("S")
-    allowed = item.get("allowed_models", {})
-    models = None
-    if "L" in allowed:
-        models = frozenset(v["S"] for v in allowed["L"] if "S" in v)
-    elif "SS" in allowed:
-        models = frozenset(allowed["SS"])
+    """A customer item, strictly (``core.customers.read_customer_record``); a damaged item
+    raises the ``customer_record_invalid`` refusal."""
+    try:
+        record = read_customer_record(from_item(item))
+    except (ItemError, InvalidRecord):
+        raise record_invalid() from None
+    budget = record.monthly_budget
     return Customer(
-        customer_id=item["customer_id"]["S"],
-        status=item.get("status", {}).get("S", schema.SUSPENDED),
-        daily_request_limit=_int(item, "daily_request_limit"),
-        monthly_token_limit=_int(item, "monthly_token_limit"),
-        requests_per_minute=_int(item, "requests_per_minute"),
-        monthly_budget_pico=to_pico(budget) if budget else None,
-        allowed_models=models,
+        customer_id=record.customer_id,
+        status=record.status,
+        daily_request_limit=record.daily_request_limit,
+        monthly_token_limit=record.monthly_token_limit,
+        requests_per_minute=record.requests_per_minute,
+        monthly_budget_pico=to_pico(budget) if budget is not None else None,
+        allowed_models=record.allowed_models,
     )
 
 
 def parse_token(item: dict) -> TokenRecord:
-    return TokenRecord(
-        customer_id=item["customer_id"]["S"],
-        state=item.get("state", {}).get("S", schema.TOKEN_REVOKED),
-        expires_at=_instant(item, "expires_at"),
-        grace_until=_instant(item, "grace_until"),
-    )
+    try:
+        return read_token_record(from_item(item))
+    except (ItemError, InvalidRecord):
+        raise record_invalid() from None
 
 
 def _before(now: datetime, limit: datetime | None) -> bool:
-    if limit is None:
-        return True
-    if limit.tzinfo is None:  # the corrupt-instant marker
-        return False
-    return now < limit
+    return limit is None or now < limit
 
 
-def check_token(token: TokenRecord, customer: Customer, now: datetime) -> None:
-    """Refuse a token that is revoked, expired, past its grace, or whose customer is not active."""
+def check_token(token: TokenRecord, customer: Customer | None, now: datetime) -> None:
+    """Refuse a token that is revoked, expired, past its grace, or whose customer is not
+    active; ``customer`` None: its item could not be read (refused, never served)."""
     if token.state == schema.TOKEN_REVOKED:
         raise ProxyError(401, E.TOKEN_REVOKED, "the token has been revoked")
     if token.state == schema.TOKEN_PREVIOUS:
@@ -112,8 +96,13 @@ def check_token(token: TokenRecord, customer: Customer, now: datetime) -> None:
         raise ProxyError(401, E.INVALID_TOKEN, "the token is not valid")
     if not _before(now, token.expires_at):
         raise ProxyError(401, E.TOKEN_EXPIRED, "the token has expired")
+    if customer is None:
+        raise record_invalid()
     if customer.status != schema.ACTIVE:
         raise ProxyError(403, E.CUSTOMER_SUSPENDED, "the account is suspended")
+
+
+INVALID_RECORD = object()  # cached marker: the token's item could not be read
 
 
 class AuthCache:
@@ -160,20 +149,29 @@ class Authenticator:
         self.negative_ttl = timedelta(seconds=negative_ttl)
         self.cache = AuthCache(size)
 
-    def _lookup(self, token_hash: str) -> tuple[TokenRecord, Customer] | None:
+    def _lookup(self, token_hash: str):
+        """(token, customer) for a known token; None for an unknown one; INVALID_RECORD for
+        a damaged token item. A damaged customer item gives (token, None): the token's
+        own state is still checked first, so a revoked token still says so."""
         client = self._dynamodb()
         item = client.get_item(
             TableName=self.tables.tokens, Key={"token_hash": {"S": token_hash}}
         ).get("Item")
         if not item or "customer_id" not in item:
             return None
-        token = parse_token(item)
+        try:
+            token = parse_token(item)
+        except ProxyError:
+            return INVALID_RECORD
         customer_item = client.get_item(
             TableName=self.tables.customers, Key={"customer_id": {"S": token.customer_id}}
         ).get("Item")
         if not customer_item:
             return None
-        return token, parse_customer(customer_item)
+        try:
+            return token, parse_customer(customer_item)
+        except ProxyError:
+            return token, None
 
     def authenticate(self, token: str) -> Customer:
         token_hash = hash_token(token)
@@ -181,9 +179,13 @@ class Authenticator:
         hit, value = self.cache.get(token_hash, now)
         if not hit:
             value = self._lookup(token_hash)
-            self.cache.put(token_hash, value, now + (self.ttl if value else self.negative_ttl))
+            # A damaged record is re-read as often as an unknown token: its fix bites soon.
+            good = isinstance(value, tuple) and value[1] is not None
+            self.cache.put(token_hash, value, now + (self.ttl if good else self.negative_ttl))
         if value is None:
             raise ProxyError(401, E.INVALID_TOKEN, "the token is not valid")
+        if value is INVALID_RECORD:
+            raise record_invalid()
         record, customer = value
         check_token(record, customer, now)
         return customer

@@ -6,6 +6,8 @@ exception's text, never a token), and optionally which limit refused and when to
 
 from __future__ import annotations
 
+from ..core.customers import RECORD_INVALID_CODE
+
 
 class ProxyError(Exception):
     def __init__(
@@ -60,6 +62,9 @@ TOKEN_GRACE_EXPIRED = "token_grace_expired"
 CUSTOMER_SUSPENDED = "customer_suspended"
 MODEL_NOT_ALLOWED = "model_not_allowed"
 MODEL_NOT_PRICED = "model_not_priced"
+# 503: the customer's or token's stored item breaks docs/schema.md (the operator's fault);
+# refused until corrected, never served unlimited. The stack's alarm counts these.
+CUSTOMER_RECORD_INVALID = RECORD_INVALID_CODE
 
 NOT_FOUND = "not_found"
 METHOD_NOT_ALLOWED = "method_not_allowed"

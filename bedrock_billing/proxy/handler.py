@@ -17,6 +17,7 @@ stay small (a test checks that Typer, Rich, pyathena, DuckDB, moto and the CLI s
 
 from __future__ import annotations
 
+import hmac
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core.errors import InvalidInput
+from ..core.logschema import INVALID_MODEL
 from ..core.models import normalise_model_id
 from ..core.timeutil import Clock, system_clock
 from . import apis, bedrock
@@ -189,9 +191,14 @@ class Proxy:
         call = adapter.parse(request, params, self.config.max_body_bytes)
         log.api, log.streamed = call.operation, call.stream
         try:
+            if isinstance(call.model_id, str) and hmac.compare_digest(
+                call.model_id.encode(), token.encode()
+            ):
+                raise InvalidInput("modelId is not a valid Bedrock model id")
             # Anthropic's model names (and the operator's own) to Bedrock ids: proxy/model_names
             model = normalise_model_id(self.config.model_names.resolve(call.model_id))
         except InvalidInput as exc:
+            log.model_id = INVALID_MODEL
             raise bad_request("invalid_model_id", exc.message) from None
         log.model_id, log.foundation_model = call.model_id, model.foundation_model
         customer = self.auth.authenticate(token)
@@ -223,7 +230,7 @@ class Proxy:
         try:
             result = self._call(client, call, prepared, out, log)
         except ProxyError as err:
-            self._write(lambda: self.meter.record_error(admission), log)
+            self._write(lambda e=err: self.meter.record_error(admission, e), log)
             log.status, log.error_code = err.status, err.code
             if out is not None and out.events_seen:
                 return out.fail(err)  # the answer began: the error goes in-band

@@ -13,8 +13,10 @@ limits are checked at admission against usage recorded so far: a request admitte
 under the limit can carry the month past it. The overshoot is bounded by the requests in
 flight at that moment, each at most its own input plus ``max_tokens`` (docs/proxy.md).
 
-A request whose Bedrock call fails is given back its admission (``dNN`` - 1) and counted in
-``errors``: a customer is not charged a daily request for an answer they did not get.
+A request whose Bedrock call fails is counted in ``errors`` and never billed. It is given
+back its admission (``dNN`` - 1) unless the customer's own request caused the failure
+(Bedrock's 400 or 404, ``keeps_daily_slot``): those keep counting against the daily limit,
+so repeating a bad request cannot reach Bedrock without bound.
 """
 
 from __future__ import annotations
@@ -266,9 +268,24 @@ class Meter:
             day,
         )
 
-    def record_error(self, admission: Admission) -> None:
-        """Bedrock failed: give the daily admission back and count the error."""
+    def record_error(self, admission: Admission, error: BaseException | None = None) -> None:
+        """The call failed: count the error and, unless the customer's own request caused it
+        (``keeps_daily_slot``), give the daily admission back."""
         day = admission.admitted_at
+        if error is not None and keeps_daily_slot(error):
+            self._retry(
+                lambda: self._dynamodb().update_item(
+                    TableName=self.table,
+                    Key=self._key(
+                        admission.customer_id,
+                        schema.day_key(day, admission.model.foundation_model),
+                    ),
+                    UpdateExpression="ADD #e :one",
+                    ExpressionAttributeNames={"#e": "errors"},
+                    ExpressionAttributeValues={":one": _n(1)},
+                )
+            )
+            return
         self._transact(
             admission.customer_id,
             "ADD #d :minus",
@@ -341,6 +358,21 @@ class Meter:
     @staticmethod
     def _key(customer_id: str, sk: str) -> dict:
         return {"customer_id": {"S": customer_id}, "sk": {"S": sk}}
+
+
+# Failures the customer's request caused: Bedrock's ValidationException (400, or botocore
+# refusing the parameters) and ResourceNotFoundException (404: no such model). They keep
+# their daily slot, so a client repeating a bad request is bounded by its daily limit.
+# Everything else is the operator's or AWS's (403 model access, 429 quota, 5xx, timeouts,
+# broken streams): given back. Neither is billed (docs/proxy.md, "Limits").
+CUSTOMER_FAULT_STATUSES = (400, 404)
+
+
+def keeps_daily_slot(error: BaseException) -> bool:
+    from .bedrock import map_error  # the one mapping of Bedrock's errors to statuses
+
+    mapped = error if isinstance(error, ProxyError) else map_error(error)
+    return mapped.status in CUSTOMER_FAULT_STATUSES
 
 
 def _code(exc: ClientError) -> str:

@@ -168,20 +168,36 @@ def show_customer(settings, customer_id: str, *, clock: Clock = system_clock) ->
     item = store.get(customer_id)
     now = clock()
     result = public_customer(item)
+    problems = _record_problems(rules.read_customer_record, item, "")
     hashes = [item.get("current_token_hash"), item.get("previous_token_hash")]
-    result["tokens"] = [
-        {
-            "prefix": t.get("prefix"),
-            "role": "current" if t["token_hash"] == item.get("current_token_hash") else "previous",
-            "state": rules.token_display_state(t, now),
-            "created_at": t.get("created_at"),
-            "expires_at": t.get("expires_at"),
-            "grace_until": t.get("grace_until"),
-        }
-        for t in store.tokens(hashes)
-    ]
+    result["tokens"] = []
+    for t in store.tokens(hashes):
+        found = _record_problems(rules.read_token_record, t, f"token {t.get('prefix')}: ")
+        problems += found
+        result["tokens"].append(
+            {
+                "prefix": t.get("prefix"),
+                "role": "current"
+                if t["token_hash"] == item.get("current_token_hash")
+                else "previous",
+                "state": "invalid" if found else rules.token_display_state(t, now),
+                "created_at": t.get("created_at"),
+                "expires_at": t.get("expires_at"),
+                "grace_until": t.get("grace_until"),
+            }
+        )
     result["plan_history"] = item.get("plan_history", [])
+    # Fields the proxy cannot read: it refuses the customer (customer_record_invalid).
+    result["record_problems"] = problems
     return result
+
+
+def _record_problems(read, item: dict[str, Any], label: str) -> list[str]:
+    try:
+        read(item)
+    except rules.InvalidRecord as exc:
+        return [label + p for p in exc.problems]
+    return []
 
 
 def rotate_token(
@@ -259,8 +275,9 @@ def rotate_token(
 def revoke_token(
     settings, customer_id: str, *, previous_only: bool = False, clock: Clock = system_clock
 ) -> dict[str, Any]:
-    """Stop a customer's token(s) at once: the previous one, and unless ``previous_only``
-    the current one too (``update-token`` then issues a new one)."""
+    """Revoke a customer's token(s): the previous one, and unless ``previous_only`` the current
+    one too (``update-token`` then issues a new one). The records change at once; a proxy
+    container that cached the token keeps accepting it up to its auth cache time."""
     customer_id = rules.validate_customer_id(customer_id)
     now = clock()
     store = _store(settings)

@@ -158,8 +158,12 @@ def run_invoices(
     price_book: str | None = None,
     progress: Progress | None = None,
     clock: Clock = system_clock,
+    allow_unpriced: bool = False,
 ) -> InvoiceRun:
-    """Draft (or, with ``finalize``, issue) the period's invoices for one or all customers."""
+    """Draft (or, with ``finalize``, issue) the period's invoices for one or all customers.
+
+    A customer whose usage the plan does not price is not issued (its failure names the
+    models) unless ``allow_unpriced``: that usage would be billed 0.00 for good."""
     if bool(customer_id) == bool(all_customers):
         raise InvalidInput("give --customer-id ID or --all")
     now = clock()
@@ -179,7 +183,7 @@ def run_invoices(
     for index, customer in enumerate(customers, 1):
         cid = customer["customer_id"]
         try:
-            _one(run, customer, chosen, book, counters, store, finalize, now)
+            _one(run, customer, chosen, book, counters, store, finalize, now, allow_unpriced)
         except BillingError as exc:
             if customer_id:
                 raise
@@ -197,7 +201,7 @@ def run_invoices(
     return run
 
 
-def _one(run, customer, period, book, counters, store, finalize, now) -> None:
+def _one(run, customer, period, book, counters, store, finalize, now, allow_unpriced) -> None:
     cid = customer["customer_id"]
     revision = 1
     if finalize:
@@ -221,6 +225,8 @@ def _one(run, customer, period, book, counters, store, finalize, now) -> None:
         run.invoices.append(doc)
         run.outcomes.append(_outcome(doc, "draft"))
         return
+    if doc.get("unpriced") and not allow_unpriced:
+        raise UnpricedUsage(doc["plan"], doc["unpriced"])
     doc["status"] = "issued"
     doc["issued_at"] = iso_z(now)
     doc["revision"] = revision
@@ -238,6 +244,19 @@ def _one(run, customer, period, book, counters, store, finalize, now) -> None:
         return
     run.invoices.append(doc)
     run.outcomes.append(_outcome(doc, "issued"))
+
+
+class UnpricedUsage(Conflict):
+    """Finalizing would bill usage the plan does not price at 0.00, once and for all."""
+
+    def __init__(self, plan: str | None, unpriced: list[dict[str, Any]]):
+        models = sorted({u["model"] for u in unpriced})
+        super().__init__(
+            f"not issued: plan {plan or '(default)'} prices no usage of "
+            f"{', '.join(models)}; add {'them' if len(models) > 1 else 'it'} to the price "
+            "book, or pass --allow-unpriced to bill that usage at 0.00"
+        )
+        self.models = models
 
 
 def _outcome(doc: dict[str, Any], outcome: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 
 from ..core.customers import validate_customer_id
 from ..core.errors import EXIT_DIFFERENCES, EXIT_OK, Conflict, InvalidInput
-from ..core.timeutil import Clock, end_of_day, iso_z, system_clock
+from ..core.timeutil import Clock, check_date_range, end_of_day, iso_z, system_clock
 from ..core.usage import (
     COUNTERS,
     Difference,
@@ -38,8 +38,7 @@ REPAIR_SETTLE = timedelta(hours=1)
 
 
 def _check_range(first: date, last: date) -> None:
-    if last < first:
-        raise InvalidInput(f"end date {last} is before start date {first}")
+    check_date_range(first, last)  # also bounds the range (MAX_RANGE_DAYS)
 
 
 def _ids(customer_ids: Sequence[str]) -> list[str]:

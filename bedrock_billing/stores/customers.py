@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..core.errors import Conflict, NotFound
+from ..core.items import from_item, to_item
 from ..core.schema import TableNames
-from .dynamo import from_item, is_condition_failure, scan_all, to_item
+from .dynamo import is_condition_failure, scan_all
 
 
 class CustomerStore:

@@ -1,51 +1,19 @@
-"""DynamoDB plumbing for the CLI side: item (de)serialisation, paginated reads, and the
-tables themselves (``init`` creates what is missing; the first write creates them too).
+"""DynamoDB plumbing for the CLI side: paginated reads (items through the core's one codec,
+``core.items``, which the proxy uses too) and the tables themselves (``init`` creates what
+is missing; the first write creates them too).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from decimal import Decimal
 from typing import Any
 
 from ..core.errors import AwsError
+from ..core.items import from_item
 from ..core.schema import TABLE_KEYS, TTL_ATTRIBUTE, TableNames
 from .aws import aws_error
 
 Notify = Callable[[str], None]
-
-
-def _serializer():
-    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
-    return TypeSerializer(), TypeDeserializer()
-
-
-def to_item(data: dict[str, Any]) -> dict[str, Any]:
-    """Plain dict -> DynamoDB item; ``None`` values are left out (absent = unset)."""
-    ser, _ = _serializer()
-    return {k: ser.serialize(v) for k, v in data.items() if v is not None}
-
-
-def from_item(item: dict[str, Any]) -> dict[str, Any]:
-    """DynamoDB item -> plain dict, with integral numbers as int."""
-    _, de = _serializer()
-    out = {}
-    for key, value in item.items():
-        out[key] = _plain(de.deserialize(value))
-    return out
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else value
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, set):
-        return sorted(_plain(v) for v in value)
-    return value
 
 
 def _pages(call, params: dict) -> Iterator[dict]:

@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from ..core.errors import Conflict
+from ..core.items import to_item
 from ..core.schema import (
     CREDIT_NOTE_PREFIX,
     GRANT_PREFIX,
@@ -24,7 +25,7 @@ from ..core.schema import (
     grant_key,
     invoice_key,
 )
-from .dynamo import is_condition_failure, query_all, to_item
+from .dynamo import is_condition_failure, query_all
 
 
 class InvoiceExists(Conflict):

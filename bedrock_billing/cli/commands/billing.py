@@ -82,13 +82,16 @@ def _summary(run) -> None:
     )
     for f in run.failures:
         note(f"failed: {f['customer_id']}: {f['error']}")
-    _unpriced_note(run.unpriced)
 
 
 def _unpriced_note(unpriced) -> None:
+    """On stderr in every output format: unpriced usage is billed 0.00."""
     models = sorted({(u["model"], u["metric"]) for u in unpriced})
     if models:
-        note("usage not priced by the plan: " + ", ".join(f"{m} {k}" for m, k in models))
+        note(
+            "warning: usage not priced by the plan (billed 0.00): "
+            + ", ".join(f"{m} {k}" for m, k in models)
+        )
 
 
 @app.command("invoice")
@@ -103,6 +106,9 @@ def invoice(
     price_book: str = typer.Option(None, "--price-book", help="Price book TOML file."),
     fmt: str = typer.Option(None, "--format", help="Document: markdown or html (with --out)."),
     out: str = typer.Option(None, "--out", help="Folder for one document per invoice."),
+    allow_unpriced: bool = typer.Option(
+        False, "--allow-unpriced", help="Finalize even usage the plan does not price (at 0.00)."
+    ),
 ) -> None:
     """Price a period's usage into invoices: drafts by default, --finalize to issue."""
     from ...services.invoice_documents import FORMATS, write_documents
@@ -123,6 +129,7 @@ def invoice(
             settle=settle,
             price_book=price_book,
             progress=update,
+            allow_unpriced=allow_unpriced,
         )
     if out:
         for path in write_documents(run.invoices, out, fmt or "markdown"):
@@ -138,6 +145,7 @@ def invoice(
             emit(ctx.obj, {"outcomes": run.outcomes}, rows_key="outcomes", columns=OUTCOME_COLUMNS)
     if all_customers or ctx.obj.output != "table":
         _summary(run)
+    _unpriced_note(run.unpriced)
     if run.failed:
         raise typer.Exit(EXIT_PARTIAL)
 

@@ -125,6 +125,8 @@ def show(
     """Show one customer: limits, plan, token prefixes and their states, dates."""
     result = svc.show_customer(ctx.obj, customer_id)
     emit(ctx.obj, result, columns=DETAIL_COLUMNS, title=result["name"])
+    for problem in result["record_problems"]:
+        note(f"warning: the proxy refuses this customer until this is fixed: {problem}")
     if ctx.obj.output == "table" and result["tokens"]:
         emit(
             ctx.obj,
@@ -222,7 +224,8 @@ def revoke_token(
         False, "--previous-only", help="Revoke only the token still in its grace period."
     ),
 ) -> None:
-    """Revoke a customer's token(s) at once."""
+    """Revoke a customer's token(s); the proxy refuses them within its auth cache time (30 s by
+    default)."""
     result = svc.revoke_token(ctx.obj, customer_id, previous_only=previous_only)
     emit(
         ctx.obj,

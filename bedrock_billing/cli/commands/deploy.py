@@ -74,7 +74,9 @@ def deploy(
     memory: int = typer.Option(512, "--memory", help="Proxy memory, MB."),
     timeout: int = typer.Option(60, "--timeout", help="Proxy timeout, seconds."),
     auth_cache_seconds: int = typer.Option(
-        30, "--auth-cache-seconds", help="How long the proxy caches a token lookup."
+        30,
+        "--auth-cache-seconds",
+        help="How long the proxy caches a token lookup (0-300): a revoked token works that long.",
     ),
     cors_origin: list[str] = typer.Option(
         None, "--cors-origin", help="Browser origin allowed to call the API (repeat)."
@@ -89,6 +91,18 @@ def deploy(
     throttle_burst: int = typer.Option(100, "--throttle-burst", help="API burst requests."),
     alarm_topic: str = typer.Option(
         None, "--alarm-topic", help="SNS topic ARN for alarms (default: keep the current one)."
+    ),
+    waf_rate_limit: int = typer.Option(
+        None,
+        "--waf-rate-limit",
+        help="Add an AWS WAF web ACL blocking an IP over N requests per 5 minutes "
+        "(about $6/month + $0.60 per million requests; see docs/deploy.md).",
+    ),
+    reserved_concurrency: int = typer.Option(
+        None, "--reserved-concurrency", help="Reserve N concurrent executions for the proxy."
+    ),
+    access_logs: bool = typer.Option(
+        False, "--access-logs", help="API Gateway access logs (needs the account's log role)."
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the changes, apply nothing."),
@@ -113,6 +127,9 @@ def deploy(
         log_retention_days=log_retention_days,
         throttle_rate=throttle_rate,
         throttle_burst=throttle_burst,
+        waf_rate_limit=waf_rate_limit,
+        reserved_concurrency=reserved_concurrency,
+        access_logs=access_logs,
     )
     if template_out is not None:
         from ...deploy.template import write_template

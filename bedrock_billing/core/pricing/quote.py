@@ -79,7 +79,7 @@ def _count(value, field: str, where: str) -> int:
     if isinstance(value, bool):
         raise InvalidInput(f"{where}: {field} {value!r} is not a whole number")
     text = str(value).strip()
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise InvalidInput(f"{where}: {field} {value!r} is not a whole number of 0 or more")
     return int(text)
 
