@@ -7,6 +7,7 @@ and every refusal as the SDK's typed exception, retried only where that can help
 from __future__ import annotations
 
 import base64
+import threading
 import uuid
 from datetime import UTC, datetime
 
@@ -64,6 +65,13 @@ def world(moto_server, aws_credentials):
             **CREDS,
         )
         logs: list[dict] = []
+        logged = threading.Condition()
+
+        def sink(line: dict) -> None:
+            with logged:
+                logs.append(line)
+                logged.notify_all()
+
         proxy = Proxy(
             ProxyConfig(
                 tables=tables,
@@ -74,7 +82,7 @@ def world(moto_server, aws_credentials):
             ),
             dynamodb=ddb,
             bedrock_runtime=bedrock,
-            log_sink=logs.append,
+            log_sink=sink,
         )
         cid = put_customer(ddb, tables, daily_request_limit=50)
         token = put_token(ddb, tables, cid)
@@ -82,7 +90,9 @@ def world(moto_server, aws_credentials):
         server.start()
         base = f"http://127.0.0.1:{server.port}/prod"
         try:
-            yield _World(ddb, tables, cid, token, logs, fake, base)
+            world = _World(ddb, tables, cid, token, logs, fake, base)
+            world.logged = logged
+            yield world
         finally:
             server.stop()
 
@@ -99,7 +109,14 @@ class _World:
         return openai.OpenAI(base_url=self.base + "/v1", api_key=self.token, **kwargs)
 
     def assert_metered(self, wire_api: str, requests: int, model: str) -> list[dict]:
-        lines = [line for line in self.logs if line["event_type"] == "bedrock_invoke"]
+        def invoked():
+            return [line for line in self.logs if line["event_type"] == "bedrock_invoke"]
+
+        # A stream's line is written once its last event is out: a client that stops
+        # reading at the last event may return first (waits on the sink, no sleep).
+        with self.logged:
+            self.logged.wait_for(lambda: len(invoked()) >= requests, timeout=10)
+        lines = invoked()
         assert len(lines) == requests
         totals = {"input_tokens": 0, "output_tokens": 0}
         for line in lines:
