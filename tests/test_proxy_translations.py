@@ -323,3 +323,20 @@ def test_operator_model_names_extend_and_override():
     assert names.resolve("fast") == "amazon.nova-micro-v1:0"
     assert names.resolve("claude-sonnet-4-5") == "global.x.y"
     assert names.resolve("claude-3-haiku-20240307") == "anthropic.claude-3-haiku-20240307-v1:0"
+
+
+def test_deploy_hands_the_operator_model_names_to_the_proxy():
+    from bedrock_billing.core.errors import InvalidInput
+    from bedrock_billing.deploy.config import DeployConfig, validate
+    from bedrock_billing.proxy.config import ProxyConfig
+
+    table = json.dumps({"fast": "amazon.nova-micro-v1:0"})
+    cfg = DeployConfig(models=("amazon.nova-micro-v1:0",), model_names_json=table)
+    validate(cfg)
+    env = cfg.environment()
+    assert env["BEDROCK_BILLING_MODEL_NAMES"] == table
+    proxy = ProxyConfig.from_env({**env, "AWS_REGION": "eu-west-1"})
+    assert proxy.model_names.resolve("fast") == "amazon.nova-micro-v1:0"
+    assert proxy.model_names.resolve("claude-haiku-4-5").startswith("eu.anthropic.")
+    with pytest.raises(InvalidInput, match="model names"):
+        validate(DeployConfig(models=("amazon.nova-micro-v1:0",), model_names_json="[1]"))
