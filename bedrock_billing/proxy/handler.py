@@ -33,7 +33,6 @@ from ..core.timeutil import Clock, system_clock
 from . import apis, bedrock
 from .apis.base import Adapter
 from .apis.bedrock_runtime import inference_profiles, ping
-from .apis.models_list import model_list
 from .auth import Authenticator
 from .call import COUNT_TOKENS, Call, StreamEvent
 from .config import ProxyConfig
@@ -183,6 +182,8 @@ class Proxy:
         if models is None:
             models = sorted(self.config.prices.models) if self.config.prices else []
         if route.local == apis.LIST_MODELS:
+            from .apis.models_list import model_list  # on first use: a lean cold start
+
             return model_list(list(models), self.config.model_names, request.request_id, headers)
         return inference_profiles(list(models), self.config.region, request.request_id, headers)
 

@@ -6,16 +6,15 @@ path, a Function URL's root), on the path as API Gateway passes it (percent-enco
 
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass
 
 from ..call import CONVERSE, COUNT_TOKENS, INVOKE
 from ..errors import METHOD_NOT_ALLOWED, NOT_FOUND, ProxyError
-from .anthropic_messages import COUNT_MESSAGE_TOKENS, MESSAGES
 from .base import Adapter
 from .bedrock_runtime import BedrockRuntimeAdapter
 from .legacy import CONVERSE_API, INVOKE_API
-from .openai_chat import CHAT_COMPLETIONS
 
 # Operations the proxy answers itself (no token lookup beyond the caller's own, no Bedrock).
 PING = "ping"
@@ -23,6 +22,26 @@ LIST_PROFILES = "list_inference_profiles"
 LIST_MODELS = "list_models"  # GET /v1/models (OpenAI's and Anthropic's model list)
 
 _MODEL = r"^(?:.*?)/model/(?P<model>[^?#]+?)/"
+
+
+class _Lazy:
+    """An adapter loaded on its first use, so the translators of APIs a container never
+    serves cost its cold start nothing (docs/proxy.md, "Lean cold start")."""
+
+    def __init__(self, module: str, name: str):
+        self._where = (module, name)
+        self._adapter = None
+
+    def __getattr__(self, attr):
+        if self._adapter is None:
+            module, name = self._where
+            self._adapter = getattr(importlib.import_module(module, __name__), name)
+        return getattr(self._adapter, attr)
+
+
+MESSAGES = _Lazy(".anthropic_messages", "MESSAGES")
+COUNT_MESSAGE_TOKENS = _Lazy(".anthropic_messages", "COUNT_MESSAGE_TOKENS")
+CHAT_COMPLETIONS = _Lazy(".openai_chat", "CHAT_COMPLETIONS")
 
 
 @dataclass(frozen=True)
