@@ -71,7 +71,11 @@ FIELDS: tuple[Field, ...] = (
         "counter_write_failed", "boolean", "true when the DynamoDB counters could not be written"
     ),
     Field("near_timeout", "boolean", "true when the call ran close to the integration timeout"),
-    Field("wire_api", "string", "the API the client spoke: bedrock-runtime | legacy"),
+    Field(
+        "wire_api",
+        "string",
+        "the API the client spoke: bedrock-runtime | anthropic-messages | openai-chat | legacy",
+    ),
 )
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)

@@ -91,6 +91,7 @@ class DeployConfig:
     auth_cache_seconds: int = 30
     cors_origins: tuple[str, ...] = ()
     prices_json: str | None = None  # inline price book for the budget limit (proxy env)
+    model_names_json: str | None = None  # extra model names -> Bedrock ids (proxy env)
     log_retention_days: int = 30
     throttle_rate: float = 50.0  # API stage steady-state requests per second
     throttle_burst: int = 100
@@ -186,6 +187,8 @@ class DeployConfig:
         }
         if self.prices_json:
             env["BEDROCK_BILLING_PRICES"] = self.prices_json
+        if self.model_names_json:
+            env["BEDROCK_BILLING_MODEL_NAMES"] = self.model_names_json
         return env
 
 
@@ -206,6 +209,13 @@ def validate(cfg: DeployConfig) -> None:
     for model in cfg.models:
         if not _MODEL_RE.match(model):
             raise InvalidInput(f"invalid model id {model!r}")
+    if cfg.model_names_json is not None:
+        from ..proxy.model_names import ModelNames, ModelNamesError
+
+        try:
+            ModelNames.from_env({"BEDROCK_BILLING_MODEL_NAMES": cfg.model_names_json}, None)
+        except ModelNamesError as exc:
+            raise InvalidInput(f"invalid model names file: {exc}") from None
     if not 128 <= cfg.memory_mb <= 10240:
         raise InvalidInput("memory must be between 128 and 10240 MB")
     if not 3 <= cfg.timeout_seconds <= MAX_TIMEOUT_SECONDS:

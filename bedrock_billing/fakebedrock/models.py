@@ -231,6 +231,11 @@ class Outcome:
         return [self.words[i : i + per_piece] for i in range(0, len(self.words), per_piece)]
 
 
+def prompt_tokens(prompt: Prompt) -> int:
+    """A prompt's input tokens with no cache (what CountTokens answers)."""
+    return count_tokens(prompt.text) + _PER_MESSAGE_OVERHEAD * prompt.messages
+
+
 def make_outcome(
     prompt: Prompt,
     rng: random.Random,

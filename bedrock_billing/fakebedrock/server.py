@@ -15,6 +15,7 @@ proxy's tests start it fast. Run alone: ``python -m bedrock_billing.fakebedrock`
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import random
@@ -52,6 +53,7 @@ __all__ = ["ERRORS", "FAULT_KINDS", "STREAM_FAULTS", "FakeBedrock", "fault_marke
 _ROUTE = re.compile(
     r"^/model/(?P<model>[^/]+)/(?P<op>invoke|invoke-with-response-stream|converse|converse-stream)$"
 )
+_COUNT = re.compile(r"^/model/(?P<model>[^/]+)/count-tokens$")
 _APIS = {
     "invoke": ("InvokeModel", False),
     "invoke-with-response-stream": ("InvokeModelWithResponseStream", True),
@@ -169,7 +171,12 @@ class FakeBedrock(BackgroundServer):
         except RequestError as err:
             self._send_error(handler, request_id, err.error_type, err.status, err.message)
             return
-        route = _ROUTE.match(handler.path.split("?", 1)[0])
+        path = handler.path.split("?", 1)[0]
+        count = _COUNT.match(path)
+        if handler.command == "POST" and count is not None:
+            self._count_tokens(handler, request_id, unquote(count.group("model")), raw)
+            return
+        route = _ROUTE.match(path)
         if handler.command != "POST" or route is None:
             self._send_error(handler, request_id, "UnknownOperationException", 404, "")
             return
@@ -236,6 +243,27 @@ class FakeBedrock(BackgroundServer):
             self._send_json(handler, request_id, 200, shapes.converse_body(outcome))
         else:
             self._send_stream(handler, record, family, outcome, fault, slow)
+
+    def _count_tokens(self, handler, request_id: str, model_id: str, raw: bytes) -> None:
+        """CountTokens: the input tokens an InvokeModel (Anthropic) or Converse request
+        would be counted, as the answer to it would report them (free: not recorded)."""
+        if models.family_of(models.foundation_model(model_id)) != models.ANTHROPIC:
+            message = "The provided model doesn't support counting tokens."
+            self._send_error(handler, request_id, "ValidationException", 400, message)
+            return
+        try:
+            source = json.loads(raw or b"null")["input"]
+            if "invokeModel" in source:
+                body = json.loads(base64.b64decode(source["invokeModel"]["body"]))
+                prompt = models.parse_anthropic(body)
+            else:
+                prompt = models.parse_messages_v1(source["converse"], None)
+        except (ValueError, KeyError, TypeError, models.BadRequest) as exc:
+            message = f"Malformed input: {str(exc)[:200]}"
+            self._send_error(handler, request_id, "ValidationException", 400, message)
+            return
+        tokens = models.prompt_tokens(prompt)
+        self._send_json(handler, request_id, 200, {"inputTokens": tokens})
 
     def _outcome(self, api, foundation, family, raw: bytes, prompt, slow=False) -> models.Outcome:
         key = hashlib.sha256(f"{self.seed}|{api}|{foundation}|".encode() + raw).hexdigest()

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..core.schema import DEFAULT_PREFIX, DEFAULT_STAGE, TableNames
+from .model_names import ModelNames, ModelNamesError
 from .prices import PriceTable
 
 ENV = "BEDROCK_BILLING_"
@@ -48,6 +49,8 @@ class ProxyConfig:
     bedrock_read_timeout: float = 300.0
     prices: PriceTable | None = None
     region: str | None = None
+    # Anthropic's model names and the operator's own, to Bedrock ids (proxy/model_names.py)
+    model_names: ModelNames = field(default_factory=ModelNames)
 
     @classmethod
     def from_env(cls, env: dict | os._Environ | None = None) -> ProxyConfig:
@@ -66,6 +69,7 @@ class ProxyConfig:
         origins = tuple(
             o.strip().rstrip("/") for o in env.get(ENV + "CORS_ORIGINS", "").split(",") if o.strip()
         )
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
         return cls(
             tables=tables,
             auth_cache_ttl=_number(env, "AUTH_CACHE_TTL", cls.auth_cache_ttl),
@@ -76,5 +80,13 @@ class ProxyConfig:
             integration_timeout=_number(env, "INTEGRATION_TIMEOUT", cls.integration_timeout, 1),
             bedrock_read_timeout=_number(env, "BEDROCK_READ_TIMEOUT", cls.bedrock_read_timeout, 1),
             prices=PriceTable.from_env(env),
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            region=region,
+            model_names=_model_names(env, region),
         )
+
+
+def _model_names(env, region: str | None) -> ModelNames:
+    try:
+        return ModelNames.from_env(env, region)
+    except ModelNamesError as exc:
+        raise ConfigError(str(exc)) from None

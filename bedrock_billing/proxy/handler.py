@@ -184,6 +184,10 @@ class Proxy:
         models = customer.allowed_models
         if models is None:
             models = sorted(self.config.prices.models) if self.config.prices else []
+        if route.local == apis.LIST_MODELS:
+            from .apis.models_list import model_list  # on first use: a lean cold start
+
+            return model_list(list(models), self.config.model_names, request.request_id, headers)
         return inference_profiles(list(models), self.config.region, request.request_id, headers)
 
     def _serve(self, adapter: Adapter, request, params, log: RequestLog, cors, stream) -> dict:
@@ -195,15 +199,18 @@ class Proxy:
                 call.model_id.encode(), token.encode()
             ):
                 raise InvalidInput("modelId is not a valid Bedrock model id")
-            model = normalise_model_id(call.model_id)
+            # Anthropic's model names (and the operator's own) to Bedrock ids: proxy/model_names
+            model = normalise_model_id(self.config.model_names.resolve(call.model_id))
         except InvalidInput as exc:
             log.model_id = INVALID_MODEL
             raise bad_request("invalid_model_id", exc.message) from None
-        log.model_id, log.foundation_model = model.model_id, model.foundation_model
+        log.model_id, log.foundation_model = call.model_id, model.foundation_model
         customer = self.auth.authenticate(token)
         log.customer_id = customer.customer_id
         client = self.bedrock()
-        prepared = bedrock.prepare(client, call, model.model_id)  # a bad request costs nothing
+        # CountTokens takes the foundation model's id, never an inference profile's.
+        bedrock_id = model.foundation_model if call.operation == COUNT_TOKENS else model.model_id
+        prepared = bedrock.prepare(client, call, bedrock_id)  # a bad request costs nothing
         if call.operation == COUNT_TOKENS:
             self.meter.admit_free(customer, log.timestamp)
             result = self._call(client, call, prepared, None, log)

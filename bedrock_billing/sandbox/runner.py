@@ -136,6 +136,9 @@ class Sandbox:
             "converse_url": self.proxy_url + "/converse",
             "bedrock_endpoint_url": self.bedrock_endpoint_url,
             "ca_bundle": self.ca_bundle,
+            # The anthropic SDK adds /v1/messages itself; the openai SDK wants the /v1.
+            "anthropic_base_url": f"{self.proxy_server.url}/{self.stage}",
+            "openai_base_url": f"{self.proxy_server.url}/{self.stage}/v1",
             "aws_endpoint_url": self.aws_endpoint_url,
             "bedrock_url": self.bedrock_url,
             "region": self.region,

@@ -38,6 +38,13 @@ def _deploy_config(ctx, **options):
             options["prices_json"] = Path(prices).read_text(encoding="utf-8")
         except OSError as exc:
             raise InvalidInput(f"cannot read the price file {prices}: {exc.strerror}") from None
+    names = options.pop("model_names")
+    if names is not None:
+        try:
+            options["model_names_json"] = Path(names).read_text(encoding="utf-8")
+        except OSError as exc:
+            message = f"cannot read the model names file {names}: {exc.strerror}"
+            raise InvalidInput(message) from None
     return DeployConfig(
         stage=ctx.obj.stage,
         table_prefix=ctx.obj.table_prefix,
@@ -96,6 +103,11 @@ def deploy(
     prices: str = typer.Option(
         None, "--prices", help="JSON price book for the budget limit (proxy environment)."
     ),
+    model_names: str = typer.Option(
+        None,
+        "--model-names",
+        help="JSON file of extra model names -> Bedrock ids for the proxy (docs/proxy.md).",
+    ),
     log_retention_days: int = typer.Option(
         30, "--log-retention-days", help="Days the proxy's CloudWatch log group keeps lines."
     ),
@@ -141,6 +153,7 @@ def deploy(
         auth_cache_seconds=auth_cache_seconds,
         cors_origins=tuple(cors_origin or ()),
         prices=prices,
+        model_names=model_names,
         log_retention_days=log_retention_days,
         throttle_rate=throttle_rate,
         throttle_burst=throttle_burst,
