@@ -8,11 +8,11 @@ import json
 
 import pytest
 
+from bedrock_billing.core.model_names import ModelNames
 from bedrock_billing.proxy.apis import anthropic_messages as am
 from bedrock_billing.proxy.apis import openai_chat as oc
 from bedrock_billing.proxy.call import Call, StreamEvent
 from bedrock_billing.proxy.errors import ProxyError
-from bedrock_billing.proxy.model_names import ModelNames
 
 HI = [{"role": "user", "content": "hi"}]
 CONVERSE_HI = [{"role": "user", "content": [{"text": "hi"}]}]

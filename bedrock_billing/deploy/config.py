@@ -210,7 +210,7 @@ def validate(cfg: DeployConfig) -> None:
         if not _MODEL_RE.match(model):
             raise InvalidInput(f"invalid model id {model!r}")
     if cfg.model_names_json is not None:
-        from ..proxy.model_names import ModelNames, ModelNamesError
+        from ..core.model_names import ModelNames, ModelNamesError
 
         try:
             ModelNames.from_env({"BEDROCK_BILLING_MODEL_NAMES": cfg.model_names_json}, None)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from ..core.model_names import ModelNames, ModelNamesError
 from ..core.schema import DEFAULT_PREFIX, DEFAULT_STAGE, TableNames
-from .model_names import ModelNames, ModelNamesError
 from .prices import PriceTable
 
 ENV = "BEDROCK_BILLING_"
@@ -49,7 +49,7 @@ class ProxyConfig:
     bedrock_read_timeout: float = 300.0
     prices: PriceTable | None = None
     region: str | None = None
-    # Anthropic's model names and the operator's own, to Bedrock ids (proxy/model_names.py)
+    # Anthropic's model names and the operator's own, to Bedrock ids (core/model_names.py)
     model_names: ModelNames = field(default_factory=ModelNames)
 
     @classmethod

@@ -199,7 +199,7 @@ class Proxy:
                 call.model_id.encode(), token.encode()
             ):
                 raise InvalidInput("modelId is not a valid Bedrock model id")
-            # Anthropic's model names (and the operator's own) to Bedrock ids: proxy/model_names
+            # Anthropic's model names (and the operator's own) to Bedrock ids: core/model_names
             model = normalise_model_id(self.config.model_names.resolve(call.model_id))
         except InvalidInput as exc:
             log.model_id = INVALID_MODEL

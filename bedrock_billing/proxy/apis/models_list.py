@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from ..model_names import ModelNames, display_name
+from ...core.model_names import ModelNames, display_name
 from .base import body_response, dumps
 
 _DATE = re.compile(r"(20\d{2})(\d{2})(\d{2})")
