@@ -325,7 +325,7 @@ class _StreamOut:
             self.client_gone = True
 
     def _headers(self) -> dict[str, str]:
-        return {**self.headers, **self.adapter.stream_headers(self.call, {})}
+        return {**self.headers, **self.adapter.stream_headers(self.call)}
 
     def finish(self, result) -> dict:
         if self.writer is not None:  # a stream with no event at all is still a stream

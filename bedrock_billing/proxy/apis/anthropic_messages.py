@@ -189,7 +189,7 @@ class MessagesAdapter(Adapter):
 
     # ---- streams: Bedrock's chunks are the Messages stream's events already
 
-    def stream_headers(self, call: Call, result_headers: dict[str, str]) -> dict[str, str]:
+    def stream_headers(self, call: Call) -> dict[str, str]:
         return dict(SSE_HEADERS)
 
     def encode_event(self, call: Call, event: StreamEvent) -> bytes:

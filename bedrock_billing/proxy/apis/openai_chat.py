@@ -387,7 +387,7 @@ class ChatCompletionsAdapter(Adapter):
 
     # ---- streams
 
-    def stream_headers(self, call: Call, result_headers: dict[str, str]) -> dict[str, str]:
+    def stream_headers(self, call: Call) -> dict[str, str]:
         return dict(SSE_HEADERS)
 
     def _chunk(self, call: Call, delta: dict | None, finish=None, use=None) -> bytes:
