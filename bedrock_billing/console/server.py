@@ -39,7 +39,9 @@ DOCUMENT_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors '
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",  # the first URL carries the secret
+    # The first URL carries the secret: no referrer leaves the console (same-origin still
+    # sends it, and keeps the Origin header of a form post, which no-referrer turns to null).
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",  # a page may show a token once
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",

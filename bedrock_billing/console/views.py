@@ -271,8 +271,15 @@ def static(app, request, name):
     return Response(200, body, {"Content-Type": STATIC[name], "Cache-Control": "no-cache"})
 
 
+def favicon(app, request):
+    from .server import Response
+
+    return Response(204)  # browsers ask for one; the console has none
+
+
 ROUTES = [
     ("GET", r"/", home),
+    ("GET", r"/favicon\.ico", favicon),
     ("GET", r"/customers", customers),
     ("POST", r"/customers", create),
     ("GET", r"/customers/new", new_customer),
