@@ -19,6 +19,7 @@ from ..core.timeutil import Period
 from ..services import customers as customer_svc
 from ..services import invoices as invoice_svc
 from ..services import overview
+from .answers import Response
 from .charts import colour, stacked_bars
 
 CID = r"(?P<cid>[0-9a-fA-F-]{1,36})"
@@ -66,8 +67,6 @@ def _page(request) -> int:
 
 
 def home(app, request):
-    from .server import Response
-
     return Response.redirect("/customers")
 
 
@@ -137,8 +136,6 @@ def customer(app, request, cid, limits_error=None, limits_values=None, status=20
 
 
 def limits(app, request, cid):
-    from .server import Response
-
     values = {k: (request.field(k) or "").strip() for k, _ in LIMIT_FIELDS}
     given = {k: (v or "unlimited") for k, v in values.items()}
     given["allowed_models"] = values["allowed_models"] or "all"
@@ -151,8 +148,6 @@ def limits(app, request, cid):
 
 
 def add_credit(app, request, cid):
-    from .server import Response
-
     invoice_svc.add_credit(
         app.settings, cid, amount=(request.field("amount") or "").strip(),
         expires=(request.field("expires") or "").strip() or None,
@@ -172,8 +167,6 @@ def confirm(app, request, cid, action):
 
 
 def act(app, request, cid, action):
-    from .server import Response
-
     settings = app.settings
     if action == "rotate":
         rotated = customer_svc.rotate_token(
@@ -218,7 +211,7 @@ def document(app, request, cid, period):
     """The invoice document: the issued one (a revision by ``?revision=``), else the draft,
     rendered by the same function as ``invoice --format html``."""
     from ..services.invoice_documents import Seller, render_html
-    from .server import DOCUMENT_CSP, Response
+    from .answers import DOCUMENT_CSP
 
     revision = request.arg("revision")
     try:
@@ -246,8 +239,6 @@ def confirm_invoice(app, request, cid, period, action):
 
 
 def invoice_action(app, request, cid, period, action):
-    from .server import Response
-
     if action == "finalize":
         run = invoice_svc.run_invoices(
             app.settings, period=period, customer_id=cid, finalize=True,
@@ -263,7 +254,7 @@ def invoice_action(app, request, cid, period, action):
 
 
 def static(app, request, name):
-    from .server import STATIC, Response
+    from .answers import STATIC
 
     if name not in STATIC:
         raise NotFound("no such file")
@@ -272,8 +263,6 @@ def static(app, request, name):
 
 
 def favicon(app, request):
-    from .server import Response
-
     return Response(204)  # browsers ask for one; the console has none
 
 
