@@ -38,6 +38,9 @@ FILE_KEYS = (
     "log_prefix",
     "price_book",
     "deploy_models",
+    "alert_thresholds",  # comma-separated percentages: the default for every customer
+    "alerts_topic_arn",  # the operator's SNS topic (a deploy output)
+    "webhook_key",  # KMS key id or alias that encrypts webhook signing secrets
 )
 
 
@@ -81,6 +84,9 @@ class Settings:
     log_prefix: str | None = None
     price_book: str | None = None
     deploy_models: str | None = None  # comma-separated: the models of the last deploy
+    alert_thresholds: str | None = None
+    alerts_topic_arn: str | None = None
+    webhook_key: str | None = None
     config_file: Path | None = None
     _session: Any = field(default=None, repr=False, compare=False)
 
