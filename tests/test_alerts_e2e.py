@@ -52,9 +52,9 @@ class Installation:
         sns, self.sqs = boto3.client("sns", **kw), boto3.client("sqs", **kw)
         topic = sns.create_topic(Name=alerts.alerts_topic_name(base))["TopicArn"]
         self.queue = self.sqs.create_queue(QueueName=base + "-q")["QueueUrl"]
-        queue_arn = self.sqs.get_queue_attributes(
-            QueueUrl=self.queue, AttributeNames=["QueueArn"]
-        )["Attributes"]["QueueArn"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
         sns.subscribe(
             TopicArn=topic,
             Protocol="sqs",
@@ -79,9 +79,7 @@ class Installation:
                 return out
             for message in got["Messages"]:
                 out.append(json.loads(message["Body"]))
-                self.sqs.delete_message(
-                    QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"]
-                )
+                self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=message["ReceiptHandle"])
 
 
 @pytest.fixture

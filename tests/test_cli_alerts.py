@@ -1,0 +1,122 @@
+"""`alerts` and `webhooks` through the CLI, against moto in process."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from bedrock_billing.core import alerts
+from tests.cli_helpers import run, run_json
+
+pytestmark = pytest.mark.usefixtures("moto_aws")
+
+
+@pytest.fixture
+def customer():
+    kms = boto3.client("kms", region_name="us-east-1")
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=alerts.webhook_key_alias("bedrock-billing-prod"), TargetKeyId=key)
+    run("init")
+    return run_json(
+        "create", "--name", "Acme", "--email", "ops@acme.example", "--daily-limit", "10"
+    )["customer_id"]
+
+
+def all_items():
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    for table in client.list_tables()["TableNames"]:
+        for page in client.get_paginator("scan").paginate(TableName=table):
+            yield from page["Items"]
+
+
+def test_alerts_set_list_clear(customer):
+    got = run_json(
+        "alerts", "set", "--customer-id", customer, "--threshold", "90", "--threshold", "25%"
+    )
+    assert got == {
+        "customer_id": customer,
+        "thresholds": [25, 90],
+        "source": "customer",
+        "webhook_url": None,
+    }
+    listed = run_json("alerts", "list")
+    assert listed["alerts"][0]["thresholds"] == [25, 90]
+    assert listed["default_thresholds"] == [50, 80, 100]
+    cleared = run_json("alerts", "clear", "--customer-id", customer)
+    assert (cleared["thresholds"], cleared["source"]) == ([50, 80, 100], "default")
+
+
+def test_default_thresholds_come_from_the_configuration(customer, monkeypatch):
+    monkeypatch.setenv("BEDROCK_BILLING_ALERT_THRESHOLDS", "70,95")
+    one = run_json("alerts", "list", "--customer-id", customer)
+    assert one["alerts"][0]["thresholds"] == [70, 95] and one["default_thresholds"] == [70, 95]
+
+
+@pytest.mark.parametrize("value", ["0", "101", "abc", "12.5"])
+def test_a_bad_threshold_is_one_error_line_and_exit_2(customer, value):
+    result = run("alerts", "set", "--customer-id", customer, "--threshold", value, expect=2)
+    assert result.stderr.startswith("Error: ") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_webhook_secret_is_shown_once_and_stored_encrypted(customer):
+    got = run_json(
+        "webhooks", "set", "--customer-id", customer, "--url", "https://hooks.example.com/x"
+    )
+    secret = got["signing_secret"]
+    assert secret.startswith("whsec_") and got["url"] == "https://hooks.example.com/x"
+    stored = repr(list(all_items()))
+    assert secret not in stored and secret[6:] not in stored
+    assert "hooks.example.com" in stored
+    listed = run("alerts", "list", "--customer-id", customer)
+    assert secret not in listed.stdout + listed.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://hooks.example.com/x",  # not https
+        "https://127.0.0.1/x",
+        "https://10.1.2.3/x",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/x",
+        "https://localhost/x",
+        "ftp://hooks.example.com/x",
+    ],
+)
+def test_webhook_urls_that_are_refused(customer, url):
+    result = run("webhooks", "set", "--customer-id", customer, "--url", url, expect=2)
+    assert result.stderr.startswith("Error: webhook url")
+    assert "signing_secret" not in result.stdout
+
+
+def test_allow_private_url_allows_a_loopback_http_receiver(customer):
+    got = run_json(
+        "webhooks",
+        "set",
+        "--customer-id",
+        customer,
+        "--url",
+        "http://127.0.0.1:9/x",
+        "--allow-private-url",
+    )
+    assert got["url"] == "http://127.0.0.1:9/x"
+
+
+def test_deliveries_and_redeliver_of_an_unknown_event(customer):
+    assert run_json("webhooks", "deliveries", "--failed") == {"deliveries": [], "count": 0}
+    result = run("webhooks", "redeliver", "evt_" + "0" * 32, expect=1)
+    assert result.stderr.startswith("Error: no event")
+    assert run("webhooks", "redeliver", "nope", expect=2).stderr.startswith("Error: ")
+
+
+def test_webhooks_for_an_unknown_customer(customer):
+    result = run(
+        "webhooks",
+        "set",
+        "--customer-id",
+        "00000000-0000-4000-8000-000000000000",
+        "--url",
+        "https://hooks.example.com/x",
+        expect=1,
+    )
+    assert result.stderr.startswith("Error: no customer")
