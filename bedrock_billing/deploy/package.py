@@ -23,6 +23,7 @@ INCLUDE = (
     ("", "__init__.py", False),
     ("proxy", "*.py", True),
     ("core", "*.py", True),
+    ("notifier", "*.py", True),  # the notifier function runs from the same zip
     ("data", "*.json", False),
 )
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold

@@ -1,0 +1,109 @@
+"""The notifier's resources in the template, and the notifier's place in the Lambda zip."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bedrock_billing.core.alerts import STREAM_FILTER
+from bedrock_billing.deploy.template import build_template, template_compact
+from tests.deploy_fixtures import config
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return build_template(config())
+
+
+def test_the_usage_table_streams_old_and_new_images(template):
+    usage = template["Resources"]["UsageTable"]["Properties"]
+    assert usage["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    for name in ("CustomersTable", "TokensTable", "InvoicesTable"):
+        assert "StreamSpecification" not in template["Resources"][name]["Properties"]
+
+
+def test_the_mapping_sends_only_meter_changes_and_failures_to_the_dead_letter_queue(template):
+    mapping = template["Resources"]["NotifierEventSourceMapping"]["Properties"]
+    [pattern] = mapping["FilterCriteria"]["Filters"]
+    assert json.loads(pattern["Pattern"]) == STREAM_FILTER
+    assert json.loads(pattern["Pattern"]) == {
+        "eventName": ["INSERT", "MODIFY"],  # TTL deletions are REMOVE: dropped
+        "dynamodb": {"Keys": {"sk": {"S": [{"prefix": "METER#"}]}}},
+    }
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["UsageTable", "StreamArn"]}
+    assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["NotifierDeadLetterQueue", "Arn"]
+    }
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert 0 < mapping["MaximumRetryAttempts"] <= 10
+
+
+def test_the_notifier_role_holds_exactly_what_the_notifier_calls(template):
+    role = template["Resources"]["NotifierRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    granted = {}
+    for statement in role["Statement"]:
+        assert statement["Effect"] == "Allow"
+        assert not any("*" in action for action in statement["Action"])
+        for resource in statement["Resource"]:
+            assert resource != "*"
+            granted.setdefault(json.dumps(resource), set()).update(statement["Action"])
+    assert granted[json.dumps({"Fn::GetAtt": ["UsageTable", "Arn"]})] == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+    }
+    assert granted[json.dumps({"Fn::GetAtt": ["CustomersTable", "Arn"]})] == {"dynamodb:GetItem"}
+    assert granted[json.dumps({"Ref": "AlertsTopic"})] == {"sns:Publish"}
+    assert granted[json.dumps({"Fn::GetAtt": ["WebhookKey", "Arn"]})] == {"kms:Decrypt"}
+    # The proxy's role did not grow: the notifier reads the stream, not the proxy.
+    proxy = template["Resources"]["ProxyRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    text = json.dumps(proxy)
+    assert "sns:" not in text and "kms:" not in text and "StreamArn" not in text
+
+
+def test_the_key_policy_lists_its_actions_and_the_key_outlives_the_stack(template):
+    key = template["Resources"]["WebhookKey"]
+    assert key["DeletionPolicy"] == "Retain" and key["Properties"]["EnableKeyRotation"]
+    for statement in key["Properties"]["KeyPolicy"]["Statement"]:
+        assert not any("*" in action for action in statement["Action"])
+    assert "kms:Decrypt" in key["Properties"]["KeyPolicy"]["Statement"][0]["Action"]
+
+
+def test_outputs_reach_the_cli_configuration(template):
+    from bedrock_billing.deploy.template import OUTPUT_CONFIG_KEYS
+
+    assert OUTPUT_CONFIG_KEYS["AlertsTopicArn"] == "alerts_topic_arn"
+    assert OUTPUT_CONFIG_KEYS["WebhookKeyAlias"] == "webhook_key"
+    assert {"AlertsTopicArn", "WebhookKeyAlias"} <= set(template["Outputs"])
+
+
+def test_the_template_still_fits_the_api_body_limit():
+    assert len(template_compact(config()).encode()) < 51_200
+
+
+def test_the_notifier_imports_only_the_core_and_boto3():
+    probe = (
+        "import sys, json\n"
+        "import bedrock_billing.notifier.handler\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('typer', 'rich', 'pyathena', 'duckdb', 'moto') or m.startswith("
+        "('bedrock_billing.cli', 'bedrock_billing.stores', 'bedrock_billing.services', "
+        "'bedrock_billing.proxy', 'bedrock_billing.sandbox', 'bedrock_billing.deploy')))\n"
+        "print(json.dumps(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == []
+
+
+def test_the_proxy_zip_carries_the_notifier():
+    from bedrock_billing.deploy.package import zip_members
+
+    names = zip_members()
+    assert "bedrock_billing/notifier/handler.py" in names
+    assert not any(
+        n.startswith(("bedrock_billing/cli/", "bedrock_billing/services/")) for n in names
+    )
