@@ -32,6 +32,17 @@ def _number(env, name: str, default: float, minimum: float = 0) -> float:
     return value
 
 
+def _flag(env, name: str, default: bool) -> bool:
+    raw = (env.get(ENV + name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "on", "yes"):
+        return True
+    if raw in ("0", "false", "off", "no"):
+        return False
+    raise ConfigError(f"{ENV}{name} must be on or off, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class ProxyConfig:
     tables: TableNames = field(default_factory=TableNames.for_stage)
@@ -48,6 +59,10 @@ class ProxyConfig:
     bedrock_read_timeout: float = 300.0
     prices: PriceTable | None = None
     region: str | None = None
+    # CloudWatch EMF records per request (logline.request_metrics): on in a deployment,
+    # off where a test builds its own config; per-customer dimensions only when asked.
+    request_metrics: bool = False
+    customer_metrics: bool = False
 
     @classmethod
     def from_env(cls, env: dict | os._Environ | None = None) -> ProxyConfig:
@@ -77,4 +92,6 @@ class ProxyConfig:
             bedrock_read_timeout=_number(env, "BEDROCK_READ_TIMEOUT", cls.bedrock_read_timeout, 1),
             prices=PriceTable.from_env(env),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            request_metrics=_flag(env, "REQUEST_METRICS", True),
+            customer_metrics=_flag(env, "CUSTOMER_METRICS", False),
         )

@@ -19,6 +19,22 @@ from ..core.timeutil import epoch_seconds, iso_z
 METRIC_NAMESPACE = "BedrockBilling"
 METRIC_WRITE_FAILURES = "UsageWriteFailures"
 
+# Per-request metrics (docs/metrics.md): by model and in total, and by customer when the
+# operator turns it on (BEDROCK_BILLING_CUSTOMER_METRICS=on): a few metrics per customer.
+REQUEST_METRICS = (
+    ("Requests", "Count"),  # admitted and answered by Bedrock
+    ("Errors", "Count"),  # admitted, then failed (Bedrock or the proxy)
+    ("Refusals", "Count"),  # refused at a limit, a model check, a bad token or request
+    ("Throttles", "Count"),  # refusals with a 429 (a limit that resets, or Bedrock's)
+    ("Latency", "Milliseconds"),  # the proxy's whole request
+    ("InputTokens", "Count"),
+    ("OutputTokens", "Count"),
+    ("Tokens", "Count"),
+)
+CUSTOMER_METRICS = ("Requests", "Errors", "Tokens")
+DIMENSION_MODEL = "Model"
+DIMENSION_CUSTOMER = "CustomerId"
+
 
 def print_sink(record: dict) -> None:
     """Lambda sends stdout to CloudWatch Logs, one line per write."""
@@ -103,3 +119,47 @@ def write_failure_metric(log: RequestLog) -> dict:
         "request_id": log.request_id,
         "customer_id": log.customer_id,
     }
+
+
+def request_metrics(log: RequestLog, per_customer: bool = False) -> dict:
+    """One EMF record for one request: separate from the usage line (whose keys are
+    fixed), with no ``event_type`` so the usage-log pipeline leaves it out."""
+    refused = not log.admitted
+    usage = log.usage
+    values = {
+        "Requests": 1 if log.admitted and log.status == 200 else 0,
+        "Errors": 1 if log.admitted and log.status != 200 else 0,
+        "Refusals": 1 if refused else 0,
+        "Throttles": 1 if refused and log.status == 429 else 0,
+        "Latency": log.duration_ms,
+        "InputTokens": getattr(usage, "input_tokens", 0) or 0,
+        "OutputTokens": getattr(usage, "output_tokens", 0) or 0,
+        "Tokens": getattr(usage, "token_count", 0) or 0,
+    }
+    directives = [
+        {
+            "Namespace": METRIC_NAMESPACE,
+            "Dimensions": [[DIMENSION_MODEL], []],
+            "Metrics": [{"Name": name, "Unit": unit} for name, unit in REQUEST_METRICS],
+        }
+    ]
+    record: dict = {
+        "_aws": {
+            "Timestamp": epoch_seconds(log.timestamp) * 1000 if log.timestamp else 0,
+            "CloudWatchMetrics": directives,
+        },
+        DIMENSION_MODEL: log.foundation_model or "none",
+        **values,
+        "request_id": log.request_id,
+    }
+    if per_customer and log.customer_id:
+        units = dict(REQUEST_METRICS)
+        directives.append(
+            {
+                "Namespace": METRIC_NAMESPACE,
+                "Dimensions": [[DIMENSION_CUSTOMER]],
+                "Metrics": [{"Name": n, "Unit": units[n]} for n in CUSTOMER_METRICS],
+            }
+        )
+        record[DIMENSION_CUSTOMER] = log.customer_id
+    return record
