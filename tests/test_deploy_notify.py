@@ -107,3 +107,31 @@ def test_the_proxy_zip_carries_the_notifier():
     assert not any(
         n.startswith(("bedrock_billing/cli/", "bedrock_billing/services/")) for n in names
     )
+
+
+def test_the_dashboard_shows_the_proxys_metrics(template):
+    from bedrock_billing.core.metrics import REQUEST_METRICS
+
+    body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    widgets = json.loads(body.replace("${AWS::Region}", "us-east-1"))["widgets"]
+    titles = " | ".join(w["properties"]["title"] for w in widgets)
+    for part in ("Requests, errors", "Latency", "Throttles", "Top customers", "Usage writes"):
+        assert part in titles
+    emitted = {name for name, _ in REQUEST_METRICS} | {"UsageWriteFailures"}
+    for widget in widgets:
+        for metric in widget["properties"]["metrics"]:
+            if isinstance(metric[0], str):
+                assert metric[0] == "BedrockBilling" and metric[1] in emitted, metric
+    latency = next(w for w in widgets if w["properties"]["title"].startswith("Latency"))
+    assert [m[2]["stat"] for m in latency["properties"]["metrics"]] == ["p50", "p99"]
+
+
+def test_alarms_on_error_rate_and_p99_latency(template):
+    rate = template["Resources"]["ErrorRateAlarm"]["Properties"]
+    [expression] = [m for m in rate["Metrics"] if "Expression" in m]
+    assert "errors / (errors + ok)" in expression["Expression"] and expression["ReturnData"]
+    names = {m["MetricStat"]["Metric"]["MetricName"] for m in rate["Metrics"] if "MetricStat" in m}
+    assert names == {"Errors", "Requests"}
+    latency = template["Resources"]["LatencyP99Alarm"]["Properties"]
+    assert (latency["MetricName"], latency["ExtendedStatistic"]) == ("Latency", "p99")
+    assert latency["AlarmActions"] == rate["AlarmActions"]  # the stack's alarm topic

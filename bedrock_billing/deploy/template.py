@@ -15,7 +15,13 @@ import json
 
 from bedrock_billing.core.schema import TABLE_KEYS, TTL_ATTRIBUTE
 
-from . import template_alarms, template_edge, template_logs, template_notify
+from . import (
+    template_alarms,
+    template_dashboard,
+    template_edge,
+    template_logs,
+    template_notify,
+)
 from .bedrock_arns import invoke_statements
 from .config import ATHENA_RESULTS_PREFIX, LOG_PREFIX, DeployConfig
 
@@ -306,6 +312,7 @@ def build_template(cfg: DeployConfig) -> dict:
     resources.update(template_logs.firehose_resources(cfg))
     resources.update(template_logs.analytics_resources(cfg))
     resources.update(template_alarms.alarm_resources(cfg))
+    resources.update(template_dashboard.dashboard_resources(cfg))
     resources.update(template_edge.edge_resources(cfg))
     template_edge.apply_to_stage(cfg, resources)
     resources.update(template_notify.notify_resources(cfg))

@@ -14,26 +14,11 @@ import sys
 from dataclasses import dataclass
 
 from ..core.logschema import EVENT_ERROR, EVENT_INVOKE, EVENT_REFUSED
+from ..core.metrics import CUSTOMER_METRICS, DIMENSION_CUSTOMER, DIMENSION_MODEL, REQUEST_METRICS
 from ..core.timeutil import epoch_seconds, iso_z
 
 METRIC_NAMESPACE = "BedrockBilling"
 METRIC_WRITE_FAILURES = "UsageWriteFailures"
-
-# Per-request metrics (docs/metrics.md): by model and in total, and by customer when the
-# operator turns it on (BEDROCK_BILLING_CUSTOMER_METRICS=on): a few metrics per customer.
-REQUEST_METRICS = (
-    ("Requests", "Count"),  # admitted and answered by Bedrock
-    ("Errors", "Count"),  # admitted, then failed (Bedrock or the proxy)
-    ("Refusals", "Count"),  # refused at a limit, a model check, a bad token or request
-    ("Throttles", "Count"),  # refusals with a 429 (a limit that resets, or Bedrock's)
-    ("Latency", "Milliseconds"),  # the proxy's whole request
-    ("InputTokens", "Count"),
-    ("OutputTokens", "Count"),
-    ("Tokens", "Count"),
-)
-CUSTOMER_METRICS = ("Requests", "Errors", "Tokens")
-DIMENSION_MODEL = "Model"
-DIMENSION_CUSTOMER = "CustomerId"
 
 
 def print_sink(record: dict) -> None:
