@@ -120,3 +120,57 @@ def test_webhooks_for_an_unknown_customer(customer):
         expect=1,
     )
     assert result.stderr.startswith("Error: no customer")
+
+
+def put_day(customer_id: str, day, requests: int, tokens: int, model: str = "m.x-v1:0"):
+    from bedrock_billing.core.schema import TableNames, day_key
+
+    boto3.client("dynamodb", region_name="us-east-1").put_item(
+        TableName=TableNames.for_stage("prod").usage,
+        Item={
+            "customer_id": {"S": customer_id},
+            "sk": {"S": day_key(day, model)},
+            "requests": {"N": str(requests)},
+            "input_tokens": {"N": str(tokens // 2)},
+            "output_tokens": {"N": str(tokens - tokens // 2)},
+        },
+    )
+
+
+def test_anomalies_exit_5_and_send_events_only_when_a_day_is_far_from_baseline(
+    customer, monkeypatch
+):
+    import json
+    from datetime import date, timedelta
+
+    sns, sqs = boto3.client("sns", region_name="us-east-1"), boto3.client("sqs", "us-east-1")
+    topic = sns.create_topic(Name="ops")["TopicArn"]
+    queue = sqs.create_queue(QueueName="ops")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
+    sns.subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=arn["QueueArn"],
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    monkeypatch.setenv("BEDROCK_BILLING_ALERTS_TOPIC_ARN", topic)
+    start = date(2026, 11, 1)
+    for n in range(15):
+        put_day(customer, start + timedelta(days=n), 100, 50_000)
+    quiet = run_json("anomalies", "--date", "2026-11-15", "--notify")
+    assert quiet["count"] == 0 and quiet["customers_checked"] == 1
+    put_day(customer, start + timedelta(days=15), 900, 600_000)
+    result = run("anomalies", "--date", "2026-11-16", "--notify", "-o", "json", expect=5)
+    found = json.loads(result.stdout)
+    assert [(a["kind"], a["metric"]) for a in found["anomalies"]] == [
+        ("usage_spike", "tokens"),
+        ("usage_spike", "requests"),
+    ]
+    assert found["events_sent"] == 2
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    events = [json.loads(m["Body"]) for m in messages]
+    assert {e["type"] for e in events} == {"anomaly.detected"}
+    assert {e["customer_id"] for e in events} == {customer}
+    kept = run_json("webhooks", "deliveries", "--customer-id", customer)["deliveries"]
+    assert [(d["type"], d["status"]) for d in kept] == [("anomaly.detected", "no_webhook")] * 2
+    assert run("anomalies", "--window", "3", expect=2).stderr.startswith("Error: --window")

@@ -7,7 +7,17 @@ import importlib
 from .app import app
 
 # Imported for their @app.command registrations, in the order `--help` lists them.
-for _module in ("customers", "usage", "billing", "alerts", "webhooks", "deploy", "sandbox"):
+_COMMANDS = (
+    "customers",
+    "usage",
+    "billing",
+    "alerts",
+    "webhooks",
+    "anomalies",
+    "deploy",
+    "sandbox",
+)
+for _module in _COMMANDS:
     importlib.import_module(f"{__name__}.commands.{_module}")
 
 
