@@ -174,3 +174,16 @@ def test_anomalies_exit_5_and_send_events_only_when_a_day_is_far_from_baseline(
     kept = run_json("webhooks", "deliveries", "--customer-id", customer)["deliveries"]
     assert [(d["type"], d["status"]) for d in kept] == [("anomaly.detected", "no_webhook")] * 2
     assert run("anomalies", "--window", "3", expect=2).stderr.startswith("Error: --window")
+
+
+def test_daily_run_sends_token_expiring_once_per_token(customer):
+    soon = run_json("create", "--name", "Soon", "--email", "s@x.example", "--expires-in", "3d")
+    run_json("create", "--name", "Later", "--email", "l@x.example", "--expires-in", "30d")
+    first = run_json("alerts", "daily")
+    assert [(e["type"], e["customer_id"]) for e in first["events"]] == [
+        ("token.expiring", soon["customer_id"])
+    ]
+    assert first["events"][0]["token_prefix"].startswith("bbk_")
+    assert run_json("alerts", "daily")["count"] == 0  # once per token
+    kept = run_json("webhooks", "deliveries", "--customer-id", soon["customer_id"])
+    assert [d["type"] for d in kept["deliveries"]] == ["token.expiring"]

@@ -400,3 +400,16 @@ def test_quote_warns_about_unpriced_usage_on_stderr_in_every_format(output):
     )  # fmt: skip
     assert "warning: usage not priced by the plan" in result.stderr
     assert "acme.mystery-model-v1:0 input_tokens" in result.stderr
+
+
+def test_finalizing_sends_invoice_finalized_once_per_issued_invoice(seeded, monkeypatch):
+    settings, ids = seeded
+    topic = boto3.client("sns", region_name="us-east-1").create_topic(Name="ops")["TopicArn"]
+    monkeypatch.setenv("BEDROCK_BILLING_ALERTS_TOPIC_ARN", topic)
+    first = finalize_all()
+    finalize_all()  # issues nothing more: announces nothing more
+    kept = run_json("webhooks", "deliveries", "--stage", "test")["deliveries"]
+    assert sorted(d["customer_id"] for d in kept) == sorted(
+        o["customer_id"] for o in first["outcomes"] if o["outcome"] == "issued"
+    )
+    assert {d["type"] for d in kept} == {"invoice.finalized"}

@@ -56,6 +56,7 @@ def test_the_notifier_role_holds_exactly_what_the_notifier_calls(template):
         "dynamodb:DeleteItem",
     }
     assert granted[json.dumps({"Fn::GetAtt": ["CustomersTable", "Arn"]})] == {"dynamodb:GetItem"}
+    assert granted[json.dumps({"Fn::GetAtt": ["TokensTable", "Arn"]})] == {"dynamodb:Scan"}
     assert granted[json.dumps({"Ref": "AlertsTopic"})] == {"sns:Publish"}
     assert granted[json.dumps({"Fn::GetAtt": ["WebhookKey", "Arn"]})] == {"kms:Decrypt"}
     # The proxy's role did not grow: the notifier reads the stream, not the proxy.
@@ -135,3 +136,12 @@ def test_alarms_on_error_rate_and_p99_latency(template):
     latency = template["Resources"]["LatencyP99Alarm"]["Properties"]
     assert (latency["MetricName"], latency["ExtendedStatistic"]) == ("Latency", "p99")
     assert latency["AlarmActions"] == rate["AlarmActions"]  # the stack's alarm topic
+
+
+def test_a_daily_schedule_invokes_the_notifier(template):
+    rule = template["Resources"]["NotifierDailyRule"]["Properties"]
+    assert rule["ScheduleExpression"].startswith("cron(")
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["NotifierFunction", "Arn"]}
+    permission = template["Resources"]["NotifierDailyPermission"]["Properties"]
+    assert permission["Principal"] == "events.amazonaws.com"
+    assert permission["SourceArn"] == {"Fn::GetAtt": ["NotifierDailyRule", "Arn"]}

@@ -81,6 +81,8 @@ def notifier_role(cfg: DeployConfig) -> dict:
             "Resource": [_arn("UsageTable")],
         },
         {"Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": [_arn("CustomersTable")]},
+        # The daily run looks for tokens about to expire (token.expiring).
+        {"Effect": "Allow", "Action": ["dynamodb:Scan"], "Resource": [_arn("TokensTable")]},
         {"Effect": "Allow", "Action": ["sns:Publish"], "Resource": [{"Ref": "AlertsTopic"}]},
         {"Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": [_arn("WebhookKey")]},
         {
@@ -196,10 +198,29 @@ def notify_resources(cfg: DeployConfig) -> dict[str, dict]:
                     "Variables": {
                         "USAGE_TABLE": tables.usage,
                         "CUSTOMERS_TABLE": tables.customers,
+                        "TOKENS_TABLE": tables.tokens,
                         "ALERTS_TOPIC_ARN": {"Ref": "AlertsTopic"},
                         "ALERT_THRESHOLDS": ",".join(str(t) for t in DEFAULT_THRESHOLDS),
                     }
                 },
+            },
+        },
+        "NotifierDailyRule": {
+            "Type": "AWS::Events::Rule",
+            "Properties": {
+                "Description": f"bedrock-billing {cfg.stage}: daily token.expiring run",
+                "ScheduleExpression": "cron(0 6 * * ? *)",
+                "State": "ENABLED",
+                "Targets": [{"Arn": _arn("NotifierFunction"), "Id": "notifier"}],
+            },
+        },
+        "NotifierDailyPermission": {
+            "Type": "AWS::Lambda::Permission",
+            "Properties": {
+                "Action": "lambda:InvokeFunction",
+                "FunctionName": {"Ref": "NotifierFunction"},
+                "Principal": "events.amazonaws.com",
+                "SourceArn": _arn("NotifierDailyRule"),
             },
         },
         "NotifierEventSourceMapping": {

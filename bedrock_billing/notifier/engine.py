@@ -118,11 +118,15 @@ class Notifier:
 
     def fire(self, customer_id: str, crossing: alerts.Crossing, settings: Mapping) -> dict | None:
         """The event for ``crossing`` if this call is the one that fires it, else None."""
+        event = alerts.crossing_event(customer_id, crossing, self.clock())
+        return self.fire_once(customer_id, crossing.marker_key, event, settings)
+
+    def fire_once(self, customer_id: str, marker_key: str, event: dict, settings: Mapping):
+        """Dispatch ``event`` unless ``marker_key`` was fired before (conditional write)."""
         now = self.clock()
-        event = alerts.crossing_event(customer_id, crossing, now)
         marker = {
             "customer_id": customer_id,
-            "sk": crossing.marker_key,
+            "sk": marker_key,
             "event_id": event["id"],
             "fired_at": iso_z(now),
             "ttl": epoch_seconds(now + timedelta(days=alerts.ALERT_LIFETIME_DAYS)),
@@ -141,11 +145,44 @@ class Notifier:
             self.dispatch(event, settings)
         except Exception:
             # The topic refused: forget the marker so the stream's retry fires it again.
-            self.dynamodb.delete_item(
-                TableName=self.usage_table, Key=_key(customer_id, crossing.marker_key)
-            )
+            self.dynamodb.delete_item(TableName=self.usage_table, Key=_key(customer_id, marker_key))
             raise
         return event
+
+    # ---- the daily run
+
+    def expiring_tokens(self, tokens_table: str, within_days: int = 7) -> list[dict]:
+        """``token.expiring`` once per token that expires within ``within_days``."""
+        now = self.clock()
+        kwargs: dict[str, Any] = {
+            "TableName": tokens_table,
+            "FilterExpression": "#s = :active AND expires_at BETWEEN :now AND :until",
+            "ExpressionAttributeNames": {"#s": "state"},
+            "ExpressionAttributeValues": {
+                ":active": {"S": "active"},
+                ":now": {"S": iso_z(now)},
+                ":until": {"S": iso_z(now + timedelta(days=within_days))},
+            },
+        }
+        sent = []
+        while True:
+            page = self.dynamodb.scan(**kwargs)
+            for item in page.get("Items", []):
+                token = from_item(item)
+                customer_id = str(token.get("customer_id"))
+                event = alerts.make_event(
+                    alerts.TOKEN_EXPIRING,
+                    customer_id,
+                    {"token_prefix": token.get("prefix"), "expires_at": token.get("expires_at")},
+                    now,
+                )
+                marker = f"{alerts.ALERT_PREFIX}token-expiring#{str(token['token_hash'])[:24]}"
+                fired = self.fire_once(customer_id, marker, event, self.settings(customer_id))
+                if fired is not None:
+                    sent.append(fired)
+            if "LastEvaluatedKey" not in page:
+                return sent
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def send(self, event_type: str, customer_id: str, data: Mapping[str, Any]) -> dict:
         """An event that is not a threshold (token.expiring, anomaly.detected, ...)."""

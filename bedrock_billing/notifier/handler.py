@@ -47,5 +47,8 @@ def get_notifier() -> Notifier:
 
 
 def lambda_handler(event, context):
+    if event.get("source") == "aws.events":  # the daily schedule
+        sent = get_notifier().expiring_tokens(os.environ["TOKENS_TABLE"])
+        return {"token_expiring": len(sent)}
     fired = get_notifier().handle_records(event.get("Records") or [])
     return {"fired": len(fired)}

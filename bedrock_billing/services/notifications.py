@@ -152,3 +152,31 @@ def redeliver(settings, event_id: str, **overrides) -> dict[str, Any]:
     if result is None:  # pragma: no cover - found a moment ago
         raise NotFound(f"no event with id {event_id}")
     return _delivery_row(result)
+
+
+def announce_invoice(settings, doc: dict[str, Any], notifier=None) -> dict:
+    """Send ``invoice.finalized`` for an issued invoice (topic and webhook)."""
+    notifier = notifier or notifier_for(settings)
+    data = {
+        "invoice_number": doc.get("invoice_number"),
+        "period": doc.get("period"),
+        "total": doc.get("total"),
+        "currency": doc.get("currency"),
+        "issued_at": doc.get("issued_at"),
+    }
+    return notifier.send(alerts.INVOICE_FINALIZED, doc["customer_id"], data)
+
+
+def run_daily(settings, *, within_days: int = 7, notifier=None) -> dict[str, Any]:
+    """What the deployed daily schedule runs: ``token.expiring`` once per token."""
+    if not 1 <= within_days <= 90:
+        raise InvalidInput("--within must be 1 to 90 days")
+    notifier = notifier or notifier_for(settings)
+    sent = notifier.expiring_tokens(settings.tables.tokens, within_days)
+    return {
+        "events": [
+            {"event_id": e["id"], "type": e["type"], "customer_id": e["customer_id"], **e["data"]}
+            for e in sent
+        ],
+        "count": len(sent),
+    }

@@ -61,3 +61,21 @@ def alerts_list(
     result = list_alerts(ctx.obj, customer_id)
     footer = "Default thresholds: " + ", ".join(f"{t}%" for t in result["default_thresholds"])
     emit(ctx.obj, result, rows_key="alerts", columns=COLUMNS, footer=footer)
+
+
+@alerts_app.command("daily")
+def alerts_daily(
+    ctx: typer.Context,
+    within: Annotated[int, typer.Option("--within", help="Days before a token expires.")] = 7,
+) -> None:
+    """The daily run (as the deployed schedule): token.expiring, once per token."""
+    from ...services.notifications import run_daily
+
+    result = run_daily(ctx.obj, within_days=within)
+    columns = [
+        ("event_id", "Event"),
+        ("customer_id", "Customer"),
+        ("token_prefix", "Token"),
+        ("expires_at", "Expires"),
+    ]
+    emit(ctx.obj, result, rows_key="events", columns=columns)
