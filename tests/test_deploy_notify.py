@@ -145,3 +145,52 @@ def test_a_daily_schedule_invokes_the_notifier(template):
     permission = template["Resources"]["NotifierDailyPermission"]["Properties"]
     assert permission["Principal"] == "events.amazonaws.com"
     assert permission["SourceArn"] == {"Fn::GetAtt": ["NotifierDailyRule", "Arn"]}
+
+
+PRINCIPAL = "arn:aws:quicksight:us-east-1:123456789012:user/default/ops"
+
+
+def test_quicksight_is_off_by_default_and_reads_the_stacks_athena_table(template):
+    assert not [r for r in template["Resources"].values() if "QuickSight" in r["Type"]]
+    tpl = build_template(config(quicksight=True, quicksight_principal=PRINCIPAL))
+    source = tpl["Resources"]["QuickSightDataSource"]["Properties"]
+    assert source["Type"] == "ATHENA"
+    assert source["DataSourceParameters"]["AthenaParameters"]["WorkGroup"] == (
+        "bedrock-billing-prod"
+    )
+    table = tpl["Resources"]["QuickSightDataSet"]["Properties"]["PhysicalTableMap"]["usagelog"]
+    relational = table["RelationalTable"]
+    assert (relational["Schema"], relational["Name"]) == ("bedrock_billing_prod", "usage_log")
+    from bedrock_billing.core.logschema import FIELD_NAMES
+
+    assert [c["Name"] for c in relational["InputColumns"]] == [*FIELD_NAMES, "dt"]
+    for resource in ("QuickSightDataSource", "QuickSightDataSet"):
+        [permission] = tpl["Resources"][resource]["Properties"]["Permissions"]
+        assert permission["Principal"] == PRINCIPAL
+        assert not any("*" in a for a in permission["Actions"])
+
+
+def test_quicksight_template_is_cfn_lint_clean():
+    from cfnlint.api import ManualArgs, lint
+
+    body = json.dumps(
+        build_template(
+            config(quicksight=True, quicksight_principal=PRINCIPAL, customer_metrics=True)
+        )
+    )
+    matches = lint(body, config=ManualArgs(regions=["us-east-1"]))
+    errors = [m for m in matches if m.rule.id.startswith("E")]
+    assert errors == [], [f"{m.rule.id} {m.message}" for m in errors]
+
+
+def test_quicksight_needs_an_owner_and_customer_metrics_reach_the_proxy():
+    from bedrock_billing.core.errors import InvalidInput
+    from bedrock_billing.deploy.config import validate
+
+    with pytest.raises(InvalidInput, match="--quicksight-principal"):
+        validate(config(quicksight=True))
+    validate(config(quicksight=True, quicksight_principal=PRINCIPAL))
+    env = build_template(config(customer_metrics=True))["Resources"]["ProxyFunction"]
+    assert env["Properties"]["Environment"]["Variables"]["BEDROCK_BILLING_CUSTOMER_METRICS"] == "on"
+    plain = build_template(config())["Resources"]["ProxyFunction"]["Properties"]
+    assert "BEDROCK_BILLING_CUSTOMER_METRICS" not in plain["Environment"]["Variables"]

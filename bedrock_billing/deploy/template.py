@@ -21,6 +21,7 @@ from . import (
     template_edge,
     template_logs,
     template_notify,
+    template_quicksight,
 )
 from .bedrock_arns import invoke_statements
 from .config import ATHENA_RESULTS_PREFIX, LOG_PREFIX, DeployConfig
@@ -313,6 +314,7 @@ def build_template(cfg: DeployConfig) -> dict:
     resources.update(template_logs.analytics_resources(cfg))
     resources.update(template_alarms.alarm_resources(cfg))
     resources.update(template_dashboard.dashboard_resources(cfg))
+    resources.update(template_quicksight.quicksight_resources(cfg))
     resources.update(template_edge.edge_resources(cfg))
     template_edge.apply_to_stage(cfg, resources)
     resources.update(template_notify.notify_resources(cfg))
