@@ -37,6 +37,7 @@ def test_alerts_set_list_clear(customer):
         "customer_id": customer,
         "thresholds": [25, 90],
         "source": "customer",
+        "credits_below": None,
         "webhook_url": None,
     }
     listed = run_json("alerts", "list")

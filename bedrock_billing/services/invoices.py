@@ -208,13 +208,15 @@ def _announce(settings, run: InvoiceRun) -> None:
     topic (a deployed or sandbox stage). A failure is reported with the run's failures."""
     if not settings.alerts_topic_arn:
         return
-    from .notifications import announce_invoice
+    from .notifications import announce_invoice, check_credits_low
 
     for doc, outcome in zip(run.invoices, run.outcomes, strict=False):
         if outcome.get("outcome") != "issued":
             continue
         try:
             announce_invoice(settings, doc)
+            if Decimal(doc.get("credit_total") or 0) > 0:
+                check_credits_low(settings, doc["customer_id"], doc["period"])
         except Exception as exc:
             run.failures.append(
                 {

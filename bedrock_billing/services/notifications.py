@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core import alerts
+from ..core.customers import parse_money_limit
 from ..core.errors import InvalidInput, NotFound
 from ..core.schema import resource_base
 from ..core.timeutil import Clock, iso_z, system_clock
@@ -36,25 +37,43 @@ def _row(customer_id: str, item: dict, defaults: tuple[int, ...]) -> dict[str, A
         "customer_id": customer_id,
         "thresholds": [int(t) for t in own] if own else list(defaults),
         "source": "customer" if own else "default",
+        "credits_below": item.get("credits_below"),
         "webhook_url": item.get("webhook_url"),
     }
 
 
-def set_alerts(settings, customer_id: str, thresholds: list[str], *, clock: Clock = system_clock):
-    values = alerts.parse_thresholds(thresholds)
+def set_alerts(
+    settings,
+    customer_id: str,
+    thresholds: list[str] | None = None,
+    *,
+    credits_below: str | None = None,
+    clock: Clock = system_clock,
+):
+    """Set the customer's thresholds and/or the prepaid balance that triggers credits.low."""
+    if not thresholds and credits_below is None:
+        raise InvalidInput("give --threshold PCT (repeatable) or --credits-below AMOUNT")
+    changes: dict[str, Any] = {"updated_at": iso_z(clock())}
+    if thresholds:
+        changes["thresholds"] = list(alerts.parse_thresholds(thresholds))
+    if credits_below is not None:
+        amount = parse_money_limit(credits_below, "--credits-below")
+        if amount is None:
+            raise InvalidInput("--credits-below needs an amount such as 25.00")
+        changes["credits_below"] = amount
     customer_id = require_customer(settings, customer_id)["customer_id"]
-    _store(settings).update_settings(
-        customer_id, {"thresholds": list(values), "updated_at": iso_z(clock())}
-    )
-    return _row(customer_id, {"thresholds": values}, default_thresholds(settings))
+    store = _store(settings)
+    store.update_settings(customer_id, changes)
+    return _row(customer_id, store.settings(customer_id), default_thresholds(settings))
 
 
 def clear_alerts(settings, customer_id: str, *, clock: Clock = system_clock) -> dict[str, Any]:
     customer_id = require_customer(settings, customer_id)["customer_id"]
-    _store(settings).update_settings(
-        customer_id, {"updated_at": iso_z(clock())}, remove=("thresholds",)
+    store = _store(settings)
+    store.update_settings(
+        customer_id, {"updated_at": iso_z(clock())}, remove=("thresholds", "credits_below")
     )
-    return _row(customer_id, {}, default_thresholds(settings))
+    return _row(customer_id, store.settings(customer_id), default_thresholds(settings))
 
 
 def list_alerts(settings, customer_id: str | None = None) -> dict[str, Any]:
@@ -180,3 +199,27 @@ def run_daily(settings, *, within_days: int = 7, notifier=None) -> dict[str, Any
         ],
         "count": len(sent),
     }
+
+
+def check_credits_low(settings, customer_id: str, period: str, notifier=None) -> dict | None:
+    """``credits.low`` once per period when the usable prepaid balance is below the
+    customer's ``credits_below`` (checked after an invoice draws credit)."""
+    from decimal import Decimal
+
+    from .invoices import list_credits
+
+    notifier = notifier or notifier_for(settings)
+    own = notifier.settings(customer_id)
+    if own.get("credits_below") is None:
+        return None
+    balance = list_credits(settings, customer_id)["usable_balance"]
+    if Decimal(balance) >= Decimal(str(own["credits_below"])):
+        return None
+    event = alerts.make_event(
+        alerts.CREDITS_LOW,
+        customer_id,
+        {"usable_balance": balance, "below": own["credits_below"], "period": period},
+        notifier.clock(),
+    )
+    marker = f"{alerts.ALERT_PREFIX}{period}#credits_low"
+    return notifier.fire_once(customer_id, marker, event, own)

@@ -21,6 +21,7 @@ COLUMNS = [
     ("customer_id", "Customer"),
     ("thresholds", "Thresholds %"),
     ("source", "From"),
+    ("credits_below", "Credits below"),
     ("webhook_url", "Webhook"),
 ]
 
@@ -30,14 +31,19 @@ def alerts_set(
     ctx: typer.Context,
     customer_id: CustomerId,
     threshold: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option("--threshold", help="A percentage of each limit (repeat), e.g. 80."),
-    ],
+    ] = None,
+    credits_below: Annotated[
+        str | None,
+        typer.Option("--credits-below", help="Send credits.low below this prepaid balance."),
+    ] = None,
 ) -> None:
     """Alert a customer at these percentages of each of their limits."""
     from ...services.notifications import set_alerts
 
-    emit(ctx.obj, set_alerts(ctx.obj, customer_id, threshold), columns=COLUMNS)
+    result = set_alerts(ctx.obj, customer_id, threshold, credits_below=credits_below)
+    emit(ctx.obj, result, columns=COLUMNS)
 
 
 @alerts_app.command("clear")
