@@ -175,6 +175,10 @@ def test_anomalies_exit_5_and_send_events_only_when_a_day_is_far_from_baseline(
     kept = run_json("webhooks", "deliveries", "--customer-id", customer)["deliveries"]
     assert [(d["type"], d["status"]) for d in kept] == [("anomaly.detected", "no_webhook")] * 2
     assert run("anomalies", "--window", "3", expect=2).stderr.startswith("Error: --window")
+    month = run("anomalies", "--period", "2026-11", "-o", "json", expect=5)
+    whole = json.loads(month.stdout)
+    assert whole["first_date"] == "2026-11-01" and whole["date"] == "2026-11-30"
+    assert {a["date"] for a in whole["anomalies"]} == {"2026-11-16"}
 
 
 def test_daily_run_sends_token_expiring_once_per_token(customer):

@@ -27,6 +27,9 @@ def anomalies(
     day: Annotated[
         str | None, typer.Option("--date", help="YYYY-MM-DD (default: yesterday, UTC).")
     ] = None,
+    period: Annotated[
+        str | None, typer.Option("--period", help="Every complete day of a month, YYYY-MM.")
+    ] = None,
     window: Annotated[int, typer.Option("--window", help="Trailing days of baseline.")] = 14,
     notify: Annotated[
         bool, typer.Option("--notify", help="Send each as an anomaly.detected event.")
@@ -35,7 +38,7 @@ def anomalies(
     """Usage spikes, new models and error-rate spikes; exit 5 when any is found (cron)."""
     from ...services.anomalies import find_anomalies
 
-    result = find_anomalies(ctx.obj, day=day, window=window, notify=notify)
+    result = find_anomalies(ctx.obj, day=day, period=period, window=window, notify=notify)
     emit(ctx.obj, result, rows_key="anomalies", columns=COLUMNS)
     note(f"{result['count']} anomalies among {result['customers_checked']} customers")
     if result["count"]:
