@@ -54,8 +54,12 @@ def test_the_notifier_role_holds_exactly_what_the_notifier_calls(template):
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:DeleteItem",
+        "dynamodb:Query",
     }
-    assert granted[json.dumps({"Fn::GetAtt": ["CustomersTable", "Arn"]})] == {"dynamodb:GetItem"}
+    assert granted[json.dumps({"Fn::GetAtt": ["CustomersTable", "Arn"]})] == {
+        "dynamodb:GetItem",
+        "dynamodb:Scan",
+    }
     assert granted[json.dumps({"Fn::GetAtt": ["TokensTable", "Arn"]})] == {"dynamodb:Scan"}
     assert granted[json.dumps({"Ref": "AlertsTopic"})] == {"sns:Publish"}
     assert granted[json.dumps({"Fn::GetAtt": ["WebhookKey", "Arn"]})] == {"kms:Decrypt"}

@@ -72,7 +72,32 @@ def test_the_daily_schedule_sends_token_expiring(lambda_env):
     cid = put_customer(ddb, tables)
     put_token(ddb, tables, cid, expires_at=datetime.now(UTC) + timedelta(days=2))
     scheduled = {"source": "aws.events", "detail-type": "Scheduled Event"}
-    assert handler.lambda_handler(scheduled, None) == {"token_expiring": 1}
-    assert handler.lambda_handler(scheduled, None) == {"token_expiring": 0}
-    [event] = messages(sqs, queue)
-    assert event["type"] == "token.expiring" and event["customer_id"] == cid
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    for n in range(1, 15):  # a steady fortnight, then yesterday ten times busier
+        put_day(ddb, tables, cid, yesterday - timedelta(days=n), 100)
+    put_day(ddb, tables, cid, yesterday, 1000)
+    first = handler.lambda_handler(scheduled, None)
+    assert first == {"token_expiring": 1, "anomaly_detected": 2}  # tokens and requests
+    assert handler.lambda_handler(scheduled, None) == {"token_expiring": 0, "anomaly_detected": 0}
+    events = messages(sqs, queue)
+    assert sorted(e["type"] for e in events) == [
+        "anomaly.detected",
+        "anomaly.detected",
+        "token.expiring",
+    ]
+    assert {e["customer_id"] for e in events} == {cid}
+
+
+def put_day(ddb, tables, cid, day, requests):
+    from bedrock_billing.core.schema import day_key
+
+    ddb.put_item(
+        TableName=tables.usage,
+        Item={
+            "customer_id": {"S": cid},
+            "sk": {"S": day_key(day, "anthropic.claude-3-haiku-20240307-v1:0")},
+            "requests": {"N": str(requests)},
+            "input_tokens": {"N": str(requests * 300)},
+            "output_tokens": {"N": str(requests * 300)},
+        },
+    )

@@ -77,10 +77,21 @@ def notifier_role(cfg: DeployConfig) -> dict:
         {
             # Settings and markers and kept events live beside the meter in the usage table.
             "Effect": "Allow",
-            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+            # Query: the daily anomaly run reads each customer's DAY# counters.
+            "Action": [
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:Query",
+            ],
             "Resource": [_arn("UsageTable")],
         },
-        {"Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": [_arn("CustomersTable")]},
+        {
+            # Scan: the daily anomaly run lists the customers.
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:Scan"],
+            "Resource": [_arn("CustomersTable")],
+        },
         # The daily run looks for tokens about to expire (token.expiring).
         {"Effect": "Allow", "Action": ["dynamodb:Scan"], "Resource": [_arn("TokensTable")]},
         {"Effect": "Allow", "Action": ["sns:Publish"], "Resource": [{"Ref": "AlertsTopic"}]},
@@ -208,7 +219,7 @@ def notify_resources(cfg: DeployConfig) -> dict[str, dict]:
         "NotifierDailyRule": {
             "Type": "AWS::Events::Rule",
             "Properties": {
-                "Description": f"bedrock-billing {cfg.stage}: daily token.expiring run",
+                "Description": f"bedrock-billing {cfg.stage}: daily token.expiring and anomalies",
                 "ScheduleExpression": "cron(0 6 * * ? *)",
                 "State": "ENABLED",
                 "Targets": [{"Arn": _arn("NotifierFunction"), "Id": "notifier"}],

@@ -18,10 +18,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..core import alerts
+from ..core import alerts, anomalies
 from ..core.customers import InvalidRecord, read_customer_record
 from ..core.items import from_item, to_item
+from ..core.schema import day_range, parse_day_key
 from ..core.timeutil import Clock, epoch_seconds, iso_z, system_clock
+from ..core.usage import COUNTERS, UsageRow
 from ..core.webhooks import EVENT_ID_HEADER, SIGNATURE_HEADER, sign
 from . import delivery
 
@@ -150,6 +152,54 @@ class Notifier:
         return event
 
     # ---- the daily run
+
+    def daily_anomalies(self, day, window: int = anomalies.WINDOW_DAYS) -> list[dict]:
+        """``anomaly.detected`` for ``day``'s findings (core/anomalies.py), once each."""
+        history = {}
+        pages = {"TableName": self.customers_table, "ProjectionExpression": "customer_id"}
+        while True:
+            page = self.dynamodb.scan(**pages)
+            for item in page.get("Items", []):
+                cid = item["customer_id"]["S"]
+                history[cid] = self._day_rows(cid, day - timedelta(days=window), day)
+            if "LastEvaluatedKey" not in page:
+                break
+            pages["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        sent = []
+        for found in anomalies.detect(history, day, window):
+            data = found.as_dict()
+            event = alerts.make_event(
+                alerts.ANOMALY_DETECTED, found.customer_id, data, self.clock()
+            )
+            marker = f"{alerts.ALERT_PREFIX}{day.isoformat()}#anomaly#{found.kind}#{found.metric}"
+            fired = self.fire_once(
+                found.customer_id, marker, event, self.settings(found.customer_id)
+            )
+            if fired is not None:
+                sent.append(fired)
+        return sent
+
+    def _day_rows(self, customer_id: str, first, last) -> list[UsageRow]:
+        low, high = day_range(first, last)
+        kwargs = {
+            "TableName": self.usage_table,
+            "KeyConditionExpression": "customer_id = :c AND sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": {
+                ":c": {"S": customer_id},
+                ":lo": {"S": low},
+                ":hi": {"S": high},
+            },
+        }
+        rows = []
+        while True:
+            page = self.dynamodb.query(**kwargs)
+            for item in page.get("Items", []):
+                values = from_item(item)
+                d, model = parse_day_key(values["sk"])
+                rows.append(UsageRow(d, model, **{n: int(values.get(n) or 0) for n in COUNTERS}))
+            if "LastEvaluatedKey" not in page:
+                return rows
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def expiring_tokens(self, tokens_table: str, within_days: int = 7) -> list[dict]:
         """``token.expiring`` once per token that expires within ``within_days``."""

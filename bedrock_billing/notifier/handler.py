@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from datetime import timedelta
 
 import boto3
 
@@ -48,7 +49,10 @@ def get_notifier() -> Notifier:
 
 def lambda_handler(event, context):
     if event.get("source") == "aws.events":  # the daily schedule
-        sent = get_notifier().expiring_tokens(os.environ["TOKENS_TABLE"])
-        return {"token_expiring": len(sent)}
+        notifier = get_notifier()
+        sent = notifier.expiring_tokens(os.environ["TOKENS_TABLE"])
+        yesterday = notifier.clock().date() - timedelta(days=1)  # the last complete UTC day
+        found = notifier.daily_anomalies(yesterday)
+        return {"token_expiring": len(sent), "anomaly_detected": len(found)}
     fired = get_notifier().handle_records(event.get("Records") or [])
     return {"fired": len(fired)}
