@@ -14,16 +14,16 @@ import pytest
 import requests
 from botocore.config import Config
 
-from bedrock_billing.config import resolve_settings
 from bedrock_billing.core import alerts
 from bedrock_billing.core.schema import TableNames, resource_base
+from bedrock_billing.fakebedrock import FakeBedrock
 from bedrock_billing.proxy.config import ProxyConfig
 from bedrock_billing.proxy.handler import Proxy
 from bedrock_billing.proxy.prices import PriceTable
-from bedrock_billing.sandbox.fake_bedrock import FakeBedrock
 from bedrock_billing.sandbox.meterstream import MeterStream
 from bedrock_billing.sandbox.proxy_server import ProxyServer
 from bedrock_billing.services import notifications
+from bedrock_billing.settings import resolve_settings
 from tests.proxy_support import HAIKU, claude_body, create_tables, put_customer, put_token
 from tests.webhook_support import Receiver, documented_verifier
 

@@ -16,6 +16,7 @@ _COMMANDS = (
     "anomalies",
     "deploy",
     "sandbox",
+    "configuration",
 )
 for _module in _COMMANDS:
     importlib.import_module(f"{__name__}.commands.{_module}")

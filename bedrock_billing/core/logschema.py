@@ -15,6 +15,11 @@ EVENT_INVOKE = "bedrock_invoke"  # Bedrock answered with success: billable
 EVENT_ERROR = "bedrock_error"  # admitted, but Bedrock (or the proxy) failed: not billed
 EVENT_REFUSED = "proxy_refused"  # refused by the proxy (auth, limit, bad input): not billed
 
+# The CloudWatch metric the proxy emits for a lost counter write (Embedded Metric Format),
+# and the deploy's alarm watches: one contract, so both sides name it from here.
+METRIC_NAMESPACE = "BedrockBilling"
+METRIC_WRITE_FAILURES = "UsageWriteFailures"
+
 # The refusals the proxy counts in the DAY# item's ``refused`` counter: those at a limit or
 # model check (proxy/errors.py codes raised with ``limit=``). Other refusals (bad input,
 # bad token, a DynamoDB outage at admission) are logged but counted for no one.
@@ -66,7 +71,11 @@ FIELDS: tuple[Field, ...] = (
         "counter_write_failed", "boolean", "true when the DynamoDB counters could not be written"
     ),
     Field("near_timeout", "boolean", "true when the call ran close to the integration timeout"),
-    Field("wire_api", "string", "the API the client spoke: bedrock-runtime | legacy"),
+    Field(
+        "wire_api",
+        "string",
+        "the API the client spoke: bedrock-runtime | anthropic-messages | openai-chat | legacy",
+    ),
 )
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)

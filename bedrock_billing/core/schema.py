@@ -62,6 +62,7 @@ LIMIT_ATTRIBUTES = (
 METER_PREFIX = "METER#"  # METER#YYYY-MM: the admission meter of one month
 DAY_PREFIX = "DAY#"  # DAY#YYYY-MM-DD#<foundation model id>: counters of one day and model
 MINUTE_PREFIX = "MIN#"  # MIN#YYYY-MM-DDTHH:MM: requests-per-minute window (TTL'd)
+ERROR_MARKER_PREFIX = "ERR#"  # ERR#<request id>: this request's error was recorded (TTL'd)
 
 # Counter attributes of a DAY# item (all integers, added with ADD).
 DAY_COUNTERS = (
@@ -109,6 +110,10 @@ def minute_key(instant: datetime) -> str:
     return f"{MINUTE_PREFIX}{instant.strftime('%Y-%m-%dT%H:%M')}"
 
 
+def error_marker_key(request_id: str) -> str:
+    return f"{ERROR_MARKER_PREFIX}{request_id}"
+
+
 def _revision_suffix(revision: int) -> str:
     # Revision 1 has no suffix, so it sorts first: INVOICE#2026-10 < INVOICE#2026-10#r02.
     return "" if revision == 1 else f"#r{revision:02d}"
@@ -149,3 +154,11 @@ def athena_workgroup_name(stage: str, prefix: str) -> str:
 
 
 LOG_PREFIX = "logs/"
+
+
+def missing_table_hint(tables: TableNames) -> str:
+    names = ", ".join(tables.as_dict().values())
+    return (
+        f"a table of this installation does not exist ({names}): "
+        "run `bedrock-billing init` (or check --stage, --region and --endpoint-url)"
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from ..core.model_names import ModelNames, ModelNamesError
 from ..core.schema import DEFAULT_PREFIX, DEFAULT_STAGE, TableNames
 from .prices import PriceTable
 
@@ -59,6 +60,8 @@ class ProxyConfig:
     bedrock_read_timeout: float = 300.0
     prices: PriceTable | None = None
     region: str | None = None
+    # Anthropic's model names and the operator's own, to Bedrock ids (core/model_names.py)
+    model_names: ModelNames = field(default_factory=ModelNames)
     # CloudWatch EMF records per request (logline.request_metrics): on in a deployment,
     # off where a test builds its own config; per-customer dimensions only when asked.
     request_metrics: bool = False
@@ -81,6 +84,7 @@ class ProxyConfig:
         origins = tuple(
             o.strip().rstrip("/") for o in env.get(ENV + "CORS_ORIGINS", "").split(",") if o.strip()
         )
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
         return cls(
             tables=tables,
             auth_cache_ttl=_number(env, "AUTH_CACHE_TTL", cls.auth_cache_ttl),
@@ -91,7 +95,15 @@ class ProxyConfig:
             integration_timeout=_number(env, "INTEGRATION_TIMEOUT", cls.integration_timeout, 1),
             bedrock_read_timeout=_number(env, "BEDROCK_READ_TIMEOUT", cls.bedrock_read_timeout, 1),
             prices=PriceTable.from_env(env),
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            region=region,
+            model_names=_model_names(env, region),
             request_metrics=_flag(env, "REQUEST_METRICS", True),
             customer_metrics=_flag(env, "CUSTOMER_METRICS", False),
         )
+
+
+def _model_names(env, region: str | None) -> ModelNames:
+    try:
+        return ModelNames.from_env(env, region)
+    except ModelNamesError as exc:
+        raise ConfigError(str(exc)) from None

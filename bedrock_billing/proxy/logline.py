@@ -13,12 +13,15 @@ import json
 import sys
 from dataclasses import dataclass
 
-from ..core.logschema import EVENT_ERROR, EVENT_INVOKE, EVENT_REFUSED
+from ..core.logschema import (
+    EVENT_ERROR,
+    EVENT_INVOKE,
+    EVENT_REFUSED,
+    METRIC_NAMESPACE,
+    METRIC_WRITE_FAILURES,
+)
 from ..core.metrics import CUSTOMER_METRICS, DIMENSION_CUSTOMER, DIMENSION_MODEL, REQUEST_METRICS
 from ..core.timeutil import epoch_seconds, iso_z
-
-METRIC_NAMESPACE = "BedrockBilling"
-METRIC_WRITE_FAILURES = "UsageWriteFailures"
 
 
 def print_sink(record: dict) -> None:
@@ -48,6 +51,7 @@ class RequestLog:
     counter_write_failed: bool = False
     near_timeout: bool = False
     wire_api: str | None = None
+    undelivered: bool = False  # a stream whose client left before its end (issue 13)
 
     def event_type(self) -> str:
         if not self.admitted:

@@ -13,7 +13,6 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from ..core.customers import validate_customer_id
 from ..core.errors import BillingError, Conflict, InvalidInput, NotFound
 from ..core.money import format_money, to_cents, to_money
 from ..core.pricing import (
@@ -26,7 +25,7 @@ from ..core.timeutil import Clock, Period, iso_z, parse_date, parse_duration, sy
 from ..stores.customers import CustomerStore
 from ..stores.invoices import InvoiceExists, InvoiceStore
 from ..stores.usage_counters import CounterStore
-from .customers import require_customer
+from .customers import require_customer, resolve_customer_id
 from .pricebook import PriceBookRef, load_book
 
 Progress = Callable[[int, int], None]
@@ -176,7 +175,7 @@ def run_invoices(
     counters = CounterStore(client, settings.tables.usage)
     store = InvoiceStore(client, settings.tables.invoices)
     if customer_id:
-        customers = [customers_store.get(validate_customer_id(customer_id))]
+        customers = [customers_store.get(resolve_customer_id(settings, customer_id))]
     else:
         customers = sorted(customers_store.scan(), key=lambda c: c["customer_id"])
     run = InvoiceRun(period=str(chosen), finalize=finalize)
@@ -191,7 +190,7 @@ def run_invoices(
         except Exception as exc:  # AWS trouble with one customer must not stop the run
             if customer_id:
                 raise
-            from ..stores.aws import aws_error
+            from ..awsclient import aws_error
 
             err = aws_error(exc)
             message = err.message if err else f"unexpected {type(exc).__name__}"
@@ -216,7 +215,9 @@ def _announce(settings, run: InvoiceRun) -> None:
         try:
             announce_invoice(settings, doc)
             if Decimal(doc.get("credit_total") or 0) > 0:
-                check_credits_low(settings, doc["customer_id"], doc["period"])
+                cid = doc["customer_id"]
+                balance = list_credits(settings, cid)["usable_balance"]
+                check_credits_low(settings, cid, doc["period"], balance)
         except Exception as exc:
             run.failures.append(
                 {
@@ -310,7 +311,7 @@ def add_credit(
     clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """Grant prepaid credit to a customer; invoices draw it down in the rules' order."""
-    cid = validate_customer_id(customer_id)
+    cid = resolve_customer_id(settings, customer_id)
     now = clock()
     eff = parse_date(effective, "effective date") if effective else now.date()
     exp = parse_date(expires, "expiry date") if expires else None
@@ -336,11 +337,17 @@ def add_credit(
     return {"customer_id": cid, **record}
 
 
+GRANT_KEYS = ("grant_id", "amount", "remaining", "priority", "effective", "expires",
+              "created_at", "note")  # fmt: skip
+"""A grant's keys in every output: the same set whatever it holds (None where unset)."""
+
+
 def list_credits(settings, customer_id: str, *, clock: Clock = system_clock) -> dict[str, Any]:
     """A customer's grants in the order an invoice would draw them, with balances."""
-    cid = validate_customer_id(customer_id)
-    rows = InvoiceStore(settings.client("dynamodb"), settings.tables.invoices).grants(cid)
-    by_id = {g.id: g for g in _grants(rows)}
+    cid = resolve_customer_id(settings, customer_id)
+    stored = InvoiceStore(settings.client("dynamodb"), settings.tables.invoices).grants(cid)
+    by_id = {g.id: g for g in _grants(stored)}
+    rows = [{key: r.get(key) for key in GRANT_KEYS} for r in stored]
     rows.sort(key=lambda r: by_id[r["grant_id"]].draw_order())
     today = clock().date()
     for r in rows:
@@ -363,7 +370,7 @@ def void_invoice(
 ) -> dict[str, Any]:
     """Void the period's invoice with a credit note for its total, giving back the prepaid
     credit it drew. The invoice stays as it was; the next ``--finalize`` issues a revision."""
-    cid = validate_customer_id(customer_id)
+    cid = resolve_customer_id(settings, customer_id)
     chosen = Period.parse(period)
     reason = (reason or "").strip()
     if not reason:

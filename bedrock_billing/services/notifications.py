@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..awsclient import aws_error
 from ..core import alerts
 from ..core.customers import parse_money_limit
 from ..core.errors import InvalidInput, NotFound
 from ..core.schema import resource_base
 from ..core.timeutil import Clock, iso_z, system_clock
 from ..core.webhooks import check_url, new_signing_secret
-from ..stores.aws import aws_error
 from ..stores.notifications import NotificationStore
 from .customers import require_customer
 
@@ -201,18 +201,18 @@ def run_daily(settings, *, within_days: int = 7, notifier=None) -> dict[str, Any
     }
 
 
-def check_credits_low(settings, customer_id: str, period: str, notifier=None) -> dict | None:
-    """``credits.low`` once per period when the usable prepaid balance is below the
-    customer's ``credits_below`` (checked after an invoice draws credit)."""
+def check_credits_low(
+    settings, customer_id: str, period: str, balance: str, notifier=None
+) -> dict | None:
+    """``credits.low`` once per period when the usable prepaid ``balance`` (the invoices
+    service reads it: this module imports no other service) is below the customer's
+    ``credits_below`` (checked after an invoice draws credit)."""
     from decimal import Decimal
-
-    from .invoices import list_credits
 
     notifier = notifier or notifier_for(settings)
     own = notifier.settings(customer_id)
     if own.get("credits_below") is None:
         return None
-    balance = list_credits(settings, customer_id)["usable_balance"]
     if Decimal(balance) >= Decimal(str(own["credits_below"])):
         return None
     event = alerts.make_event(

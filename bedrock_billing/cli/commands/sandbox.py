@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import signal
-import sys
 import threading
 
 import typer
 
 from ...core.errors import BillingError, InvalidInput
 from ..app import app
-from ..render import emit, note, stdout_console, to_json
+from ..render import emit, emit_line, note, stdout_console
 
 CALL_COLUMNS = [
     ("n", "#"),
@@ -34,7 +32,14 @@ def sandbox(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", help="A loopback address only."),
     port: int = typer.Option(
-        8787, "--port", min=0, max=65535, help="The proxy's port (0: a free one)."
+        8787, "--port", min=0, max=65535, help="The proxy's HTTP port (0: a free one)."
+    ),
+    tls_port: int = typer.Option(
+        8788,
+        "--tls-port",
+        min=0,
+        max=65535,
+        help="The proxy's HTTPS port, for the AWS SDKs (0: a free one).",
     ),
 ) -> None:
     """Run AWS (moto), a fake Bedrock and the proxy on loopback until Ctrl-C."""
@@ -44,6 +49,7 @@ def sandbox(
     box = Sandbox(
         host=host,
         port=port,
+        tls_port=tls_port,
         stage=settings.stage,
         table_prefix=settings.table_prefix,
         region=settings.region,
@@ -53,7 +59,7 @@ def sandbox(
     try:
         previous = {s: signal.signal(s, lambda *_: stop.set()) for s in _STOP_SIGNALS}
         try:
-            _announce(box, settings.output)
+            _announce(box, settings)
             while not stop.wait(0.5):  # a timed wait lets the signal handlers run
                 pass
         finally:
@@ -69,12 +75,12 @@ def sandbox(
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _announce(box, output: str) -> None:
+def _announce(box, settings) -> None:
     info = box.info()
-    if output == "json":
-        sys.stdout.write(json.dumps(info, separators=(",", ":")) + "\n")
-        sys.stdout.flush()
-        return
+    emit_line(settings, info, lambda: _say_where(info))
+
+
+def _say_where(info: dict) -> None:
     endpoint = f"--endpoint-url {info['aws_endpoint_url']} --region {info['region']}"
     stage = "" if info["stage"] == "prod" else f" --stage {info['stage']}"
     note(
@@ -82,6 +88,7 @@ def _announce(box, output: str) -> None:
             [
                 f"Sandbox ready (stage {info['stage']}, region {info['region']}); Ctrl-C stops it.",
                 f"  proxy       POST {info['proxy_url']}",
+                f"  Bedrock API {info['bedrock_endpoint_url']} (HTTPS; CA {info['ca_bundle']})",
                 f"  AWS (moto)  {info['aws_endpoint_url']}",
                 f"  Bedrock     {info['bedrock_url']} (fake)",
                 f"  usage log   {info['log_uri']}",
@@ -93,6 +100,11 @@ def _announce(box, output: str) -> None:
                 '"bedrock-2023-05-31", "max_tokens": 1000, "messages": [{"role": "user", '
                 '"content": [{"type": "text", "text": "What is the capital of France?"}]}]}\'',
                 f"  bedrock-billing usage --customer-id <id> {endpoint}{stage}",
+                "Any Bedrock SDK, with the token as its API key:",
+                f"  export AWS_ENDPOINT_URL_BEDROCK_RUNTIME={info['bedrock_endpoint_url']}",
+                f"  export AWS_CA_BUNDLE={info['ca_bundle']}"
+                f" NODE_EXTRA_CA_CERTS={info['ca_bundle']}",
+                "  export AWS_BEARER_TOKEN_BEDROCK=<token>",
             ]
         )
     )
@@ -112,10 +124,7 @@ def demo(ctx: typer.Context) -> None:
         region=settings.region,
         notify=note,
     )
-    if settings.output == "json":
-        typer.echo(to_json(result.to_dict()))
-    else:
-        _render(settings, result)
+    emit(settings, result.to_dict(), table=lambda: _render(settings, result))
     for failure in result.failures:
         note(f"check failed: {failure}")
     if not result.ok:
@@ -124,7 +133,7 @@ def demo(ctx: typer.Context) -> None:
 
 
 def _render(settings, result) -> None:
-    from ...sandbox.demo import model_name
+    from ...sandbox.demo import SDK_CLIENT, model_name
     from .billing import OUTCOME_COLUMNS, print_invoice
 
     calls = [
@@ -132,7 +141,9 @@ def _render(settings, result) -> None:
             "n": n,
             "customer": c["customer"],
             "model": model_name(c["model"]),
-            "result": f"{c['status']} " + ("answered" if c["status"] == 200 else c["code"]),
+            "result": f"{c['status']} "
+            + ("answered" if c["status"] == 200 else str(c["code"]))
+            + (" (boto3, HTTPS)" if c.get("client") == SDK_CLIENT else ""),
         }
         for n, c in enumerate(result.calls, 1)
     ]

@@ -8,41 +8,52 @@ can compare what a proxy counted with what "Bedrock" said. Faults are injected p
 instance (``fail_next``) or by a marker in the prompt (``[[fake:throttling]]``), which
 also reaches a fake running in another process.
 
-Standard library only, so the sandbox and the proxy's tests start it fast.
+Standard library only (``cryptography`` too when it serves HTTPS), so the sandbox and the
+proxy's tests start it fast. Run alone: ``python -m bedrock_billing.fakebedrock``.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import random
 import re
 import signal
 import threading
+import time
 import uuid
 from collections import Counter, deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
+import bedrock_billing.fakebedrock.models as models
+import bedrock_billing.fakebedrock.shapes as shapes
 from bedrock_billing.core import eventstream
-from bedrock_billing.sandbox import fake_models as models
-from bedrock_billing.sandbox import fake_shapes as shapes
-from bedrock_billing.sandbox.fake_faults import (
+from bedrock_billing.fakebedrock.faults import (
     ERRORS,
     FAULT_KINDS,
     MARKER,
+    SLOW_STREAM,
+    SLOW_STREAM_EVENTS,
+    SLOW_STREAM_INTERVAL,
     STREAM_FAULTS,
     Fault,
     fault_marker,
 )
-from bedrock_billing.sandbox.netutil import TrackedServerMixin, serve_in_background, stop_serving
+from bedrock_billing.localhttp.server import (
+    BackgroundServer,
+    LocalHandler,
+    LocalServer,
+    RequestError,
+)
 
 __all__ = ["ERRORS", "FAULT_KINDS", "STREAM_FAULTS", "FakeBedrock", "fault_marker", "main"]
 
 _ROUTE = re.compile(
     r"^/model/(?P<model>[^/]+)/(?P<op>invoke|invoke-with-response-stream|converse|converse-stream)$"
 )
+_COUNT = re.compile(r"^/model/(?P<model>[^/]+)/count-tokens$")
 _APIS = {
     "invoke": ("InvokeModel", False),
     "invoke-with-response-stream": ("InvokeModelWithResponseStream", True),
@@ -50,55 +61,33 @@ _APIS = {
     "converse-stream": ("ConverseStream", True),
 }
 _ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
+MAX_BODY = 20 * 1024 * 1024  # Bedrock's own bound on a request body
 
 
-class _Server(TrackedServerMixin, ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address, fake: FakeBedrock) -> None:
+class _Server(LocalServer):
+    def __init__(self, address, fake: FakeBedrock, ssl_context=None) -> None:
         self.fake = fake
-        self._track_init()
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, ssl_context)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Streams flush one small write per event; with Nagle on, each waits ~40 ms for the
-    # client's delayed ACK.
-    disable_nagle_algorithm = True
+class _Handler(LocalHandler):
+    max_body = MAX_BODY
     server: _Server
 
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection)
-
-    def finish(self) -> None:
-        self.server.untrack(self.connection)
-        super().finish()
-
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        self.server.fake._handle(self)
+        self.server.fake._serve(self)
 
-    def do_GET(self) -> None:  # noqa: N802
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        self.server.fake._send_error(self, str(uuid.uuid4()), "UnknownOperationException", 404, "")
-
-    do_PUT = do_DELETE = do_GET  # noqa: N815
-
-    def log_message(self, format, *args) -> None:  # noqa: A002
-        # Quiet: tests and the sandbox read the records, not an access log.
-        pass
+    do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_POST  # noqa: N815
 
 
-class FakeBedrock:
+class FakeBedrock(BackgroundServer):
     """A Bedrock Runtime endpoint in a daemon thread on 127.0.0.1.
 
     ``seed`` makes every count reproducible: an answer's counts depend on the seed, the
     operation, the model, the request body and how many times that same body came before.
     ``input_tokens`` / ``output_tokens`` fix the counts instead (output still bounded by
-    the request's max tokens).
+    the request's max tokens). ``tls`` (a :class:`~bedrock_billing.localhttp.tls.TLSFiles`)
+    serves HTTPS instead of HTTP, as the SDKs that send Bearer tokens require.
     """
 
     def __init__(
@@ -109,48 +98,27 @@ class FakeBedrock:
         seed: int = 0,
         input_tokens: int | None = None,
         output_tokens: int | None = None,
+        tls=None,
     ) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port, tls)
         self.seed = seed
         self.fixed_input_tokens = input_tokens
         self.fixed_output_tokens = output_tokens
+        # The pause between text events of a ``[[fake:slow_stream]]`` answer.
+        self.slow_stream_interval = SLOW_STREAM_INTERVAL
         self.calls: list[dict] = []
         self.usage_by_request_id: dict[str, dict] = {}
         self._lock = threading.Lock()
         self._faults: deque[Fault] = deque()
         self._cache: set[str] = set()
         self._seen: Counter[str] = Counter()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle -------------------------------------------------------------------
+    # -- lifecycle: BackgroundServer's url, start, stop, with ---------------------------
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+    thread_name = "fake-bedrock"
 
-    def start(self) -> FakeBedrock:
-        if self._server is not None:
-            return self
-        self._server = _Server((self.host, self.port), self)
-        self.port = self._server.server_address[1]
-        self._thread = serve_in_background(self._server, f"fake-bedrock:{self.port}")
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, close the listening socket and every open connection."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        stop_serving(server, self._thread)
-        self._thread = None
-
-    def __enter__(self) -> FakeBedrock:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def _make_server(self, address, ssl_context) -> _Server:
+        return _Server(address, self, ssl_context)
 
     # -- test controls ---------------------------------------------------------------
 
@@ -185,25 +153,41 @@ class FakeBedrock:
     # -- request handling ------------------------------------------------------------
 
     def _take_fault(self, raw: bytes, streamed: bool) -> Fault | None:
-        marker = MARKER.search(raw.decode("utf-8", "replace"))
-        if marker and marker.group(1) in FAULT_KINDS:
-            fault = Fault(marker.group(1))
-            if streamed or not fault.stream_only:
-                return fault
+        for marker in MARKER.finditer(raw.decode("utf-8", "replace")):
+            if marker.group(1) in FAULT_KINDS:
+                fault = Fault(marker.group(1))
+                if streamed or not fault.stream_only:
+                    return fault
         with self._lock:
             if self._faults and (streamed or not self._faults[0].stream_only):
                 return self._faults.popleft()
         return None
 
-    def _handle(self, handler: _Handler) -> None:
+    def _serve(self, handler: _Handler) -> None:
+        """One request; whatever it holds, the answer is Bedrock's JSON error at worst."""
         request_id = str(uuid.uuid4())
-        length = int(handler.headers.get("Content-Length") or 0)
-        raw = handler.rfile.read(length)
+        try:
+            raw = handler.read_body()
+        except RequestError as err:
+            self._send_error(handler, request_id, err.error_type, err.status, err.message)
+            return
         path = handler.path.split("?", 1)[0]
+        count = _COUNT.match(path)
+        if handler.command == "POST" and count is not None:
+            self._count_tokens(handler, request_id, unquote(count.group("model")), raw)
+            return
         route = _ROUTE.match(path)
-        if route is None:
+        if handler.command != "POST" or route is None:
             self._send_error(handler, request_id, "UnknownOperationException", 404, "")
             return
+        try:
+            self._handle(handler, request_id, route, raw)
+        except Exception:  # a bug in the fake: still an answer, never a dropped connection
+            handler.close_connection = True
+            message = "The fake Bedrock failed on this request."
+            self._send_error(handler, request_id, "InternalServerException", 500, message)
+
+    def _handle(self, handler: _Handler, request_id: str, route, raw: bytes) -> None:
         model_id = unquote(route.group("model"))
         api, streamed = _APIS[route.group("op")]
         record = {
@@ -214,12 +198,17 @@ class FakeBedrock:
             "streamed": streamed,
             "input_tokens": 0,
             "output_tokens": 0,
+            "output_text": "",
+            "delivered_output_tokens": 0,
             "cache_read_input_tokens": 0,
             "cache_write_input_tokens": 0,
             "status": 200,
             "error": None,
             "metrics_reported": False,
             "fault": None,
+            # The scheme only ("Bearer", "AWS4-HMAC-SHA256"): never the credential itself.
+            "auth_scheme": (handler.headers.get("Authorization") or "").split(" ", 1)[0][:32]
+            or None,
         }
         fault = self._take_fault(raw, streamed)
         if fault is not None:
@@ -241,19 +230,42 @@ class FakeBedrock:
                 prompt = models.parse_converse(body)
             else:
                 prompt = models.parse_invoke(family, body)
-        except (ValueError, models.BadRequest) as exc:
-            self._fail(handler, record, "ValidationException", 400, f"Malformed input: {exc}")
+        except (ValueError, RecursionError) as exc:  # BadRequest is a ValueError
+            reason = exc if isinstance(exc, models.BadRequest) else "the body is not valid JSON"
+            self._fail(handler, record, "ValidationException", 400, f"Malformed input: {reason}")
             return
-        outcome = self._outcome(api, record["foundation_model"], family, raw, prompt)
+        slow = streamed and SLOW_STREAM.encode() in raw
+        outcome = self._outcome(api, record["foundation_model"], family, raw, prompt, slow)
         if api == "InvokeModel":
             self._send_invoke(handler, record, family, outcome)
         elif api == "Converse":
             self._finish_record(record, outcome, outcome.output_tokens, True)
             self._send_json(handler, request_id, 200, shapes.converse_body(outcome))
         else:
-            self._send_stream(handler, record, family, outcome, fault)
+            self._send_stream(handler, record, family, outcome, fault, slow)
 
-    def _outcome(self, api, foundation, family, raw: bytes, prompt) -> models.Outcome:
+    def _count_tokens(self, handler, request_id: str, model_id: str, raw: bytes) -> None:
+        """CountTokens: the input tokens an InvokeModel (Anthropic) or Converse request
+        would be counted, as the answer to it would report them (free: not recorded)."""
+        if models.family_of(models.foundation_model(model_id)) != models.ANTHROPIC:
+            message = "The provided model doesn't support counting tokens."
+            self._send_error(handler, request_id, "ValidationException", 400, message)
+            return
+        try:
+            source = json.loads(raw or b"null")["input"]
+            if "invokeModel" in source:
+                body = json.loads(base64.b64decode(source["invokeModel"]["body"]))
+                prompt = models.parse_anthropic(body)
+            else:
+                prompt = models.parse_messages_v1(source["converse"], None)
+        except (ValueError, KeyError, TypeError, models.BadRequest) as exc:
+            message = f"Malformed input: {str(exc)[:200]}"
+            self._send_error(handler, request_id, "ValidationException", 400, message)
+            return
+        tokens = models.prompt_tokens(prompt)
+        self._send_json(handler, request_id, 200, {"inputTokens": tokens})
+
+    def _outcome(self, api, foundation, family, raw: bytes, prompt, slow=False) -> models.Outcome:
         key = hashlib.sha256(f"{self.seed}|{api}|{foundation}|".encode() + raw).hexdigest()
         with self._lock:
             self._seen[key] += 1
@@ -264,12 +276,15 @@ class FakeBedrock:
                 cache_hit = cache_key.hexdigest() in self._cache
                 self._cache.add(cache_key.hexdigest())
         rng = random.Random(int(key, 16) + repeat)
+        fixed_output = self.fixed_output_tokens
+        if slow:  # enough words for SLOW_STREAM_EVENTS events, if max_tokens allows
+            fixed_output = max(fixed_output or 0, SLOW_STREAM_EVENTS)
         return models.make_outcome(
             prompt,
             rng,
             cache_hit=cache_hit,
             fixed_input=self.fixed_input_tokens,
-            fixed_output=self.fixed_output_tokens,
+            fixed_output=fixed_output,
         )
 
     def _finish_record(self, record: dict, out: models.Outcome, output: int, metrics: bool):
@@ -278,6 +293,9 @@ class FakeBedrock:
         record.update(
             input_tokens=out.input_tokens,
             output_tokens=output,
+            output_text=" ".join(out.words[:output]),
+            # By the fake's own tokenizer (a word a token): what the client actually got.
+            delivered_output_tokens=output,
             cache_read_input_tokens=out.cache_read_input_tokens,
             cache_write_input_tokens=out.cache_write_input_tokens,
             metrics_reported=metrics,
@@ -306,19 +324,7 @@ class FakeBedrock:
         )
 
     def _send_json(self, handler, request_id, status, body, extra_headers=None) -> None:
-        payload = json.dumps(body, separators=(",", ":")).encode("utf-8")
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(payload)))
-            handler.send_header("x-amzn-RequestId", request_id)
-            for name, value in (extra_headers or {}).items():
-                handler.send_header(name, value)
-            handler.end_headers()
-            handler.wfile.write(payload)
-            handler.wfile.flush()
-        except OSError:
-            handler.close_connection = True
+        handler.send_json(status, body, {"x-amzn-RequestId": request_id, **(extra_headers or {})})
 
     def _send_invoke(self, handler, record, family, out: models.Outcome) -> None:
         headers = {
@@ -337,12 +343,15 @@ class FakeBedrock:
         self._finish_record(record, out, out.output_tokens, True)
         self._send_json(handler, record["request_id"], 200, body, headers)
 
-    def _send_stream(self, handler, record, family, out, fault: Fault | None) -> None:
+    def _send_stream(self, handler, record, family, out, fault: Fault | None, slow=False):
         converse = record["api"] == "ConverseStream"
+        per_piece = 1 if slow else 3  # a slow stream sends one word per event
         if converse:
-            stream = shapes.converse_stream(out)
+            stream = shapes.converse_stream(out, per_piece)
         else:
-            stream = shapes.invoke_stream(family, record["foundation_model"], _message_id(), out)
+            stream = shapes.invoke_stream(
+                family, record["foundation_model"], _message_id(), out, per_piece
+            )
         deltas, tail, exception = stream.deltas, stream.tail, None
         if fault is not None:
             # Cut after half the text, at least one delta, so a client sees some output.
@@ -365,8 +374,10 @@ class FakeBedrock:
                 return eventstream.encode_event(event_type, body)
             return eventstream.encode_chunk(chunk)
 
-        frames = [frame(c) for c in stream.head] + [frame(c) for c, _ in deltas]
+        head = [frame(c) for c in stream.head]
+        frames = head + [frame(c) for c, _ in deltas]
         frames += [frame(c) for c in tail] + ([exception] if exception else [])
+        paced = range(len(head), len(head) + len(deltas)) if slow else range(0)
         try:
             handler.send_response(200)
             handler.send_header("Content-Type", eventstream.CONTENT_TYPE)
@@ -376,7 +387,9 @@ class FakeBedrock:
                 handler.send_header("X-Amzn-Bedrock-Content-Type", "application/json")
             handler.end_headers()
             # One HTTP chunk per event, flushed, so clients decode as the events arrive.
-            for data in frames:
+            for n, data in enumerate(frames):
+                if n in paced:
+                    time.sleep(self.slow_stream_interval)
                 handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                 handler.wfile.flush()
             handler.wfile.write(b"0\r\n\r\n")
@@ -391,21 +404,32 @@ def _message_id() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bedrock_billing.sandbox.fake_bedrock",
+        prog="python -m bedrock_billing.fakebedrock",
         description="Run the fake Bedrock Runtime endpoint on loopback until interrupted.",
     )
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--tls-dir",
+        help="serve HTTPS with a certificate made into this folder (its ca.pem for clients)",
+    )
     args = parser.parse_args(argv)
+    tls = None
+    if args.tls_dir:
+        from bedrock_billing.localhttp.tls import make_tls_files
+
+        tls = make_tls_files(args.tls_dir)
     # Explicit handlers: a process started from a background job inherits SIGINT as
     # ignored, and Python then raises no KeyboardInterrupt, so Ctrl-C/kill -INT did nothing.
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    fake = FakeBedrock(args.port, host=args.host, seed=args.seed).start()
+    fake = FakeBedrock(args.port, host=args.host, seed=args.seed, tls=tls).start()
     print(f"fake Bedrock Runtime at {fake.url}", flush=True)
     print(f"  export AWS_ENDPOINT_URL_BEDROCK_RUNTIME={fake.url}", flush=True)
+    if tls is not None:
+        print(f"  export AWS_CA_BUNDLE={tls.ca_bundle}", flush=True)
     try:
         while not stop.wait(0.5):  # a timed wait lets the signal handlers run
             pass
