@@ -158,10 +158,10 @@ def test_anomalies_exit_5_and_send_events_only_when_a_day_is_far_from_baseline(
     start = date(2026, 11, 1)
     for n in range(15):
         put_day(customer, start + timedelta(days=n), 100, 50_000)
-    quiet = run_json("anomalies", "--date", "2026-11-15", "--notify")
+    quiet = run_json("anomalies", "--day", "2026-11-15", "--notify")
     assert quiet["count"] == 0 and quiet["customers_checked"] == 1
     put_day(customer, start + timedelta(days=15), 900, 600_000)
-    result = run("anomalies", "--date", "2026-11-16", "--notify", "-o", "json", expect=5)
+    result = run("anomalies", "--day", "2026-11-16", "--notify", "-o", "json", expect=5)
     found = json.loads(result.stdout)
     assert [(a["kind"], a["metric"]) for a in found["anomalies"]] == [
         ("usage_spike", "tokens"),
@@ -192,3 +192,31 @@ def test_daily_run_sends_token_expiring_once_per_token(customer):
     assert run_json("alerts", "daily")["count"] == 0  # once per token
     kept = run_json("webhooks", "deliveries", "--customer-id", soon["customer_id"])
     assert [d["type"] for d in kept["deliveries"]] == ["token.expiring"]
+
+
+def test_alerts_and_webhooks_share_the_other_commands_options_and_output(customer):
+    prefix = customer[:8]
+    made = run("alerts", "set", "--customer-id", prefix, "--threshold", "75", "-o", "json")
+    assert '"customer_id": "' + customer in made.stdout
+    assert "Wrote to stage prod, region us-east-1" in made.stderr
+    listed = run_json("alerts", "list", "--customer-id", prefix)
+    assert listed["count"] == 1 and listed["alerts"][0]["thresholds"] == [75]
+    assert run("alerts", "list", "-o", "csv").stdout.splitlines() == [
+        "customer_id,thresholds,source,credits_below,webhook_url",
+        f"{customer},75,customer,,",
+    ]
+    hook = run("--output", "json", "webhooks", "set", "--customer-id", prefix,
+               "--url", "https://hooks.example.com/x")  # fmt: skip
+    assert "shown once" not in hook.stderr  # a person's hint, not for a script
+    assert "Wrote to stage prod" in hook.stderr
+    table = run("webhooks", "set", "--customer-id", prefix, "--url", "https://hooks.example.com/y")
+    assert "shown once" in table.stderr and "whsec_" in table.stdout
+    assert run("webhooks", "deliveries", "--customer-id", prefix, "-o", "csv").stdout == (
+        "event_id,type,customer_id,created_at,status,attempts,last_status,last_error\n"
+    )
+    for command in (["alerts", "set"], ["alerts", "list"], ["webhooks", "set"],
+                    ["webhooks", "deliveries"], ["webhooks", "redeliver"], ["anomalies"]):  # fmt: skip
+        text = run(*command, "--help").stdout
+        assert "Global options" in text and "Examples:" in text, command
+        assert "bedrock-billing " + " ".join(command) in text, command
+        assert "<bool>" not in text, command

@@ -29,7 +29,7 @@ def find_anomalies(
     if not 7 <= window <= 90:
         raise InvalidInput("--window must be 7 to 90 days")
     if day and period:
-        raise InvalidInput("give --date or --period, not both")
+        raise InvalidInput("give --day or --period, not both")
     yesterday = clock().date() - timedelta(days=1)
     if period:
         month = Period.parse(period)
@@ -37,7 +37,7 @@ def find_anomalies(
         if not days:
             raise InvalidInput(f"period {month} has no complete day yet")
     else:
-        days = [parse_date(day, "--date") if day else yesterday]
+        days = [parse_date(day, "--day") if day else yesterday]
     checked: date = days[-1]
     ids = scan_customer_ids(settings.client("dynamodb"), settings.tables.customers)
     history = counter_store(settings).read_usage(days[0] - timedelta(days=window), checked, ids)

@@ -83,10 +83,10 @@ def list_alerts(settings, customer_id: str | None = None) -> dict[str, Any]:
         item = store.settings(customer_id)
         row = _row(customer_id, item, defaults)
         row["fired"] = [m["sk"][len(alerts.ALERT_PREFIX) :] for m in store.fired(customer_id)]
-        return {"alerts": [row], "default_thresholds": list(defaults)}
+        return {"alerts": [row], "count": 1, "default_thresholds": list(defaults)}
     rows = [_row(i["customer_id"], i, defaults) for i in store.all_settings()]
     rows.sort(key=lambda r: r["customer_id"])
-    return {"alerts": rows, "default_thresholds": list(defaults)}
+    return {"alerts": rows, "count": len(rows), "default_thresholds": list(defaults)}
 
 
 def set_webhook(

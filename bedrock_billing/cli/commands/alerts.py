@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from ..app import app
+from ..app import announce_write, app
+from ..options import CustomerId, OneCustomer
 from ..render import emit
 
 alerts_app = typer.Typer(
@@ -14,15 +15,18 @@ alerts_app = typer.Typer(
 )
 app.add_typer(alerts_app, name="alerts")
 
-CustomerId = Annotated[
-    str, typer.Option("--customer-id", help="The customer's id.", show_default=False)
-]
 COLUMNS = [
     ("customer_id", "Customer"),
     ("thresholds", "Thresholds %"),
     ("source", "From"),
     ("credits_below", "Credits below"),
     ("webhook_url", "Webhook"),
+]
+EVENT_COLUMNS = [
+    ("event_id", "Event"),
+    ("customer_id", "Customer"),
+    ("token_prefix", "Token"),
+    ("expires_at", "Expires"),
 ]
 
 
@@ -42,8 +46,9 @@ def alerts_set(
     """Alert a customer at these percentages of each of their limits."""
     from ...services.notifications import set_alerts
 
-    result = set_alerts(ctx.obj, customer_id, threshold, credits_below=credits_below)
-    emit(ctx.obj, result, columns=COLUMNS)
+    emit(ctx.obj, set_alerts(ctx.obj, customer_id, threshold, credits_below=credits_below),
+         columns=COLUMNS)  # fmt: skip
+    announce_write(ctx.obj)
 
 
 @alerts_app.command("clear")
@@ -52,16 +57,12 @@ def alerts_clear(ctx: typer.Context, customer_id: CustomerId) -> None:
     from ...services.notifications import clear_alerts
 
     emit(ctx.obj, clear_alerts(ctx.obj, customer_id), columns=COLUMNS)
+    announce_write(ctx.obj)
 
 
 @alerts_app.command("list")
-def alerts_list(
-    ctx: typer.Context,
-    customer_id: Annotated[
-        str | None, typer.Option("--customer-id", help="One customer, with what fired.")
-    ] = None,
-) -> None:
-    """Customers with their own thresholds or a webhook (or one customer)."""
+def alerts_list(ctx: typer.Context, customer_id: OneCustomer = None) -> None:
+    """Customers with their own thresholds or a webhook (or one customer, with what fired)."""
     from ...services.notifications import list_alerts
 
     result = list_alerts(ctx.obj, customer_id)
@@ -77,11 +78,5 @@ def alerts_daily(
     """The daily run (as the deployed schedule): token.expiring, once per token."""
     from ...services.notifications import run_daily
 
-    result = run_daily(ctx.obj, within_days=within)
-    columns = [
-        ("event_id", "Event"),
-        ("customer_id", "Customer"),
-        ("token_prefix", "Token"),
-        ("expires_at", "Expires"),
-    ]
-    emit(ctx.obj, result, rows_key="events", columns=columns)
+    emit(ctx.obj, run_daily(ctx.obj, within_days=within), rows_key="events",
+         columns=EVENT_COLUMNS)  # fmt: skip

@@ -8,6 +8,7 @@ import typer
 
 from ...core.errors import EXIT_DIFFERENCES
 from ..app import app
+from ..options import Period
 from ..render import emit, note
 
 COLUMNS = [
@@ -25,17 +26,16 @@ COLUMNS = [
 def anomalies(
     ctx: typer.Context,
     day: Annotated[
-        str | None, typer.Option("--date", help="YYYY-MM-DD (default: yesterday, UTC).")
+        str | None, typer.Option("--day", help="YYYY-MM-DD (default: yesterday, UTC).")
     ] = None,
-    period: Annotated[
-        str | None, typer.Option("--period", help="Every complete day of a month, YYYY-MM.")
-    ] = None,
+    period: Period = None,
     window: Annotated[int, typer.Option("--window", help="Trailing days of baseline.")] = 14,
     notify: Annotated[
         bool, typer.Option("--notify", help="Send each as an anomaly.detected event.")
     ] = False,
 ) -> None:
-    """Usage spikes, new models and error-rate spikes; exit 5 when any is found (cron)."""
+    """Usage spikes, new models and error-rate spikes on one day (default yesterday) or on
+    each complete day of --period; exit 5 when any is found (cron)."""
     from ...services.anomalies import find_anomalies
 
     result = find_anomalies(ctx.obj, day=day, period=period, window=window, notify=notify)

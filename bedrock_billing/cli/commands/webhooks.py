@@ -6,14 +6,17 @@ from typing import Annotated
 
 import typer
 
-from ..app import app
-from ..render import emit, note
+from ...core.errors import BillingError
+from ..app import announce_write, app
+from ..options import CustomerId, OneCustomer
+from ..render import emit, hint
 
 webhooks_app = typer.Typer(
     help="Signed webhook deliveries of usage events to a customer.", no_args_is_help=True
 )
 app.add_typer(webhooks_app, name="webhooks")
 
+WEBHOOK_COLUMNS = [("customer_id", "Customer"), ("url", "URL"), ("signing_secret", "Secret")]
 DELIVERY_COLUMNS = [
     ("event_id", "Event"),
     ("type", "Type"),
@@ -29,9 +32,7 @@ DELIVERY_COLUMNS = [
 @webhooks_app.command("set")
 def webhooks_set(
     ctx: typer.Context,
-    customer_id: Annotated[
-        str, typer.Option("--customer-id", help="The customer's id.", show_default=False)
-    ],
+    customer_id: CustomerId,
     url: Annotated[str, typer.Option("--url", help="https:// URL that receives the events.")],
     allow_private_url: Annotated[
         bool,
@@ -44,21 +45,15 @@ def webhooks_set(
     from ...services.notifications import set_webhook
 
     result = set_webhook(ctx.obj, customer_id, url, allow_private_url=allow_private_url)
-    emit(
-        ctx.obj,
-        result,
-        columns=[("customer_id", "Customer"), ("url", "URL"), ("signing_secret", "Secret")],
-    )
-    if ctx.obj.output == "table":
-        note("The signing secret is shown once: give it to the customer now.")
+    emit(ctx.obj, result, columns=WEBHOOK_COLUMNS)
+    hint(ctx.obj, "The signing secret is shown once: give it to the customer now.")
+    announce_write(ctx.obj)
 
 
 @webhooks_app.command("deliveries")
 def webhooks_deliveries(
     ctx: typer.Context,
-    customer_id: Annotated[
-        str | None, typer.Option("--customer-id", help="One customer's deliveries.")
-    ] = None,
+    customer_id: OneCustomer = None,
     failed: Annotated[bool, typer.Option("--failed", help="Only those that gave up.")] = False,
 ) -> None:
     """Kept events and how their delivery went, oldest first."""
@@ -73,10 +68,13 @@ def webhooks_redeliver(
     ctx: typer.Context,
     event_id: Annotated[str, typer.Argument(help="The event id (evt_...).")],
 ) -> None:
-    """Send a kept event again, signed afresh, to the customer's current webhook."""
+    """Send a kept event again, signed afresh, to the customer's current webhook; exit 1
+    when it is not delivered."""
     from ...services.notifications import redeliver
 
     row = redeliver(ctx.obj, event_id)
     emit(ctx.obj, row, columns=DELIVERY_COLUMNS)
+    announce_write(ctx.obj)
     if row["status"] != "delivered":
-        raise typer.Exit(1)
+        why = row.get("last_error") or f"HTTP {row.get('last_status')}"
+        raise BillingError(f"{event_id} was not delivered ({row['status']}): {why}")
