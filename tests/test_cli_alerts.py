@@ -214,8 +214,9 @@ def test_alerts_and_webhooks_share_the_other_commands_options_and_output(custome
     assert run("webhooks", "deliveries", "--customer-id", prefix, "-o", "csv").stdout == (
         "event_id,type,customer_id,created_at,status,attempts,last_status,last_error\n"
     )
-    for command in (["alerts", "set"], ["alerts", "list"], ["webhooks", "set"],
-                    ["webhooks", "deliveries"], ["webhooks", "redeliver"], ["anomalies"]):  # fmt: skip
+    commands = (["alerts", "set"], ["alerts", "list"], ["webhooks", "set"],
+                ["webhooks", "deliveries"], ["webhooks", "redeliver"], ["anomalies"])  # fmt: skip
+    for command in commands:
         text = run(*command, "--help").stdout
         assert "Global options" in text and "Examples:" in text, command
         assert "bedrock-billing " + " ".join(command) in text, command
