@@ -78,15 +78,15 @@ def call_proxy(sandbox, token: str) -> int:
         return err.code
 
 
-def snap(browser, page, shots: Path, name: str) -> None:
-    """A screenshot of the page, and a 640 px wide copy drawn by the browser itself."""
+def snap(browser, page, shots: Path, name: str, width: int = 640, full_page=True) -> None:
+    """A screenshot of the page, and a copy ``width`` px wide drawn by the browser itself."""
     full = shots / f"{name}.png"
-    page.screenshot(path=str(full), full_page=True)
+    page.screenshot(path=str(full), full_page=full_page)
     data = base64.b64encode(full.read_bytes()).decode()
-    small = browser.new_page(viewport={"width": 640, "height": 400})
+    small = browser.new_page(viewport={"width": width, "height": 400})
     try:
         small.set_content(
-            f'<body style="margin:0"><img id="s" style="width:640px;display:block" '
+            f'<body style="margin:0"><img id="s" style="width:{width}px;display:block" '
             f'src="data:image/png;base64,{data}"></body>'
         )
         small.locator("#s").screenshot(path=str(shots / f"{name}-small.png"))
@@ -199,7 +199,7 @@ def test_operator_runs_a_customer_through_the_console(chromium, sandbox, console
     small = phone.new_page()
     small.goto(f"http://127.0.0.1:{console.port}/customers/{customer_id}")
     assert small.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-    snap(chromium, small, shots, "console-phone")
+    snap(chromium, small, shots, "console-phone", width=260, full_page=False)
     phone.close()
     context.close()
     assert blocked == []
