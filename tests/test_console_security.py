@@ -16,16 +16,21 @@ import pytest
 
 pytest.importorskip("jinja2")
 
-from bedrock_billing.console.security import Guard  # noqa: E402
-from bedrock_billing.console.server import ConsoleApp, ConsoleServer  # noqa: E402
+from bedrock_billing.console.server import ConsoleServer  # noqa: E402
 from bedrock_billing.console.views import ROUTES  # noqa: E402
 
 from .cli_helpers import run  # noqa: E402
+from .console_support import (  # noqa: E402, F401 - console_app is a fixture
+    HOST,
+    PORT,
+    SECRET,
+    Headers,
+    console_app,
+    login,
+    post,
+)
 
-PORT = 8700
-HOST = f"127.0.0.1:{PORT}"
 CID = "0f0c05cb-e146-49e6-a005-2e6edd5bd626"
-SECRET = "s3cret-" + "x" * 40
 
 
 def sample_path(pattern: str) -> str:
@@ -41,39 +46,11 @@ def sample_path(pattern: str) -> str:
 EVERY_ROUTE = sorted({(method, sample_path(pattern)) for method, pattern, _ in ROUTES})
 
 
-class Headers(dict):
-    """Header lookup as the standard library's message does it (case-insensitive)."""
-
-    def get(self, name, default=None):
-        for key, value in self.items():
-            if key.lower() == name.lower():
-                return value
-        return default
 
 
 @pytest.fixture
-def app(settings_for):
-    settings = settings_for(stage="console")
-    from bedrock_billing.services.customers import init_tables
-
-    init_tables(settings)
-    return ConsoleApp(settings, Guard("127.0.0.1", PORT, secret=SECRET))
-
-
-def login(app) -> tuple[str, str]:
-    """Redeem the secret: the session cookie header and the page's CSRF token."""
-    answer = app.handle("GET", f"/?secret={SECRET}", Headers(Host=HOST))
-    assert answer.status == 303 and answer.headers["Location"] == "/"
-    cookie = answer.headers["Set-Cookie"].split(";")[0]
-    page = app.handle("GET", "/customers/new", Headers(Host=HOST, Cookie=cookie))
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.body.decode()).group(1)
-    return cookie, csrf
-
-
-def post(app, path, fields, **headers):
-    body = urllib.parse.urlencode(fields).encode()
-    base = {"Host": HOST, "Content-Type": "application/x-www-form-urlencoded"}
-    return app.handle("POST", path, Headers({**base, **headers}), body)
+def app(console_app):  # noqa: F811 - the imported fixture, under the short name
+    return console_app
 
 
 @pytest.mark.parametrize(("method", "path"), [*EVERY_ROUTE, ("GET", "/no/such/page")])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from ..core.errors import InvalidInput, NotFound
+from ..core.errors import BillingError, InvalidInput, NotFound
 from ..core.timeutil import Period
 from ..services import customers as customer_svc
 from ..services import invoices as invoice_svc
@@ -35,6 +35,7 @@ DONE = {
     "credit": "Credit granted.",
     "finalize": "Invoice issued.",
     "void": "Invoice voided by a credit note.",
+    "none": "Nothing to issue: the customer has no usage in that period.",
 }
 # Confirmation pages: the question, the button, and what the action does.
 CUSTOMER_ACTIONS = {
@@ -194,10 +195,15 @@ def usage(app, request):
                                 f"Requests per day, all customers, {data['period']}"))  # fmt: skip
     top = [c["customer_id"] for c in data["top_customers"]]
     names = customer_svc.customer_names(app.settings, top)
-    recon = None
+    recon = recon_error = None
     if request.arg("reconcile"):
-        recon = overview.reconcile_status(app.settings, period=data["period"], clock=app.clock)
+        try:  # the log may be unreachable while the counters are fine: say so in place
+            recon = overview.reconcile_status(app.settings, period=data["period"],
+                                              clock=app.clock)  # fmt: skip
+        except BillingError as exc:
+            recon_error = exc.message
     return app.render(request, "usage.html", data=data, chart=chart, names=names, recon=recon,
+                      recon_error=recon_error,
                       models=list(data["chart"]["requests_by_model"]))  # fmt: skip
 
 
