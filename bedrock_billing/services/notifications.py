@@ -173,9 +173,14 @@ def redeliver(settings, event_id: str, **overrides) -> dict[str, Any]:
     return _delivery_row(result)
 
 
-def announce_invoice(settings, doc: dict[str, Any], notifier=None) -> dict:
-    """Send ``invoice.finalized`` for an issued invoice (topic and webhook)."""
+def announce_invoice(settings, doc: dict[str, Any], notifier=None) -> dict | None:
+    """Send ``invoice.finalized`` for an issued invoice (topic and webhook); None where
+    there is neither (a stage without alerts, a customer without a webhook)."""
     notifier = notifier or notifier_for(settings)
+    if not settings.alerts_topic_arn and not notifier.settings(doc["customer_id"]).get(
+        "webhook_url"
+    ):
+        return None
     data = {
         "invoice_number": doc.get("invoice_number"),
         "period": doc.get("period"),
