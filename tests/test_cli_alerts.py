@@ -201,6 +201,7 @@ def test_alerts_and_webhooks_share_the_other_commands_options_and_output(custome
     assert "Wrote to stage prod, region us-east-1" in made.stderr
     listed = run_json("alerts", "list", "--customer-id", prefix)
     assert listed["count"] == 1 and listed["alerts"][0]["thresholds"] == [75]
+    assert "Fired: none yet" in run("alerts", "list", "--customer-id", prefix).stdout
     assert run("alerts", "list", "-o", "csv").stdout.splitlines() == [
         "customer_id,thresholds,source,credits_below,webhook_url",
         f"{customer},75,customer,,",

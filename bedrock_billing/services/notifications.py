@@ -161,12 +161,19 @@ def notifier_for(settings, **overrides):
     )
 
 
-def redeliver(settings, event_id: str, **overrides) -> dict[str, Any]:
+def redeliver(settings, event_id: str, *, notify=None, **overrides) -> dict[str, Any]:
+    """Send a kept event again; ``notify`` hears when delivery starts (it may take a while:
+    the same retries and backoff as the notifier's)."""
     if not event_id.startswith("evt_"):
         raise InvalidInput(f"{event_id[:40]!r} is not an event id (evt_...)")
     record = _store(settings).find_event(event_id)
     if record is None:
         raise NotFound(f"no event with id {event_id}")
+    if notify:
+        from ..core.webhooks import MAX_ATTEMPTS
+
+        attempts = overrides.get("max_attempts", MAX_ATTEMPTS)
+        notify(f"Delivering {event_id} (up to {attempts} attempts, with backoff)...")
     result = notifier_for(settings, **overrides).redeliver(record["customer_id"], event_id)
     if result is None:  # pragma: no cover - found a moment ago
         raise NotFound(f"no event with id {event_id}")
