@@ -8,7 +8,7 @@ from typing import Any
 from ..awsclient import aws_error
 from ..core import alerts
 from ..core.customers import parse_money_limit
-from ..core.errors import InvalidInput, NotFound
+from ..core.errors import AwsError, InvalidInput, NotFound
 from ..core.schema import resource_base
 from ..core.timeutil import Clock, iso_z, system_clock
 from ..core.webhooks import check_url, new_signing_secret
@@ -108,6 +108,12 @@ def set_webhook(
             EncryptionContext={"customer_id": customer_id},
         )["CiphertextBlob"]
     except Exception as exc:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+        if code == "NotFoundException":  # a stage made by `init`, never deployed
+            raise AwsError(
+                f"the webhook signing key {webhook_key(settings)} does not exist: deploy "
+                f"stage {settings.stage} first (the stack creates it; so does the sandbox)"
+            ) from None
         raise (aws_error(exc, webhook_key(settings)) or exc) from None
     _store(settings).update_settings(
         customer_id,
