@@ -240,3 +240,33 @@ def test_the_proxy_settings_are_read_from_the_environment():
 
     with pytest.raises(ConfigError):
         ProxyConfig.from_env({"BEDROCK_BILLING_CHARGE_UNDELIVERED": "maybe"})
+
+
+@pytest.mark.parametrize("timeout", [30, 900])
+def test_a_deployments_timeouts_agree_with_the_proxys_deadline(timeout):
+    from bedrock_billing.deploy.template import build_template
+    from bedrock_billing.proxy.deadline import Deadline, client_timeouts
+    from tests.deploy_fixtures import config
+
+    template = build_template(config(timeout_seconds=timeout, charge_undelivered=False))
+    resources = template["Resources"]
+    fn = resources["ProxyFunction"]["Properties"]
+    integrations = {
+        r["Properties"]["Integration"]["TimeoutInMillis"]
+        for r in resources.values()
+        if r["Type"] == "AWS::ApiGateway::Method"
+    }
+    # Lambda and API Gateway end together; the proxy's deadline comes before both, by
+    # its margin, and no single Bedrock wait outlasts it.
+    assert fn["Timeout"] == timeout and integrations == {timeout * 1000}
+    proxy_config = ProxyConfig.from_env(fn["Environment"]["Variables"])
+    assert proxy_config.integration_timeout == timeout
+    assert proxy_config.charge_undelivered is False  # deploy --no-charge-undelivered
+    deadline = Deadline.for_request(Context(timeout * 1000), proxy_config, lambda: 0.0, 0.0)
+    assert deadline.at == timeout - min(5.0, timeout / 3)
+    connect, read = client_timeouts(
+        proxy_config.integration_timeout,
+        proxy_config.deadline_margin,
+        proxy_config.bedrock_read_timeout,
+    )
+    assert connect <= read <= deadline.at

@@ -105,6 +105,8 @@ class DeployConfig:
     waf_rate_limit: int | None = None  # requests per IP per 5 minutes; None: no web ACL
     reserved_concurrency: int | None = None  # the proxy's reserved concurrent executions
     access_logs: bool = False  # API Gateway access logs (needs the account's logging role)
+    # Charge a generation the client never received in full (docs/proxy.md): the default.
+    charge_undelivered: bool = True
 
     def __post_init__(self) -> None:
         validate(self)
@@ -181,6 +183,7 @@ class DeployConfig:
             "BEDROCK_BILLING_CORS_ORIGINS": ",".join(self.cors_origins),
             # API Gateway waits as long as the function runs (template.api_resources).
             "BEDROCK_BILLING_INTEGRATION_TIMEOUT": str(self.timeout_seconds),
+            "BEDROCK_BILLING_CHARGE_UNDELIVERED": str(self.charge_undelivered).lower(),
             # Lambda's Python runtime runs the streaming Runtime-API loop in place of its
             # buffered one (proxy/streaming.py, docs/decisions.md).
             "AWS_LAMBDA_EXEC_WRAPPER": STREAM_WRAPPER_PATH,

@@ -128,6 +128,11 @@ def deploy(
     access_logs: bool = typer.Option(
         False, "--access-logs", help="API Gateway access logs (needs the account's log role)."
     ),
+    no_charge_undelivered: bool = typer.Option(
+        False,
+        "--no-charge-undelivered",
+        help="Do not charge generations the client never received in full (recorded anyway).",
+    ),
     yes: Yes = False,
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Compare with the deployed template; no AWS write at all."
@@ -160,6 +165,7 @@ def deploy(
         waf_rate_limit=waf_rate_limit,
         reserved_concurrency=reserved_concurrency,
         access_logs=access_logs,
+        charge_undelivered=not no_charge_undelivered,
     )
     if template_out is not None:
         from ...deploy.template import write_template
