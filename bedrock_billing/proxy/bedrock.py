@@ -370,6 +370,9 @@ def _attach_partial(exc: Exception, usage: Usage | None) -> None:
         pass
 
 
+_DEADLINE_SLACK = 0.05  # seconds
+
+
 def _stop_at_deadline(body, deadline) -> None:
     """After an event: past the deadline, stop reading (Bedrock's stream is closed) and
     answer the client's timeout; else bound the next read by the time that is left."""
@@ -390,7 +393,7 @@ def _stream_failure(exc: Exception, deadline) -> Exception:
     """A read that failed once the deadline had passed (the bounded read timed out) is the
     deadline's stop; Bedrock's own errors stay what they are."""
     if deadline is not None and not isinstance(exc, (ProxyError, ClientError)):
-        if deadline.expired():
+        if deadline.remaining() <= _DEADLINE_SLACK:  # a bounded read may wake a hair early
             return deadline_error()
     return exc
 
