@@ -39,7 +39,7 @@ from .config import ProxyConfig
 from .deadline import Deadline, client_timeouts
 from .errors import ProxyError, bad_request
 from .events import cors_headers, parse_event, preflight
-from .logline import RequestLog, print_sink, write_failure_metric
+from .logline import RequestLog, print_sink, request_metrics, write_failure_metric
 from .meter import CounterWriteFailed, Meter, guard_writes
 from .usage import estimate
 
@@ -178,6 +178,8 @@ class Proxy:
         log.near_timeout = log.duration_ms >= allowed_ms * self.config.near_timeout_fraction
         if log.api != COUNT_TOKENS:  # free calls are not usage (docs/proxy.md)
             self._emit(self.log_sink, log.line())
+        if self.config.request_metrics:
+            self._emit(self.metric_sink, request_metrics(log, self.config.customer_metrics))
         return response
 
     def _refuse(self, adapter: Adapter | None, err: ProxyError, log: RequestLog, cors) -> dict:
