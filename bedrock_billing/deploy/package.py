@@ -28,6 +28,7 @@ INCLUDE = (
     ("proxy", "*.py", True),
     ("proxy", STREAM_BOOTSTRAP_NAME, False),
     ("core", "*.py", True),
+    ("proxy/static", "*.*", False),  # the customer portal's page, script and style
     ("data", "*.json", False),
 )
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
