@@ -19,6 +19,7 @@ class PortalCustomer:
     customer_id: str
     token: str
     invoice_id: str | None = None
+    invoice_total: str | None = None
 
 
 def http() -> requests.Session:
@@ -50,15 +51,18 @@ def call_model(sandbox, token: str, text: str = "hello") -> requests.Response:
     return answer
 
 
-def make_customer(sandbox, *, requests_made: int = 2, invoice: bool = True, **limits):
-    """A customer on the ``payg`` plan with ``requests_made`` model calls this month and,
-    if ``invoice``, this month's invoice issued (finalized early, as ``--force`` does)."""
+def make_customer(
+    sandbox, *, requests_made: int = 2, invoice: bool = True, plan: str = "payg", **limits
+):
+    """A customer on ``plan`` (tests/data/pricebook.toml) with ``requests_made`` model calls
+    this month and, if ``invoice``, this month's invoice issued (finalized early, as
+    ``--force`` does)."""
     from bedrock_billing.services.customers import create_customer, update_limits
     from bedrock_billing.services.invoices import run_invoices
 
     settings = sandbox.settings()
     made = create_customer(
-        settings, name="Portal Test", email="portal@example.com", plan="payg", price_book=BOOK
+        settings, name="Portal Test", email="portal@example.com", plan=plan, price_book=BOOK
     )
     cid, token = made["customer_id"], made["token"]
     if limits:
@@ -77,4 +81,5 @@ def make_customer(sandbox, *, requests_made: int = 2, invoice: bool = True, **li
             allow_unpriced=True,
         )
         customer.invoice_id = run.invoices[0]["invoice_number"]
+        customer.invoice_total = run.invoices[0]["total"]
     return customer
