@@ -83,3 +83,14 @@ def make_customer(
         customer.invoice_id = run.invoices[0]["invoice_number"]
         customer.invoice_total = run.invoices[0]["total"]
     return customer
+
+
+def cli_usage(sandbox, customer_id: str, period: str) -> dict:
+    """What ``bedrock-billing usage --output json`` reports for one customer and month."""
+    from tests.cli_helpers import run_json
+
+    return run_json(
+        "usage", "--customer-id", customer_id, "--period", period,
+        "--endpoint-url", sandbox.aws_endpoint_url, "--stage", sandbox.stage,
+        "--region", sandbox.region,
+    )  # fmt: skip

@@ -10,8 +10,7 @@ import re
 import pytest
 
 from bedrock_billing.core.timeutil import Period
-from tests.cli_helpers import run_json
-from tests.portal_support import call_model, get, make_customer
+from tests.portal_support import call_model, cli_usage, get, make_customer
 
 ENDPOINTS = ["/v1/account", "/v1/account/usage", "/v1/account/invoices"]
 
@@ -24,14 +23,6 @@ def two(tls_sandbox):
     )
     b = make_customer(tls_sandbox, requests_made=1)
     return a, b
-
-
-def _cli_usage(sandbox, customer_id: str, period: str) -> dict:
-    return run_json(
-        "usage", "--customer-id", customer_id, "--period", period,
-        "--endpoint-url", sandbox.aws_endpoint_url, "--stage", sandbox.stage,
-        "--region", sandbox.region,
-    )  # fmt: skip
 
 
 def test_account_shows_own_limits_plan_and_month_to_date(tls_sandbox, two):
@@ -50,7 +41,7 @@ def test_account_shows_own_limits_plan_and_month_to_date(tls_sandbox, two):
     assert body["remaining"]["requests_today"] == 48
     # The meter's tokens are the day counters' tokens: what `usage` reports.
     period = body["period"]
-    cli = _cli_usage(tls_sandbox, a.customer_id, period)
+    cli = cli_usage(tls_sandbox, a.customer_id, period)
     assert mtd["tokens"] == cli["totals"]["total_tokens"] > 0
     spent = float(mtd["spend_exact"])
     assert float(body["remaining"]["budget"]) == pytest.approx(20 - spent, abs=0.01)
@@ -62,7 +53,7 @@ def test_usage_per_day_and_model_is_what_the_cli_reports(tls_sandbox, two):
     answer = get(tls_sandbox, "/v1/account/usage", a.token, params={"period": period})
     assert answer.status_code == 200
     body = answer.json()
-    cli = _cli_usage(tls_sandbox, a.customer_id, period)
+    cli = cli_usage(tls_sandbox, a.customer_id, period)
     assert body["totals"] == cli["totals"]
     assert [{k: v for k, v in r.items() if k != "customer_id" and k != "customer_name"}
             for r in cli["rows"]] == body["rows"]  # fmt: skip

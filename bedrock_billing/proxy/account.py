@@ -222,16 +222,8 @@ class AccountReader:
         ref = parse_invoice_number(number)
         if ref is None or ref.customer_part != customer_part(customer_id):
             raise not_found()  # another customer's number: never read, never confirmed
-        client = self._dynamodb()
         period = str(ref.period)
-        item = client.get_item(
-            TableName=self.tables.invoices,
-            Key={
-                "customer_id": {"S": customer_id},
-                "sk": {"S": schema.invoice_key(period, ref.revision)},
-            },
-            ProjectionExpression="document",
-        ).get("Item")
+        item = self._get(customer_id, schema.invoice_key(period, ref.revision), "document")
         if not item or "S" not in item.get("document", {}):
             raise not_found()
         try:
@@ -240,17 +232,22 @@ class AccountReader:
             raise not_found() from None
         if document.get("customer_id") != customer_id or document.get("invoice_number") != number:
             raise not_found()
-        note = client.get_item(
-            TableName=self.tables.invoices,
-            Key={
-                "customer_id": {"S": customer_id},
-                "sk": {"S": schema.credit_note_key(period, ref.revision)},
-            },
-            ProjectionExpression="sk",
-        ).get("Item")
+        note = self._get(customer_id, schema.credit_note_key(period, ref.revision), "sk")
         view = customer_view(document)
         view["status"] = "void" if note else "issued"
         return view
+
+    def _get(self, customer_id: str, sk: str, projection: str) -> dict | None:
+        """One of the caller's own invoices-table items, by its sort key."""
+        return (
+            self._dynamodb()
+            .get_item(
+                TableName=self.tables.invoices,
+                Key={"customer_id": {"S": customer_id}, "sk": {"S": sk}},
+                ProjectionExpression=projection,
+            )
+            .get("Item")
+        )
 
     def _query(self, table: str, condition: str, values: dict, projection: str | None = None):
         kwargs: dict = {

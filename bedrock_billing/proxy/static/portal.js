@@ -104,6 +104,12 @@
     return item;
   }
 
+  // The month's spend in cents; a few requests' worth shows as under a cent, not as nothing.
+  function spent(m, currency) {
+    if (m.spend === "0.00" && m.spend_exact !== "0") return "under " + money("0.01", currency);
+    return money(m.spend, currency);
+  }
+
   function renderAccount(a) {
     for (const node of document.querySelectorAll("#account [data-field]")) {
       const value = a[node.dataset.field];
@@ -119,7 +125,7 @@
         count(m.tokens) + (l.monthly_token_limit === null ? "" : " of " + count(l.monthly_token_limit)),
         l.monthly_token_limit === null ? "No monthly token limit" : count(r.tokens_this_month) + " left this month"),
       gauge("Spend this month (estimate)", Number(m.spend), l.monthly_budget === null ? null : Number(l.monthly_budget),
-        money(m.spend, a.currency) + (l.monthly_budget === null ? "" : " of " + money(l.monthly_budget, a.currency)),
+        spent(m, a.currency) + (l.monthly_budget === null ? "" : " of " + money(l.monthly_budget, a.currency)),
         l.monthly_budget === null ? "No monthly budget" : money(r.budget, a.currency) + " left of the budget"),
     );
     const rpm = l.requests_per_minute;
