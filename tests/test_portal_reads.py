@@ -120,6 +120,46 @@ def test_account_reads_limits_fresh_and_usage_counts_todays_admissions(world):
     assert again["limits"]["daily_request_limit"] == 9 and again["remaining"]["requests_today"] == 7
 
 
+def test_items_edited_by_hand_never_give_a_5xx(world):
+    cid = put_customer(world.ddb, world.tables)
+    token = put_token(world.ddb, world.tables, cid)
+    key = {"customer_id": {"S": cid}}
+    march = invoice_number(cid, Period(2025, 3))
+    for item in (  # fmt: skip
+        {**key, "sk": {"S": "METER#2025-03"}, "tokens": {"S": "many"}, "d15": {"N": "2"}},
+        {**key, "sk": {"S": "DAY#2025-03-0x#m"}, "requests": {"N": "1"}},
+        {**key, "sk": {"S": "DAY#2025-03-14#m"}, "requests": {"S": "1"},
+         "input_tokens": {"N": "5"}},
+    ):
+        world.ddb.put_item(TableName=world.tables.usage, Item=item)
+    for period, document in (("2025-03", "[]"), ("2025-02", "not json")):
+        world.ddb.put_item(TableName=world.tables.invoices, Item={
+            **key, "sk": {"S": f"INVOICE#{period}"}, "document": {"S": document},
+            "invoice_number": {"S": march}, "total_cents": {"S": "12"}})  # fmt: skip
+    account = json.loads(_get(world, "/v1/account", token)["body"])
+    assert account["month_to_date"] == {**account["month_to_date"], "tokens": 0,
+                                        "requests_today": 2}  # fmt: skip
+    usage = json.loads(_get(world, "/v1/account/usage", token)["body"])
+    assert usage["totals"]["input_tokens"] == 5 and usage["totals"]["requests"] == 0
+    listed = json.loads(_get(world, "/v1/account/invoices", token)["body"])["invoices"]
+    assert [i["total"] for i in listed] == [None, None]
+    assert _get(world, f"/v1/account/invoices/{march}", token)["statusCode"] == 404
+
+
+def test_a_dashboard_on_an_allowed_origin_may_read_with_cors(world):
+    proxy = world.make(cors_origins=("https://dash.example",))
+    cid = put_customer(world.ddb, world.tables)
+    token = put_token(world.ddb, world.tables, cid)
+    origin = {"Origin": "https://dash.example"}
+    preflight = proxy.handle(event(None, None, path="/v1/account", method="OPTIONS",
+                                   headers=origin))  # fmt: skip
+    assert preflight["statusCode"] == 204
+    assert "GET" in preflight["headers"]["Access-Control-Allow-Methods"]
+    answer = proxy.handle(event(None, token, path="/v1/account", method="GET", headers=origin))
+    assert answer["statusCode"] == 200
+    assert answer["headers"]["Access-Control-Allow-Origin"] == "https://dash.example"
+
+
 def test_the_customers_copy_of_an_invoice_leaves_out_the_operators_numbers():
     view = customer_view(_invoice("6f1c1a52-1111-4222-8333-944455556666"))
     text = json.dumps(view)

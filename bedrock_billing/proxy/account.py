@@ -103,11 +103,11 @@ class AccountReader:
             TableName=self.tables.usage,
             Key={"customer_id": {"S": customer_id}, "sk": {"S": schema.meter_key(now)}},
         ).get("Item")
-        meter = from_item(meter) if meter else {}
-        today = int(meter.get(schema.day_attribute(now), 0) or 0)
-        month_requests = sum(int(meter.get(schema.day_attribute(d), 0) or 0) for d in period.days())
-        tokens = int(meter.get("tokens", 0) or 0)
-        spend = from_pico(int(meter.get("spend", 0) or 0))
+        meter = _plain(meter) if meter else {}
+        today = _count(meter, schema.day_attribute(now))
+        month_requests = sum(_count(meter, schema.day_attribute(d)) for d in period.days())
+        tokens = _count(meter, "tokens")
+        spend = from_pico(_count(meter, "spend"))
         budget = limits.monthly_budget
         remaining = {
             "requests_today": _left(limits.daily_request_limit, today),
@@ -152,7 +152,7 @@ class AccountReader:
             "customer_id = :c AND sk BETWEEN :lo AND :hi",
             {":c": {"S": customer_id}, ":lo": {"S": low}, ":hi": {"S": high}},
         )
-        rows = merge_rows(_usage_row(item) for item in items)
+        rows = merge_rows(row for row in map(_usage_row, items) if row is not None)
         by_model: dict[str, list[UsageRow]] = {}
         for row in rows:
             by_model.setdefault(row.model, []).append(row)
@@ -199,7 +199,7 @@ class AccountReader:
         voided = {n["sk"]["S"][len(schema.CREDIT_NOTE_PREFIX) :] for n in notes}
         out = []
         for raw in found:
-            item = from_item(raw)
+            item = _plain(raw)
             suffix = str(item["sk"])[len(schema.INVOICE_PREFIX) :]
             ref = parse_invoice_number(str(item.get("invoice_number", "")))
             out.append(
@@ -230,6 +230,8 @@ class AccountReader:
             document = json.loads(item["document"]["S"])
         except ValueError:
             raise not_found() from None
+        if not isinstance(document, dict):
+            raise not_found()
         if document.get("customer_id") != customer_id or document.get("invoice_number") != number:
             raise not_found()
         note = self._get(customer_id, schema.credit_note_key(period, ref.revision), "sk")
@@ -308,8 +310,28 @@ def _plan(data: dict, period: Period) -> str | None:
     return plan if isinstance(plan, str) else None
 
 
-def _usage_row(item: dict) -> UsageRow:
-    day, model = schema.parse_day_key(item["sk"]["S"])
+def _count(item: dict, name: str) -> int:
+    value = item.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _plain(item: dict) -> dict:
+    """An item as plain values; an attribute the codec cannot read (an item edited by hand)
+    is left out rather than failing the whole list."""
+    out = {}
+    for name, value in item.items():
+        try:
+            out[name] = from_item({name: value})[name]
+        except ItemError:
+            continue
+    return out
+
+
+def _usage_row(item: dict) -> UsageRow | None:
+    try:
+        day, model = schema.parse_day_key(item["sk"]["S"])
+    except (KeyError, ValueError):  # not a DAY# key the proxy writes: not usage
+        return None
     counts = {}
     for name in COUNTERS:
         raw = item.get(name, {}).get("N", "0")
