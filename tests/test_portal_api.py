@@ -161,7 +161,9 @@ def test_page_and_assets_are_static_with_a_strict_policy(tls_sandbox):
 
 
 def test_portal_reads_are_not_usage_and_take_no_minute_slot(tls_sandbox):
-    from tests.sandbox_support import log_lines, usage_totals
+    # Counters only: the log lines are checked in process (test_portal_reads.py), because a
+    # mock_aws test in the same worker resets the sandbox's in-process moto (its bucket too).
+    from tests.sandbox_support import usage_totals
 
     c = make_customer(tls_sandbox, requests_made=0, invoice=False, requests_per_minute=1)
     for _ in range(3):
@@ -171,7 +173,6 @@ def test_portal_reads_are_not_usage_and_take_no_minute_slot(tls_sandbox):
     assert call_model(tls_sandbox, c.token).status_code == 200
     totals = usage_totals(tls_sandbox, c.customer_id)
     assert totals["requests"] == 1 and totals["refused"] == 0
-    assert [line["api"] for line in log_lines(tls_sandbox, c.customer_id)] == ["invoke"]
 
 
 def test_a_suspended_customer_still_reads_its_account_but_calls_no_model(tls_sandbox):
