@@ -94,6 +94,7 @@ def _say_where(info: dict) -> None:
             [
                 f"Sandbox ready (stage {info['stage']}, region {info['region']}); Ctrl-C stops it.",
                 f"  proxy       POST {info['proxy_url']}",
+                f"  portal      {info['portal_url']} (customers sign in with their token)",
                 f"  Bedrock API {info['bedrock_endpoint_url']} (HTTPS; CA {info['ca_bundle']})",
                 f"  AWS (moto)  {info['aws_endpoint_url']}",
                 f"  Bedrock     {info['bedrock_url']} (fake)",
