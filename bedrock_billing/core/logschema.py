@@ -76,6 +76,12 @@ FIELDS: tuple[Field, ...] = (
         "string",
         "the API the client spoke: bedrock-runtime | anthropic-messages | openai-chat | legacy",
     ),
+    Field(
+        "repaired",
+        "boolean",
+        "true on a line booked by reconcile --repair from Bedrock's invocation log",
+    ),
+    Field("note", "string", "why a repaired line was booked, and when"),
 )
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)

@@ -107,6 +107,9 @@ class FakeBedrock(BackgroundServer):
         # The pause between text events of a ``[[fake:slow_stream]]`` answer.
         self.slow_stream_interval = SLOW_STREAM_INTERVAL
         self.calls: list[dict] = []
+        # Called with (call record, request metadata) for each call the model served: the
+        # model invocation log (fakebedrock/invocationlog.py), when the sandbox sets one.
+        self.invocation_log = None
         self.usage_by_request_id: dict[str, dict] = {}
         self._lock = threading.Lock()
         self._faults: deque[Fault] = deque()
@@ -206,6 +209,7 @@ class FakeBedrock(BackgroundServer):
             "error": None,
             "metrics_reported": False,
             "fault": None,
+            "request_metadata": None,
             # The scheme only ("Bearer", "AWS4-HMAC-SHA256"): never the credential itself.
             "auth_scheme": (handler.headers.get("Authorization") or "").split(" ", 1)[0][:32]
             or None,
@@ -230,6 +234,7 @@ class FakeBedrock(BackgroundServer):
                 prompt = models.parse_converse(body)
             else:
                 prompt = models.parse_invoke(family, body)
+            record["request_metadata"] = _request_metadata(api, handler.headers, body)
         except (ValueError, RecursionError) as exc:  # BadRequest is a ValueError
             reason = exc if isinstance(exc, models.BadRequest) else "the body is not valid JSON"
             self._fail(handler, record, "ValidationException", 400, f"Malformed input: {reason}")
@@ -306,6 +311,8 @@ class FakeBedrock(BackgroundServer):
         with self._lock:
             self.calls.append(record)
             self.usage_by_request_id[record["request_id"]] = record
+        if record["status"] == 200 and self.invocation_log is not None:
+            self.invocation_log(record, record.get("request_metadata"))
 
     def _fail(self, handler, record: dict, code: str, status: int, message: str) -> None:
         record.update(status=status, error=code)
@@ -396,6 +403,29 @@ class FakeBedrock(BackgroundServer):
             handler.wfile.flush()
         except OSError:
             handler.close_connection = True
+
+
+def _request_metadata(api: str, headers, body: dict) -> dict | None:
+    """The call's request metadata: the ``X-Amzn-Bedrock-Request-Metadata`` header of
+    InvokeModel*, the ``requestMetadata`` member of a Converse* body (a JSON object of
+    strings either way, else Bedrock's ValidationException)."""
+    if api.startswith("Converse"):
+        value = body.get("requestMetadata")
+    else:
+        raw = headers.get("X-Amzn-Bedrock-Request-Metadata")
+        if raw is None:
+            return None
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise models.BadRequest("requestMetadata is not a JSON object") from None
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise models.BadRequest("requestMetadata must map strings to strings")
+    return value
 
 
 def _message_id() -> str:

@@ -86,6 +86,8 @@ class RequestLog:
             "counter_write_failed": self.counter_write_failed,
             "near_timeout": self.near_timeout,
             "wire_api": self.wire_api,
+            "repaired": False,  # only reconcile --repair books a line (docs/reconcile.md)
+            "note": None,
         }
         return record  # tests check its keys are exactly FIELD_NAMES, in order
 
