@@ -105,6 +105,10 @@ class DeployConfig:
     waf_rate_limit: int | None = None  # requests per IP per 5 minutes; None: no web ACL
     reserved_concurrency: int | None = None  # the proxy's reserved concurrent executions
     access_logs: bool = False  # API Gateway access logs (needs the account's logging role)
+    # Bedrock's model invocation logging to the log bucket: "metadata" or "off"
+    # (template_invocations.py, invocation_logging.py, docs/reconcile.md).
+    invocation_logs: str = "off"
+    invocation_log_days: int = 400  # invocation-log objects expire after this
 
     def __post_init__(self) -> None:
         validate(self)
@@ -201,6 +205,10 @@ def validate(cfg: DeployConfig) -> None:
         raise InvalidInput(
             f"invalid table prefix {cfg.table_prefix!r}: lowercase letters, digits and '-', "
             "at most 25 (the log bucket name must stay within 63 characters)"
+        )
+    if cfg.invocation_logs not in ("metadata", "off"):
+        raise InvalidInput(
+            f"invalid --invocation-logs {cfg.invocation_logs!r}: choose metadata or off"
         )
     if not cfg.models:
         raise InvalidInput(

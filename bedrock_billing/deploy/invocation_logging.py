@@ -77,6 +77,25 @@ class LoggingResult:
     current: str
 
 
+def current_config(bedrock) -> dict | None:
+    return bedrock.get_model_invocation_logging_configuration().get("loggingConfig") or None
+
+
+def check(
+    bedrock, bucket: str, *, prefix: str = INVOCATION_LOG_PREFIX, force: bool = False
+) -> dict | None:
+    """The region's configuration; Conflict when it is another one and not ``force``."""
+    current = current_config(bedrock)
+    if current and not force and not is_ours(current, bucket, prefix):
+        raise Conflict(
+            "Bedrock model invocation logging in this region is already set ("
+            + describe(current)
+            + "): it is one setting per account and region, shared by every application; "
+            "pass --force to replace it with this stack's metadata-only logging"
+        )
+    return current
+
+
 def enable(
     bedrock,
     bucket: str,
@@ -86,16 +105,9 @@ def enable(
 ) -> LoggingResult:
     """Turn on metadata-only logging to ``s3://bucket/prefix``; refuse to replace another
     configuration unless ``force``."""
-    current = bedrock.get_model_invocation_logging_configuration().get("loggingConfig") or None
+    current = check(bedrock, bucket, prefix=prefix, force=force)
     if is_ours(current, bucket, prefix):
         return LoggingResult("unchanged", describe(current), describe(current))
-    if current and not force:
-        raise Conflict(
-            "Bedrock model invocation logging in this region is already set ("
-            + describe(current)
-            + "): it is one setting per account and region, shared by every application; "
-            "pass --force to replace it with this stack's metadata-only logging"
-        )
     wanted = metadata_only_config(bucket, prefix)
     known = _flags_for(bedrock)
     wanted = {k: v for k, v in wanted.items() if k not in DATA_FLAGS or k in known}

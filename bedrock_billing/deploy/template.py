@@ -15,7 +15,7 @@ import json
 
 from bedrock_billing.core.schema import TABLE_KEYS, TTL_ATTRIBUTE
 
-from . import template_alarms, template_edge, template_logs
+from . import template_alarms, template_edge, template_invocations, template_logs
 from .bedrock_arns import invoke_statements
 from .config import ATHENA_RESULTS_PREFIX, LOG_PREFIX, DeployConfig
 
@@ -311,6 +311,7 @@ def build_template(cfg: DeployConfig) -> dict:
     resources["LogBucketPolicy"] = template_logs.log_bucket_policy()
     resources.update(template_logs.firehose_resources(cfg))
     resources.update(template_logs.analytics_resources(cfg))
+    template_invocations.apply(cfg, resources)
     resources.update(template_alarms.alarm_resources(cfg))
     resources.update(template_edge.edge_resources(cfg))
     template_edge.apply_to_stage(cfg, resources)
