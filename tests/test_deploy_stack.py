@@ -66,6 +66,7 @@ def test_deploy_creates_the_stack_prints_outputs_and_writes_the_config(aws, arti
         "log_bucket": result.outputs["LogBucket"],
         "log_prefix": "logs/",
         "deploy_models": "anthropic.claude-3-haiku-20240307-v1:0",
+        "invocation_logs": "off",
     }
 
 

@@ -84,7 +84,8 @@ class FakeBedrock(BackgroundServer):
     """A Bedrock Runtime endpoint in a daemon thread on 127.0.0.1.
 
     ``seed`` makes every count reproducible: an answer's counts depend on the seed, the
-    operation, the model, the request body and how many times that same body came before.
+    operation, the model, the request body (a Converse body less its ``requestMetadata``)
+    and how many times that same body came before.
     ``input_tokens`` / ``output_tokens`` fix the counts instead (output still bounded by
     the request's max tokens). ``tls`` (a :class:`~bedrock_billing.localhttp.tls.TLSFiles`)
     serves HTTPS instead of HTTP, as the SDKs that send Bearer tokens require.
@@ -240,6 +241,12 @@ class FakeBedrock(BackgroundServer):
             self._fail(handler, record, "ValidationException", 400, f"Malformed input: {reason}")
             return
         slow = streamed and SLOW_STREAM.encode() in raw
+        if api.startswith("Converse"):
+            # Tags do not change what a model answers: the same call with or without them
+            # (through a proxy that adds its own, or straight) gets the same answer, so the
+            # answer is keyed on the body less its metadata, in one canonical form.
+            rest = {k: v for k, v in body.items() if k != "requestMetadata"}
+            raw = json.dumps(rest, sort_keys=True, separators=(",", ":")).encode()
         outcome = self._outcome(api, record["foundation_model"], family, raw, prompt, slow)
         if api == "InvokeModel":
             self._send_invoke(handler, record, family, outcome)

@@ -486,6 +486,13 @@ def reconcile_invocations(
     unattributed = sum(1 for d in diffs if d.kind == "unrecorded" and not d.customer_id)
     if unattributed:
         warnings.append(f"{unattributed} served request(s) carry no customer tag")
+    untagged = matcher.untagged(first, last)
+    if untagged and any(d.kind == "not_in_aws_log" for d in diffs):
+        warnings.append(
+            "Bedrock logged calls without this installation's tag while proxy requests are "
+            "missing from its log: a proxy whose botocore predates request metadata sends "
+            "no tag (docs/reconcile.md)"
+        )
     return InvocationReconcileReport(
         start_date=first,
         end_date=last,
@@ -493,7 +500,7 @@ def reconcile_invocations(
         engine=matcher.engine,
         generated_at=clock(),
         differences=diffs,
-        untagged=matcher.untagged(first, last),
+        untagged=untagged,
         warnings=warnings,
     )
 

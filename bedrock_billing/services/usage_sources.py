@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..awsclient import endpoint_for
-from ..core.errors import InvalidInput
+from ..core.errors import AwsError, InvalidInput
 from ..core.schema import (
     LOG_PREFIX,
     athena_workgroup_name,
@@ -247,9 +247,17 @@ def reconcile_invocation_logs(
     cfg = log_config(settings)
     with CopiedLogs() as copies:
         matcher = _installation_matcher(settings, copies, source, log_group, first, last, cfg)
-        report = usage_service.reconcile_invocations(
-            matcher, first, last, settings.tables.usage, source=source, clock=clock
-        )
+        try:
+            report = usage_service.reconcile_invocations(
+                matcher, first, last, settings.tables.usage, source=source, clock=clock
+            )
+        except AwsError as exc:
+            if matcher.engine == "athena" and "invocation_log" in exc.message:
+                raise AwsError(
+                    f"{exc.message} (the Athena table comes with "
+                    "`deploy --invocation-logs metadata`)"
+                ) from None
+            raise
     result = None
     if repair:
         session = settings.session()
