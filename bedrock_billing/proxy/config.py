@@ -33,6 +33,17 @@ def _number(env, name: str, default: float, minimum: float = 0) -> float:
     return value
 
 
+def _flag(env, name: str, default: bool) -> bool:
+    raw = (env.get(ENV + name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "on", "yes"):
+        return True
+    if raw in ("0", "false", "off", "no"):
+        return False
+    raise ConfigError(f"{ENV}{name} must be on or off, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class ProxyConfig:
     tables: TableNames = field(default_factory=TableNames.for_stage)
@@ -47,10 +58,19 @@ class ProxyConfig:
     integration_timeout: float = 29.0  # API Gateway's default integration timeout, seconds
     near_timeout_fraction: float = 0.9  # flag requests that used this much of it
     bedrock_read_timeout: float = 300.0
+    # Seconds kept before the request's deadline to record its outcome (proxy/deadline.py).
+    deadline_margin: float = 5.0
+    # Whether a generation the client never received in full (it hung up, or the deadline
+    # stopped it) is charged: its tokens are recorded either way (docs/proxy.md).
+    charge_undelivered: bool = True
     prices: PriceTable | None = None
     region: str | None = None
     # Anthropic's model names and the operator's own, to Bedrock ids (core/model_names.py)
     model_names: ModelNames = field(default_factory=ModelNames)
+    # CloudWatch EMF records per request (logline.request_metrics): on in a deployment,
+    # off where a test builds its own config; per-customer dimensions only when asked.
+    request_metrics: bool = False
+    customer_metrics: bool = False
 
     @classmethod
     def from_env(cls, env: dict | os._Environ | None = None) -> ProxyConfig:
@@ -79,9 +99,13 @@ class ProxyConfig:
             max_body_bytes=int(_number(env, "MAX_BODY_BYTES", cls.max_body_bytes, 1)),
             integration_timeout=_number(env, "INTEGRATION_TIMEOUT", cls.integration_timeout, 1),
             bedrock_read_timeout=_number(env, "BEDROCK_READ_TIMEOUT", cls.bedrock_read_timeout, 1),
+            deadline_margin=_number(env, "DEADLINE_MARGIN", cls.deadline_margin),
+            charge_undelivered=_flag(env, "CHARGE_UNDELIVERED", cls.charge_undelivered),
             prices=PriceTable.from_env(env),
             region=region,
             model_names=_model_names(env, region),
+            request_metrics=_flag(env, "REQUEST_METRICS", True),
+            customer_metrics=_flag(env, "CUSTOMER_METRICS", False),
         )
 
 

@@ -14,12 +14,15 @@ import sys
 from dataclasses import dataclass
 
 from ..core.logschema import (
+    EVENT_ADMITTED,
     EVENT_ERROR,
     EVENT_INVOKE,
     EVENT_REFUSED,
+    FIELD_NAMES,
     METRIC_NAMESPACE,
     METRIC_WRITE_FAILURES,
 )
+from ..core.metrics import CUSTOMER_METRICS, DIMENSION_CUSTOMER, DIMENSION_MODEL, REQUEST_METRICS
 from ..core.timeutil import epoch_seconds, iso_z
 
 
@@ -50,12 +53,34 @@ class RequestLog:
     counter_write_failed: bool = False
     near_timeout: bool = False
     wire_api: str | None = None
-    undelivered: bool = False  # a stream whose client left before its end (issue 13)
+    undelivered: bool = False  # the client did not receive the whole answer (issue 13)
+    charged: bool | None = None  # set when the outcome's billing is decided apart from status
+    request_bytes: int | None = None
+    max_tokens: int | None = None
 
     def event_type(self) -> str:
         if not self.admitted:
             return EVENT_REFUSED
+        if self.charged is not None:
+            return EVENT_INVOKE if self.charged else EVENT_ERROR
         return EVENT_INVOKE if self.status == 200 else EVENT_ERROR
+
+    def admission_line(self) -> dict:
+        """The line written at admission, before the Bedrock call: what is known then."""
+        known = {
+            "timestamp": iso_z(self.timestamp),
+            "event_type": EVENT_ADMITTED,
+            "request_id": self.request_id,
+            "customer_id": self.customer_id,
+            "model_id": self.model_id,
+            "foundation_model": self.foundation_model,
+            "api": self.api,
+            "streamed": self.streamed,
+            "wire_api": self.wire_api,
+            "request_bytes": self.request_bytes,
+            "max_tokens": self.max_tokens,
+        }
+        return {name: known.get(name) for name in FIELD_NAMES}
 
     def line(self) -> dict:
         usage = self.usage
@@ -86,6 +111,9 @@ class RequestLog:
             "counter_write_failed": self.counter_write_failed,
             "near_timeout": self.near_timeout,
             "wire_api": self.wire_api,
+            "delivered": (not self.undelivered) if self.admitted else None,
+            "request_bytes": self.request_bytes,
+            "max_tokens": self.max_tokens,
             "repaired": False,  # only reconcile --repair books a line (docs/reconcile.md)
             "note": None,
         }
@@ -109,3 +137,47 @@ def write_failure_metric(log: RequestLog) -> dict:
         "request_id": log.request_id,
         "customer_id": log.customer_id,
     }
+
+
+def request_metrics(log: RequestLog, per_customer: bool = False) -> dict:
+    """One EMF record for one request: separate from the usage line (whose keys are
+    fixed), with no ``event_type`` so the usage-log pipeline leaves it out."""
+    refused = not log.admitted
+    usage = log.usage
+    values = {
+        "Requests": 1 if log.admitted and log.status == 200 else 0,
+        "Errors": 1 if log.admitted and log.status != 200 else 0,
+        "Refusals": 1 if refused else 0,
+        "Throttles": 1 if refused and log.status == 429 else 0,
+        "Latency": log.duration_ms,
+        "InputTokens": getattr(usage, "input_tokens", 0) or 0,
+        "OutputTokens": getattr(usage, "output_tokens", 0) or 0,
+        "Tokens": getattr(usage, "token_count", 0) or 0,
+    }
+    directives = [
+        {
+            "Namespace": METRIC_NAMESPACE,
+            "Dimensions": [[DIMENSION_MODEL], []],
+            "Metrics": [{"Name": name, "Unit": unit} for name, unit in REQUEST_METRICS],
+        }
+    ]
+    record: dict = {
+        "_aws": {
+            "Timestamp": epoch_seconds(log.timestamp) * 1000 if log.timestamp else 0,
+            "CloudWatchMetrics": directives,
+        },
+        DIMENSION_MODEL: log.foundation_model or "none",
+        **values,
+        "request_id": log.request_id,
+    }
+    if per_customer and log.customer_id:
+        units = dict(REQUEST_METRICS)
+        directives.append(
+            {
+                "Namespace": METRIC_NAMESPACE,
+                "Dimensions": [[DIMENSION_CUSTOMER]],
+                "Metrics": [{"Name": n, "Unit": units[n]} for n in CUSTOMER_METRICS],
+            }
+        )
+        record[DIMENSION_CUSTOMER] = log.customer_id
+    return record

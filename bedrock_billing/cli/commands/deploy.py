@@ -128,6 +128,25 @@ def deploy(
     access_logs: bool = typer.Option(
         False, "--access-logs", help="API Gateway access logs (needs the account's log role)."
     ),
+    customer_metrics: bool = typer.Option(
+        False,
+        "--customer-metrics",
+        help="Per-customer CloudWatch metrics (3 per active customer, ~$0.90/month each).",
+    ),
+    quicksight: bool = typer.Option(
+        False,
+        "--quicksight",
+        help="Add a QuickSight data source and data set over the usage log (QuickSight is "
+        "billed per user; see docs/metrics.md).",
+    ),
+    quicksight_principal: str = typer.Option(
+        None, "--quicksight-principal", help="QuickSight user or group ARN that owns them."
+    ),
+    no_charge_undelivered: bool = typer.Option(
+        False,
+        "--no-charge-undelivered",
+        help="Do not charge generations the client never received in full (recorded anyway).",
+    ),
     invocation_logs: str = typer.Option(
         None,
         "--invocation-logs",
@@ -170,6 +189,10 @@ def deploy(
         waf_rate_limit=waf_rate_limit,
         reserved_concurrency=reserved_concurrency,
         access_logs=access_logs,
+        customer_metrics=customer_metrics,
+        quicksight=quicksight,
+        quicksight_principal=quicksight_principal,
+        charge_undelivered=not no_charge_undelivered,
         invocation_logs=invocation_logs or ctx.obj.invocation_logs or "off",
     )
     if template_out is not None:
