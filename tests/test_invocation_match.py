@@ -88,6 +88,9 @@ def matcher(tmp_path):
         line("r7", BOB, "2026-10-10T09:00:00Z", event="bedrock_error", i=None, o=None),
         {**line("r7", BOB, "2026-10-10T09:00:01Z"), "repaired": True},
         line("r8", ALICE, "2026-10-11T09:00:00Z"),  # Bedrock: stream broke (errorCode)
+        # r5: the proxy admitted it, then died before its outcome line
+        {**line("r5", ALICE, "2026-10-06T10:59:59Z", event="proxy_admitted", i=None, o=None),
+         "bedrock_request_id": None},
     ]
     records = [
         record("r1", ALICE, "2026-10-05T10:00:01Z"),
@@ -116,6 +119,8 @@ def test_each_kind_of_difference_is_found_once_and_nothing_else(matcher):
         ("r8", "not_in_aws_log", ALICE, "2026-10-11", HAIKU),
     }
     assert report.untagged == 1 and report.exit_code == 5
+    admitted = {d.bedrock_request_id: d.admitted for d in report.differences}
+    assert admitted["r5"] is True and admitted["r6"] is False
     tokens = next(r for r in report.rows() if r["kind"] == "tokens")
     assert (tokens["proxy_output_tokens"], tokens["aws_output_tokens"]) == (25, 20)
     assert tokens["token_difference"] == -5
@@ -137,8 +142,8 @@ def test_the_sql_sent_to_athena_is_the_one_duckdb_ran(matcher, moto_session):
     local = matcher.match(*OCTOBER, ME)
     sql, params = matcher.executed[-1]
     records = [tuple(row[c] for c in MATCH_COLUMNS) for row in local]
-    info = [{"Name": c, "Type": "bigint" if c.startswith(("proxy_", "aws_")) and
-             c.endswith("tokens") else "varchar"} for c in MATCH_COLUMNS]  # fmt: skip
+    info = [{"Name": c, "Type": "bigint" if c == "admitted" or c.startswith(("proxy_", "aws_"))
+             and c.endswith("tokens") else "varchar"} for c in MATCH_COLUMNS]  # fmt: skip
     data = [{"Data": [{"VarCharValue": c} for c in MATCH_COLUMNS]}]
     data += [{"Data": [{"VarCharValue": None if v is None else str(v)} for v in r]}
              for r in records]  # fmt: skip
@@ -151,4 +156,4 @@ def test_the_sql_sent_to_athena_is_the_one_duckdb_ran(matcher, moto_session):
     (call,) = sent
     assert call["QueryString"] == sql == MATCH_SQL
     assert call["ExecutionParameters"] == [trino_literal(p) for p in params]
-    assert {r["bedrock_request_id"] for r in remote} == {r["bedrock_request_id"] for r in local}
+    assert remote == local

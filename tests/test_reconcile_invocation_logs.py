@@ -122,6 +122,7 @@ def test_proxy_traffic_is_clean_a_lost_request_is_found_and_repair_books_it(box,
     assert request["customer_id"] == customer_id and request["kind"] == "unrecorded"
     assert request["bedrock_request_id"] == lost
     assert request["request_id"] == "proxy-request-lost-1"
+    assert request["admitted"] is False  # a call made outside the proxy
     assert request["aws_input_tokens"] == served["input_tokens"]
     assert request["aws_output_tokens"] == served["output_tokens"]
     (row,) = found["rows"]
@@ -178,12 +179,20 @@ def test_a_proxy_killed_after_bedrock_answered_is_reported_with_its_customer(box
             urllib.request.urlopen(request, timeout=10)
     finally:
         proxy._bedrock = real
-    assert log_lines(box, customer_id) == []  # the proxy recorded nothing
+    # The proxy recorded its admission only: the usage-log reconcile calls it abandoned.
+    (admitted,) = log_lines(box, customer_id)
+    assert admitted["event_type"] == "proxy_admitted"
+    period = box.clock().strftime("%Y-%m")
+    run("reconcile", "--period", period, "--output", "json", expect=5)
     found = _reconcile(box, expect=5)
     (request_row,) = found["requests"]
     assert request_row["customer_id"] == customer_id and request_row["kind"] == "unrecorded"
+    assert request_row["request_id"] == admitted["request_id"]
+    assert request_row["admitted"] is True  # the proxy took it, then died
     _reconcile(box, "--repair", "--yes", expect=0)
     assert _reconcile(box, expect=0)["totals"]["differences"] == 0
+    # The booked line is the admission's outcome: nothing is abandoned any more.
+    run("reconcile", "--period", period, "--output", "json", expect=0)
 
 
 def test_a_line_the_aws_log_lacks_and_a_token_difference_are_reported(box, monkeypatch):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from .logschema import EVENT_ERROR, EVENT_INVOKE, JSON_SERDE, partition_range
+from .logschema import EVENT_ADMITTED, EVENT_ERROR, EVENT_INVOKE, JSON_SERDE, partition_range
 
 # The request-metadata keys the proxy sets on every Bedrock call (proxy/metadata.py).
 CUSTOMER_KEY = "bedrock_billing_customer_id"
@@ -133,10 +133,13 @@ def duckdb_view_sql(files_glob: str, table: str = INVOCATION_TABLE) -> str:
 #   unrecorded      Bedrock served it (no error), the proxy billed nothing: the costly case
 #   not_in_aws_log  the proxy billed it, Bedrock's log has no successful record of it
 #   tokens          both have it, the token counts differ
+# adm:   the proxy's admission lines (written before the call), joined on the proxy's
+#        request id: ``admitted`` says the proxy took the request and then lost it (died,
+#        or its outcome line did), as opposed to a call made outside the proxy.
 
 _MATCH_SQL = f"""SELECT * FROM (
 SELECT
-  COALESCE(p.customer_id, a.customer_id) AS customer_id,
+  COALESCE(p.customer_id, a.customer_id, adm.customer_id) AS customer_id,
   COALESCE(p.day, a.day) AS day,
   COALESCE(p.model, a.model_id) AS model,
   CASE
@@ -162,7 +165,8 @@ SELECT
   a.input_tokens AS aws_input_tokens,
   a.output_tokens AS aws_output_tokens,
   a.cache_read_input_tokens AS aws_cache_read_input_tokens,
-  a.cache_write_input_tokens AS aws_cache_write_input_tokens
+  a.cache_write_input_tokens AS aws_cache_write_input_tokens,
+  CASE WHEN adm.request_id IS NULL THEN 0 ELSE 1 END AS admitted
 FROM (
   SELECT
     bedrock_request_id AS rid,
@@ -206,13 +210,22 @@ FULL OUTER JOIN (
     AND requestMetadata.{INSTALLATION_KEY} = ?
   GROUP BY requestId
 ) a ON p.rid = a.rid
+LEFT JOIN (
+  SELECT request_id, max(customer_id) AS customer_id
+  FROM usage_log
+  WHERE dt BETWEEN ? AND ?
+    AND substr("timestamp", 1, 10) BETWEEN ? AND ?
+    AND event_type = '{EVENT_ADMITTED}'
+  GROUP BY request_id
+) adm ON adm.request_id = COALESCE(p.request_id, a.request_id)
 ) matched
 WHERE kind IS NOT NULL AND day BETWEEN ? AND ?
 ORDER BY customer_id, day, model, bedrock_request_id"""
 
 MATCH_SQL = _MATCH_SQL
 """Parameters: usage_log dt_from, dt_to, day_from, day_to; invocation_log dt_from, dt_to,
-day_from, day_to, installation; report first, last (``match_query`` builds them)."""
+day_from, day_to, installation; admissions as the usage log; report first, last
+(``match_query`` builds them)."""
 
 MATCH_COLUMNS = (
     "customer_id",
@@ -232,6 +245,7 @@ MATCH_COLUMNS = (
     "aws_output_tokens",
     "aws_cache_read_input_tokens",
     "aws_cache_write_input_tokens",
+    "admitted",
 )
 
 UNTAGGED_SQL = f"""SELECT count(*) FROM {INVOCATION_TABLE}
@@ -255,7 +269,7 @@ def match_query(first: date, last: date, installation: str) -> tuple[str, list]:
     aws_dt = list(aws_partition_range(wide_first, wide_last))
     days = [wide_first.isoformat(), wide_last.isoformat()]
     report = [first.isoformat(), last.isoformat()]
-    return MATCH_SQL, [*log_dt, *days, *aws_dt, *days, installation, *report]
+    return MATCH_SQL, [*log_dt, *days, *aws_dt, *days, installation, *log_dt, *days, *report]
 
 
 def untagged_query(first: date, last: date) -> tuple[str, list]:

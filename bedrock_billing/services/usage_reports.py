@@ -377,6 +377,7 @@ class InvocationDifference:
     aws_operation: str | None
     proxy: dict[str, int]
     aws: dict[str, int]
+    admitted: bool = False  # the proxy's admission line exists: it took it and lost it
 
     @classmethod
     def from_row(cls, row: dict) -> InvocationDifference:
@@ -399,6 +400,7 @@ class InvocationDifference:
             aws_operation=row.get("aws_operation"),
             proxy=_tokens(row, "proxy"),
             aws=_tokens(row, "aws"),
+            admitted=int(row.get("admitted") or 0) == 1,
         )
 
     def to_dict(self) -> dict:
@@ -410,6 +412,7 @@ class InvocationDifference:
             "bedrock_request_id": self.bedrock_request_id,
             "request_id": self.request_id,
             "aws_timestamp": self.aws_timestamp,
+            "admitted": self.admitted,
             **{f"proxy_{k}": v for k, v in self.proxy.items()},
             **{f"aws_{k}": v for k, v in self.aws.items()},
         }
