@@ -139,6 +139,16 @@ def write_failure_metric(log: RequestLog) -> dict:
     }
 
 
+def _model_dimension(log: RequestLog) -> str:
+    """The ``Model`` value: the foundation model only when Bedrock answered for it, so the
+    metric count stays bounded by the models the stack can call. Any caller can name any
+    well-formed model id (before the token is even checked), and every new value would be
+    a new metric billed each month; the others count as ``other`` (or ``none``)."""
+    if not log.foundation_model:
+        return "none"
+    return log.foundation_model if log.admitted and log.status == 200 else "other"
+
+
 def request_metrics(log: RequestLog, per_customer: bool = False) -> dict:
     """One EMF record for one request: separate from the usage line (whose keys are
     fixed), with no ``event_type`` so the usage-log pipeline leaves it out."""
@@ -166,7 +176,7 @@ def request_metrics(log: RequestLog, per_customer: bool = False) -> dict:
             "Timestamp": epoch_seconds(log.timestamp) * 1000 if log.timestamp else 0,
             "CloudWatchMetrics": directives,
         },
-        DIMENSION_MODEL: log.foundation_model or "none",
+        DIMENSION_MODEL: _model_dimension(log),
         **values,
         "request_id": log.request_id,
     }
