@@ -95,6 +95,15 @@ def tls_sandbox():
         box.stop()
 
 
+@pytest.fixture(autouse=True)
+def _sandbox_survives_moto_resets(request):
+    """The session's sandbox runs moto in this process, and an in-process ``mock_aws``
+    (an earlier test in this worker) resets moto's state: put the sandbox's tables and
+    buckets back before a test that uses it."""
+    if "tls_sandbox" in request.fixturenames:
+        request.getfixturevalue("tls_sandbox").restore_resources()
+
+
 @pytest.fixture
 def sandbox_customer(tls_sandbox):
     """A factory: ``sandbox_customer(**limits)`` makes a new customer of the TLS sandbox

@@ -82,6 +82,7 @@ class Sandbox:
         self.requested_state_dir = state_dir
         self.state_dir: Path | None = None
         self.tls: Any = None  # localhttp.tls.TLSFiles, once started
+        self._s3_probe: Any = None
         self.stage = stage
         self.table_prefix = table_prefix
         self.region = region or DEFAULT_LOCAL_REGION
@@ -237,6 +238,24 @@ class Sandbox:
         self._log_invocations()
         self._make_certificates()
         self._start_proxy()
+
+    def restore_resources(self) -> bool:
+        """Re-create the tables, the log bucket, the alerts topic, the signing key and the
+        invocation-logging setting if they are gone, and say whether they were. moto keeps
+        its state per process: an in-process ``mock_aws`` (as tests use) resets it, and with
+        it this sandbox's resources, though its servers keep running."""
+        from botocore.exceptions import ClientError
+
+        if self._s3_probe is None:
+            self._s3_probe = self._client("s3", self.aws_endpoint_url)
+        try:
+            self._s3_probe.head_bucket(Bucket=self.log_bucket)
+            return False
+        except ClientError:
+            pass
+        self._create_resources()
+        self._log_invocations()
+        return True
 
     def _make_certificates(self) -> None:
         from ..localhttp.tls import make_tls_files
