@@ -118,3 +118,20 @@ def test_deploy_refuses_over_an_operators_logging_before_writing_anything(
     forced = run_json("deploy", "--model", MODEL, "--invocation-logs", "metadata", "--force",
                       "--yes")  # fmt: skip
     assert forced["invocation_logging"]["outcome"] == "replaced"
+
+
+def test_off_after_metadata_turns_this_stacks_logging_off(deployed_env, moto_session):
+    run_json("deploy", "--model", MODEL, "--invocation-logs", "metadata", "--yes")
+    off = run_json("deploy", "--invocation-logs", "off", "--yes")
+    assert off["invocation_logging"]["outcome"] == "disabled"
+    bedrock = moto_session.client("bedrock")
+    assert not bedrock.get_model_invocation_logging_configuration().get("loggingConfig")
+    again = run_json("deploy", "--yes")  # off is remembered: nothing more to do
+    assert again["invocation_logging"] is None
+
+
+def test_disable_leaves_another_configuration_alone(bedrock):
+    bedrock.put_model_invocation_logging_configuration(loggingConfig=OPERATORS)
+    assert invocation_logging.disable(bedrock, BUCKET).outcome == "left"
+    kept = bedrock.get_model_invocation_logging_configuration()["loggingConfig"]
+    assert kept["cloudWatchConfig"]["logGroupName"] == "/team/bedrock"

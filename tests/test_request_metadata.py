@@ -109,19 +109,32 @@ def test_bad_client_metadata_is_refused_before_admission(world):
     assert not [k for k in usage_items(world.ddb, world.tables, cid) if not k.startswith("TOK")]
 
 
-def test_a_failed_call_keeps_bedrocks_request_id(tls_sandbox, sandbox_customer):
+@pytest.fixture
+def own_sandbox():
+    """A sandbox of its own (stage and bucket), started and stopped here."""
+    import uuid
+
+    from bedrock_billing.sandbox.runner import Sandbox
+
+    with Sandbox(port=0, tls_port=0, stage="md-" + uuid.uuid4().hex[:8]) as box:
+        yield box
+
+
+def test_a_failed_call_keeps_bedrocks_request_id(own_sandbox):
     """A throttled call and a stream broken mid-way: the line names Bedrock's request id."""
     import urllib.error
     import urllib.request
 
+    from bedrock_billing.services.customers import create_customer
     from tests.sandbox_support import log_lines
 
-    made = sandbox_customer()
-    fake = tls_sandbox.fake
+    box = own_sandbox
+    made = create_customer(box.settings(), name="Acme", email="ops@acme.example")
+    fake = box.fake
 
     def send(path, body):
         request = urllib.request.Request(
-            f"{tls_sandbox.proxy_server.url}/{tls_sandbox.stage}{path}",
+            f"{box.proxy_server.url}/{box.stage}{path}",
             data=json.dumps(body).encode(),
             headers={"Authorization": f"Bearer {made['token']}",
                      "Content-Type": "application/json"},
@@ -136,7 +149,7 @@ def test_a_failed_call_keeps_bedrocks_request_id(tls_sandbox, sandbox_customer):
     send(f"/model/{HAIKU}/converse", throttled)
     broken = {"messages": [{"role": "user", "content": [{"text": "[[fake:stream_exception]]"}]}]}
     send(f"/model/{HAIKU}/converse-stream", broken)
-    lines = [x for x in log_lines(tls_sandbox, made["customer_id"])
+    lines = [x for x in log_lines(box, made["customer_id"])
              if x["event_type"] != "proxy_admitted"]  # fmt: skip
     assert [line["event_type"] for line in lines] == ["bedrock_error", "bedrock_error"]
     records = [fake.usage_by_request_id[line["bedrock_request_id"]] for line in lines]

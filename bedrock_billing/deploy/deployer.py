@@ -169,6 +169,7 @@ def deploy(
     config_path: Path | str | None = None,
     write_config: bool = True,
     force_invocation_logs: bool = False,
+    disable_invocation_logs: bool = False,
     artifact: Artifact | None = None,
     sleep: Callable[[float], None] = time.sleep,
     poll_seconds: float = 5.0,
@@ -229,7 +230,8 @@ def deploy(
                             alarm_topic_arn=alarm_topic_arn, config_path=config_path,
                             write_config=write_config, sleep=sleep,
                             poll_seconds=poll_seconds,
-                            force_invocation_logs=force_invocation_logs)  # fmt: skip
+                            force_invocation_logs=force_invocation_logs,
+                            disable_invocation_logs=disable_invocation_logs)  # fmt: skip
     finally:
         if preview:
             _clean_up_preview(aws, bucket, made_bucket, result.code_key, result.code_uploaded)
@@ -237,7 +239,8 @@ def deploy(
 
 def _deploy_code(aws, cfg, existing, new_stack, bucket, result, *, confirm, on_event, notify,
                  preview, alarm_topic_arn, config_path, write_config, sleep,
-                 poll_seconds, force_invocation_logs=False) -> DeployResult:  # fmt: skip
+                 poll_seconds, force_invocation_logs=False,
+                 disable_invocation_logs=False) -> DeployResult:  # fmt: skip
     """Steps 3 to 5, once the code is in S3."""
     cfn, name, s3 = aws.cfn, cfg.stack_name, aws.client("s3")
     account = aws.account_id()
@@ -308,6 +311,11 @@ def _deploy_code(aws, cfg, existing, new_stack, bucket, result, *, confirm, on_e
     if cfg.invocation_logs == "metadata":
         result.invocation_logging = invocation_logging.enable(
             aws.client("bedrock"), _log_bucket(aws, cfg), force=force_invocation_logs
+        )
+        say(notify, f"Bedrock model invocation logging: {result.invocation_logging.current}")
+    elif disable_invocation_logs:  # the last deploy's metadata logging, switched off
+        result.invocation_logging = invocation_logging.disable(
+            aws.client("bedrock"), _log_bucket(aws, cfg)
         )
         say(notify, f"Bedrock model invocation logging: {result.invocation_logging.current}")
 

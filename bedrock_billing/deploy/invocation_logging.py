@@ -72,7 +72,7 @@ def is_ours(config: dict | None, bucket: str, prefix: str = INVOCATION_LOG_PREFI
 
 @dataclass
 class LoggingResult:
-    outcome: str  # enabled | unchanged | replaced
+    outcome: str  # enabled | unchanged | replaced | disabled | left (another's, kept)
     previous: str
     current: str
 
@@ -113,3 +113,15 @@ def enable(
     wanted = {k: v for k, v in wanted.items() if k not in DATA_FLAGS or k in known}
     bedrock.put_model_invocation_logging_configuration(loggingConfig=wanted)
     return LoggingResult("replaced" if current else "enabled", describe(current), describe(wanted))
+
+
+def disable(bedrock, bucket: str, *, prefix: str = INVOCATION_LOG_PREFIX) -> LoggingResult:
+    """Turn logging off, only when the region's configuration is this stack's own (another
+    one is left as it is, and said so)."""
+    current = current_config(bedrock)
+    if not current:
+        return LoggingResult("unchanged", describe(None), describe(None))
+    if not is_ours(current, bucket, prefix):
+        return LoggingResult("left", describe(current), describe(current))
+    bedrock.delete_model_invocation_logging_configuration()
+    return LoggingResult("disabled", describe(current), describe(None))

@@ -216,6 +216,7 @@ def deploy(
         confirm=confirm, on_event=_print_event, notify=note, dry_run=dry_run, preview=preview,
         alarm_topic_arn=alarm_topic, config_path=ctx.obj.config_file,
         force_invocation_logs=force,
+        disable_invocation_logs=invocation_logs == "off" and ctx.obj.invocation_logs == "metadata",
     )  # fmt: skip
     _render_deploy(ctx.obj, result)
     if result.outcome in ("created", "updated"):
