@@ -14,6 +14,7 @@ from datetime import date, timedelta
 EVENT_INVOKE = "bedrock_invoke"  # Bedrock answered with success: billable
 EVENT_ERROR = "bedrock_error"  # admitted, but Bedrock (or the proxy) failed: not billed
 EVENT_REFUSED = "proxy_refused"  # refused by the proxy (auth, limit, bad input): not billed
+EVENT_TEST = "test_invoke"  # a test key's request, answered by the test responder: not billed
 
 # The refusals the proxy counts in the DAY# item's ``refused`` counter: those at a limit or
 # model check (proxy/errors.py codes raised with ``limit=``). Other refusals (bad input,
@@ -25,6 +26,7 @@ COUNTED_REFUSAL_CODES: tuple[str, ...] = (
     "requests_per_minute_exceeded",
     "monthly_token_limit_exceeded",
     "monthly_budget_exceeded",
+    "key_daily_request_limit_exceeded",
 )
 
 UNKNOWN_MODEL = "unknown"  # the model of a refused/failed line without a foundation model
@@ -67,6 +69,8 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field("near_timeout", "boolean", "true when the call ran close to the integration timeout"),
     Field("wire_api", "string", "the API the client spoke: bedrock-runtime | legacy"),
+    Field("key_id", "string", "the customer's key that made the request (never its token)"),
+    Field("test_key", "boolean", "true for a test key's request (never billed)"),
 )
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)

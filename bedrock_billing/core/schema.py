@@ -49,6 +49,19 @@ TOKEN_ACTIVE = "active"
 TOKEN_PREVIOUS = "previous"
 TOKEN_REVOKED = "revoked"
 
+# Named keys (docs/schema.md, "Named keys"). A key is the token item(s) sharing a key_id (the
+# current token and, during a rotation's grace, the previous one); the customer item's
+# ``keys`` map lists them. The customer's own token (create / update-token) is its default key.
+DEFAULT_KEY_ID = "default"
+KEY_ATTRIBUTES = (
+    "key_id",
+    "key_name",
+    "test",
+    "daily_request_limit",
+    "allowed_models",
+    "allowed_cidrs",
+)  # copied from a key's token item to its rotated successor
+
 # Limits as stored on the customer item; an absent attribute means unlimited.
 LIMIT_ATTRIBUTES = (
     "daily_request_limit",  # int: admitted requests per UTC day
@@ -62,6 +75,22 @@ LIMIT_ATTRIBUTES = (
 METER_PREFIX = "METER#"  # METER#YYYY-MM: the admission meter of one month
 DAY_PREFIX = "DAY#"  # DAY#YYYY-MM-DD#<foundation model id>: counters of one day and model
 MINUTE_PREFIX = "MIN#"  # MIN#YYYY-MM-DDTHH:MM: requests-per-minute window (TTL'd)
+KEY_PREFIX = "KEY#"  # KEY#<key id>#YYYY-MM-DD: one key's counters of one day (and its admission)
+TEST_MINUTE_PREFIX = "TMIN#"  # TMIN#<key id>#YYYY-MM-DDTHH:MM: a test key's minute (TTL'd)
+
+# Counter attributes of a KEY# item: the DAY# counters summed over models, plus ``admitted``
+# (the key's own daily admissions, checked only for a key with a daily limit) and
+# ``test_requests`` (answered by the test responder: never billed).
+KEY_COUNTERS = (
+    "requests",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_write_input_tokens",
+    "errors",
+    "admitted",
+    "test_requests",
+)
 
 # Counter attributes of a DAY# item (all integers, added with ADD).
 DAY_COUNTERS = (
@@ -107,6 +136,19 @@ def parse_day_key(sk: str) -> tuple[date, str]:
 
 def minute_key(instant: datetime) -> str:
     return f"{MINUTE_PREFIX}{instant.strftime('%Y-%m-%dT%H:%M')}"
+
+
+def key_day_key(key_id: str, day: date | datetime) -> str:
+    return f"{KEY_PREFIX}{key_id}#{day.year:04d}-{day.month:02d}-{day.day:02d}"
+
+
+def parse_key_day_key(sk: str) -> tuple[str, date]:
+    key_id, _, day = sk[len(KEY_PREFIX) :].rpartition("#")
+    return key_id, date.fromisoformat(day)
+
+
+def key_minute_key(key_id: str, instant: datetime) -> str:
+    return f"{TEST_MINUTE_PREFIX}{key_id}#{instant.strftime('%Y-%m-%dT%H:%M')}"
 
 
 def _revision_suffix(revision: int) -> str:

@@ -48,6 +48,8 @@ class ProxyConfig:
     bedrock_read_timeout: float = 300.0
     prices: PriceTable | None = None
     region: str | None = None
+    # A test key's own rate limit (its requests never reach Bedrock and are never billed).
+    test_key_requests_per_minute: int = 10
 
     @classmethod
     def from_env(cls, env: dict | os._Environ | None = None) -> ProxyConfig:
@@ -76,5 +78,8 @@ class ProxyConfig:
             integration_timeout=_number(env, "INTEGRATION_TIMEOUT", cls.integration_timeout, 1),
             bedrock_read_timeout=_number(env, "BEDROCK_READ_TIMEOUT", cls.bedrock_read_timeout, 1),
             prices=PriceTable.from_env(env),
+            test_key_requests_per_minute=int(
+                _number(env, "TEST_KEY_REQUESTS_PER_MINUTE", cls.test_key_requests_per_minute, 1)
+            ),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
         )

@@ -40,6 +40,7 @@ from .errors import ProxyError, bad_request
 from .events import cors_headers, parse_event, preflight
 from .logline import RequestLog, print_sink, write_failure_metric
 from .meter import CounterWriteFailed, Meter
+from .testkeys import TestResponder
 
 LogSink = Callable[[dict], None]
 
@@ -76,7 +77,8 @@ class Proxy:
             c.negative_cache_ttl,
             c.auth_cache_size,
         )
-        self.meter = Meter(self.dynamodb, c.tables.usage, sleep)
+        self.meter = Meter(self.dynamodb, c.tables.usage, sleep, c.test_key_requests_per_minute)
+        self.test_responder = TestResponder()  # answers test keys: never Bedrock
 
     # ---- clients: built on first use, kept for the container's life
 
@@ -177,7 +179,7 @@ class Proxy:
         headers = {**cors, "X-Request-Id": request.request_id}
         if route.local == apis.PING:
             return ping(request.request_id, headers)
-        customer = self.auth.authenticate(route.adapter.token(request))
+        customer = self.auth.authenticate(route.adapter.token(request), request.source_ip)
         models = customer.allowed_models
         if models is None:
             models = sorted(self.config.prices.models) if self.config.prices else []
@@ -197,10 +199,12 @@ class Proxy:
             log.model_id = INVALID_MODEL
             raise bad_request("invalid_model_id", exc.message) from None
         log.model_id, log.foundation_model = model.model_id, model.foundation_model
-        customer = self.auth.authenticate(token)
-        log.customer_id = customer.customer_id
+        customer = self.auth.authenticate(token, request.source_ip)  # key, allowlist
+        log.customer_id, log.key_id, log.test = customer.customer_id, customer.key_id, customer.test
         client = self.bedrock()
         prepared = bedrock.prepare(client, call, model.model_id)  # a bad request costs nothing
+        if customer.test:  # a test key: the deterministic responder answers, never Bedrock
+            client = self.test_responder
         if call.operation == COUNT_TOKENS:
             self.meter.admit_free(customer, log.timestamp)
             result = self._call(client, call, prepared, None, log)

@@ -13,7 +13,7 @@ import json
 import sys
 from dataclasses import dataclass
 
-from ..core.logschema import EVENT_ERROR, EVENT_INVOKE, EVENT_REFUSED
+from ..core.logschema import EVENT_ERROR, EVENT_INVOKE, EVENT_REFUSED, EVENT_TEST
 from ..core.timeutil import epoch_seconds, iso_z
 
 METRIC_NAMESPACE = "BedrockBilling"
@@ -47,10 +47,14 @@ class RequestLog:
     counter_write_failed: bool = False
     near_timeout: bool = False
     wire_api: str | None = None
+    key_id: str | None = None  # the key's id (never its token)
+    test: bool = False  # a test key: answered by the test responder, never billed
 
     def event_type(self) -> str:
         if not self.admitted:
             return EVENT_REFUSED
+        if self.test:
+            return EVENT_TEST
         return EVENT_INVOKE if self.status == 200 else EVENT_ERROR
 
     def line(self) -> dict:
@@ -82,6 +86,8 @@ class RequestLog:
             "counter_write_failed": self.counter_write_failed,
             "near_timeout": self.near_timeout,
             "wire_api": self.wire_api,
+            "key_id": self.key_id,
+            "test_key": self.test,
         }
         return record  # tests check its keys are exactly FIELD_NAMES, in order
 
