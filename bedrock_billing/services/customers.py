@@ -14,6 +14,7 @@ from ..core import customers as rules
 from ..core.errors import Conflict, InvalidInput
 from ..core.schema import (
     ACTIVE,
+    DEFAULT_KEY_ID,
     LIMIT_ATTRIBUTES,
     SUSPENDED,
     TOKEN_ACTIVE,
@@ -48,6 +49,9 @@ def _token_record(
         "prefix": display_prefix(token),
         "state": TOKEN_ACTIVE,
         "created_at": iso_z(now),
+        # The customer's own token is its default key (services/keys.py names the others).
+        "key_id": DEFAULT_KEY_ID,
+        "key_name": "default",
     }
     if expires_at:
         record["expires_at"] = iso_z(expires_at)
