@@ -25,8 +25,14 @@ from ..core.schema import (
     TOKEN_PREVIOUS,
     TOKEN_REVOKED,
 )
-from ..core.timeutil import Clock, epoch_seconds, iso_z, parse_duration, resolve_date_range
-from ..core.timeutil import system_clock
+from ..core.timeutil import (
+    Clock,
+    epoch_seconds,
+    iso_z,
+    parse_duration,
+    resolve_date_range,
+    system_clock,
+)
 from ..core.tokens import generate_token
 from ..stores.customers import CustomerStore
 from ..stores.keys import KeyStore

@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any
 
 from ..core.errors import Conflict
-from ..core.items import from_item, to_item
+from ..core.items import to_item
 from ..core.schema import KEY_COUNTERS, KEY_PREFIX, TableNames, parse_key_day_key
 from .customers import _set_expression
 from .dynamo import is_condition_failure, query_all
