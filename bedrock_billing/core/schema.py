@@ -69,6 +69,7 @@ LIMIT_ATTRIBUTES = (
     "requests_per_minute",  # int: admitted requests per fixed UTC minute
     "monthly_budget",  # decimal string, currency units: estimated spend per month
     "allowed_models",  # list of foundation model ids (normalised); absent = all
+    "allowed_cidrs",  # list of CIDRs the proxy accepts requests from; absent = any address
 )
 
 # Usage table sort keys. Day items sort by date so a period is one key-range Query.

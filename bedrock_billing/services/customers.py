@@ -389,6 +389,7 @@ _LIMIT_PARSERS = {
     "requests_per_minute": lambda v: rules.parse_count_limit(v, "requests per minute"),
     "monthly_budget": lambda v: rules.parse_money_limit(v, "monthly budget"),
     "allowed_models": rules.parse_model_list,
+    "allowed_cidrs": rules.parse_cidr_list,
 }
 
 
@@ -405,7 +406,7 @@ def update_limits(
     if not given:
         raise InvalidInput(
             "no limit given: use --daily-limit, --monthly-token-limit, --requests-per-minute, "
-            "--monthly-budget or --allowed-models"
+            "--monthly-budget, --allowed-models or --allowed-cidrs"
         )
     sets: dict[str, Any] = {"updated_at": iso_z(clock())}
     removals = []

@@ -33,6 +33,7 @@ DETAIL_COLUMNS = [
     ("limits.requests_per_minute", "Requests per minute"),
     ("limits.monthly_budget", "Monthly budget"),
     ("limits.allowed_models", "Allowed models"),
+    ("limits.allowed_cidrs", "Allowed CIDRs"),
     ("pricing_overrides", "Pricing overrides"),
 ]
 CUSTOMER_ID = typer.Option(..., "--customer-id", help="The customer's UUID.")
@@ -249,6 +250,11 @@ def update_limits(
     allowed_models: list[str] = typer.Option(
         None, "--allowed-models", help="Model ids (repeat or comma-separate); 'all' clears."
     ),
+    allowed_cidrs: list[str] = typer.Option(
+        None,
+        "--allowed-cidrs",
+        help="Source addresses allowed, CIDRs (IPv4/IPv6; repeat or comma-separate); 'any' clears.",
+    ),
 ) -> None:
     """Set limits the proxy enforces; 'unlimited' clears one. Unset means unlimited."""
     result = svc.update_limits(
@@ -259,6 +265,7 @@ def update_limits(
         requests_per_minute=requests_per_minute,
         monthly_budget=monthly_budget,
         allowed_models=allowed_models or None,
+        allowed_cidrs=allowed_cidrs or None,
     )
     emit(ctx.obj, result, columns=DETAIL_COLUMNS)
     _unlimited_note(ctx.obj)
