@@ -34,9 +34,7 @@ def send(world, token, source_ip, version="1.0", headers=None):
 
 
 @pytest.mark.parametrize("version", ["1.0", "2.0"])
-def test_customer_allowlist_refuses_outside_addresses_with_its_own_code(
-    settings, world, version
-):
+def test_customer_allowlist_refuses_outside_addresses_with_its_own_code(settings, world, version):
     created = customer_svc.create_customer(settings, name="Acme", email="ops@acme.example")
     cid, token = created["customer_id"], created["token"]
     result = customer_svc.update_limits(

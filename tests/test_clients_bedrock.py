@@ -199,9 +199,7 @@ def test_cache_tokens_are_passed_and_metered(world):
     body = {
         "anthropic_version": "bedrock-2023-05-31",
         "max_tokens": 50,
-        "system": [
-            {"type": "text", "text": "x" * 6000, "cache_control": {"type": "ephemeral"}}
-        ],
+        "system": [{"type": "text", "text": "x" * 6000, "cache_control": {"type": "ephemeral"}}],
         "messages": [{"role": "user", "content": "hello"}],
     }
     client = world.client()

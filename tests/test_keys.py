@@ -17,8 +17,15 @@ from bedrock_billing.core.tokens import hash_token
 from bedrock_billing.services import customers as customer_svc
 from bedrock_billing.services import keys as svc
 from tests import proxy_support
-from tests.proxy_support import HAIKU, SONNET, claude_body, event, put_customer, put_token
-from tests.proxy_support import usage_items
+from tests.proxy_support import (
+    HAIKU,
+    SONNET,
+    claude_body,
+    event,
+    put_customer,
+    put_token,
+    usage_items,
+)
 
 NOW = parse_instant("2025-03-15T12:00:00Z")
 aws_env = proxy_support.aws_env  # fixtures

@@ -94,7 +94,9 @@ def world(moto_server, aws_credentials, certificate, monkeypatch):
 
 def test_a_test_key_is_answered_in_every_wire_format_without_bedrock(world):
     assert world["key"]["token"].startswith("bbk_test_") and world["key"]["test"] is True
-    client = boto3.client("bedrock-runtime", endpoint_url=world["endpoint"], region_name="us-east-1")
+    client = boto3.client(
+        "bedrock-runtime", endpoint_url=world["endpoint"], region_name="us-east-1"
+    )
     body = json.dumps(CLAUDE).encode()
 
     answer = json.loads(client.invoke_model(modelId=HAIKU, body=body)["body"].read())
@@ -116,9 +118,7 @@ def test_a_test_key_is_answered_in_every_wire_format_without_bedrock(world):
     assert "messageStart" in events[0] and "metadata" in events[-1]
     assert events[1]["contentBlockDelta"]["delta"]["text"].startswith("[test]")
 
-    counted = client.count_tokens(
-        modelId=HAIKU, input={"converse": {"messages": [PROMPT]}}
-    )
+    counted = client.count_tokens(modelId=HAIKU, input={"converse": {"messages": [PROMPT]}})
     assert counted["inputTokens"] > 0
 
     headers = {"Authorization": f"Bearer {world['key']['token']}"}

@@ -66,8 +66,6 @@ def make_certificate(folder: Path) -> Certificate:
     paths["ca"].write_bytes(ca.public_bytes(pem))
     paths["cert"].write_bytes(leaf.public_bytes(pem))
     paths["key"].write_bytes(
-        key.private_bytes(
-            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return Certificate(**{name: str(path) for name, path in paths.items()})
