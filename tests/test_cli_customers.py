@@ -188,6 +188,7 @@ def test_update_limits_sets_and_clears():
         "requests_per_minute": 60,
         "monthly_budget": "250.00",
         "allowed_models": ["amazon.nova-lite-v1:0", "anthropic.claude-3-haiku-20240307-v1:0"],
+        "allowed_cidrs": None,
     }
     cleared = run_json(
         "update-limits",
