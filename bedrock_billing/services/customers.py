@@ -25,6 +25,7 @@ from ..core.timeutil import Clock, Period, epoch_seconds, iso_z, parse_duration,
 from ..core.tokens import display_prefix, generate_token, hash_token, validate_supplied_token
 from ..stores.customers import CustomerStore
 from ..stores.dynamo import create_missing_tables, is_missing_table
+from . import audit
 from .pricebook import check_plan, read_overrides_file
 
 Notify = Callable[[str], None]
@@ -132,6 +133,7 @@ def create_customer(
         init_tables(settings, notify)
         store.create(customer, record)
     result = public_customer(customer)
+    audit.record(settings, "customer.create", customer_id=customer_id, after=result, clock=clock)
     result["token"] = secret
     result["token_prefix"] = record["prefix"]
     return result
@@ -266,7 +268,7 @@ def rotate_token(
         tuple(removals),
     )
     old_prefix = store.tokens([old_hash])[0].get("prefix") if old_hash else None
-    return {
+    result = {
         "customer_id": customer_id,
         "token": secret,
         "token_prefix": new_record["prefix"],
@@ -274,6 +276,11 @@ def rotate_token(
         "previous_token_prefix": old_prefix,
         "previous_valid_until": iso_z(grace_until),
     }
+    audit.record(
+        settings, "token.rotate", customer_id=customer_id, key_id=DEFAULT_KEY_ID,
+        before={"token_prefix": old_prefix}, after=result, clock=clock,
+    )  # fmt: skip
+    return result
 
 
 def revoke_token(
@@ -311,11 +318,16 @@ def revoke_token(
         tuple(removals),
         expected=expected,
     )
-    return {
+    result = {
         "customer_id": customer_id,
         "revoked": [r.get("prefix") for r in records],
         "revoked_at": iso_z(now),
     }
+    audit.record(
+        settings, "token.revoke", customer_id=customer_id, key_id=DEFAULT_KEY_ID, after=result,
+        clock=clock,
+    )  # fmt: skip
+    return result
 
 
 def set_status(
@@ -325,8 +337,15 @@ def set_status(
     customer_id = rules.validate_customer_id(customer_id)
     if status not in (ACTIVE, SUSPENDED):
         raise InvalidInput(f"invalid status {status!r}")
-    item = _store(settings).update(customer_id, {"status": status, "updated_at": iso_z(clock())})
-    return public_customer(item)
+    store = _store(settings)
+    before = public_customer(store.get(customer_id))
+    item = store.update(customer_id, {"status": status, "updated_at": iso_z(clock())})
+    result = public_customer(item)
+    action = "customer.suspend" if status == SUSPENDED else "customer.reactivate"
+    audit.record(
+        settings, action, customer_id=customer_id, before=before, after=result, clock=clock
+    )
+    return result
 
 
 def update_customer(
@@ -378,9 +397,15 @@ def update_customer(
             history.append({"plan": plan, "from_period": nxt})
         changes["plan_history"] = history
     changes["updated_at"] = iso_z(now)
-    return public_customer(
+    before = public_customer(store.get(customer_id))
+    result = public_customer(
         store.update(customer_id, changes, removals, expected_updated_at=read_at)
     )
+    audit.record(
+        settings, "customer.update", customer_id=customer_id, before=before, after=result,
+        clock=clock,
+    )  # fmt: skip
+    return result
 
 
 _LIMIT_PARSERS = {
@@ -416,7 +441,14 @@ def update_limits(
             removals.append(key)
         else:
             sets[key] = parsed
-    return public_customer(_store(settings).update(customer_id, sets, tuple(removals)))
+    store = _store(settings)
+    before = public_customer(store.get(customer_id))["limits"]
+    result = public_customer(store.update(customer_id, sets, tuple(removals)))
+    audit.record(
+        settings, "limits.update", customer_id=customer_id, before=before,
+        after=result["limits"], clock=clock,
+    )  # fmt: skip
+    return result
 
 
 def require_customer(settings, customer_id: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from ..core.timeutil import Clock, Period, iso_z, parse_date, parse_duration, sy
 from ..stores.customers import CustomerStore
 from ..stores.invoices import InvoiceExists, InvoiceStore
 from ..stores.usage_counters import CounterStore
+from . import audit
 from .customers import require_customer
 from .pricebook import PriceBookRef, load_book
 
@@ -198,6 +199,10 @@ def run_invoices(
             run.failures.append({"customer_id": cid, "error": message})
         if progress:
             progress(index, len(customers))
+    for outcome in run.outcomes:
+        if outcome["outcome"] == "issued":
+            audit.record(settings, "invoice.finalize", customer_id=outcome.get("customer_id"),
+                         after=outcome, clock=clock)  # fmt: skip
     return run
 
 
@@ -308,6 +313,7 @@ def add_credit(
         "note": note,
     }
     InvoiceStore(settings.client("dynamodb"), settings.tables.invoices).put_grant(cid, record)
+    audit.record(settings, "credits.add", customer_id=cid, after=record, clock=clock)
     return {"customer_id": cid, **record}
 
 
@@ -373,4 +379,6 @@ def void_invoice(
         "issued_at": iso_z(clock()),
     }
     store.put_credit_note(note, restores)
+    before = {"invoice_number": latest["invoice_number"], "status": "issued"}
+    audit.record(settings, "invoice.void", customer_id=cid, before=before, after=note, clock=clock)
     return note

@@ -36,6 +36,7 @@ from ..core.timeutil import (
 from ..core.tokens import generate_token
 from ..stores.customers import CustomerStore
 from ..stores.keys import KeyStore
+from . import audit
 from . import customers as customer_svc
 from .customers import REVOKED_RETENTION, _expiry, _token_record
 
@@ -124,6 +125,8 @@ def create_key(
     }
     keys.create(customer_id, key_id, token, entry, has_map="keys" in customer)
     out = _public(key_id, entry, token, now)
+    audit.record(settings, "key.create", customer_id=customer_id, key_id=key_id, after=out,
+                 clock=clock)  # fmt: skip
     out["token"] = secret
     return out
 
@@ -214,7 +217,10 @@ def revoke_key(
     entry.update(state="revoked", revoked_at=iso_z(now))
     entry.pop("previous_token_hash", None)
     keys.change(customer_id, key_id, entry, current, {h: _revoked(now) for h in hashes})
-    return {"customer_id": customer_id, "key_id": key_id, "revoked_at": iso_z(now)}
+    result = {"customer_id": customer_id, "key_id": key_id, "revoked_at": iso_z(now)}
+    audit.record(settings, "key.revoke", customer_id=customer_id, key_id=key_id,
+                 before={"state": "active"}, after={"state": "revoked"}, clock=clock)  # fmt: skip
+    return result
 
 
 def rotate_key(
@@ -266,7 +272,7 @@ def rotate_key(
         changes[ended_hash] = _revoked(now)
     entry["current_token_hash"] = token["token_hash"]
     keys.change(customer_id, key_id, entry, old_hash, changes, new_token=token)
-    return {
+    result = {
         "customer_id": customer_id,
         "key_id": key_id,
         "token": secret,
@@ -275,6 +281,9 @@ def rotate_key(
         "previous_token_prefix": old.get("prefix"),
         "previous_valid_until": iso_z(grace_until),
     }
+    audit.record(settings, "key.rotate", customer_id=customer_id, key_id=key_id,
+                 before={"token_prefix": old.get("prefix")}, after=result, clock=clock)  # fmt: skip
+    return result
 
 
 def key_usage(
@@ -335,4 +344,6 @@ def migrate_keys(settings, *, dry_run: bool = False) -> dict[str, Any]:
                         "result": "would migrate" if dry_run else "migrated",
                     }
                 )
+    if rows and not dry_run:
+        audit.record(settings, "keys.migrate", after={"migrated": len(rows), "tokens": rows})
     return {"dry_run": dry_run, "migrated": len(rows), "tokens": rows}
