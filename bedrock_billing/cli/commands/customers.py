@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import typer
 
+from ...core.errors import EXIT_PARTIAL, InvalidInput
 from ...services import customers as svc
 from ..app import app
-from ..render import emit, note
+from ..render import emit, note, progress
 
 CUSTOMER_COLUMNS = [
     ("customer_id", "Customer ID"),
@@ -59,8 +60,8 @@ def init(ctx: typer.Context) -> None:
 @app.command("create")
 def create(
     ctx: typer.Context,
-    name: str = typer.Option(..., "--name", help="Customer name."),
-    email: str = typer.Option(..., "--email", help="Billing contact email."),
+    name: str = typer.Option(None, "--name", help="Customer name (required without --from-csv)."),
+    email: str = typer.Option(None, "--email", help="Billing contact email."),
     token: str = typer.Option(
         None, "--token", help="Use this token (>=128 bits of entropy) instead of a generated one."
     ),
@@ -70,8 +71,20 @@ def create(
     price_book: str = typer.Option(
         None, "--price-book", help="Price book that defines --plan (default: the config's)."
     ),
+    from_csv: str = typer.Option(
+        None, "--from-csv", help="Create one customer per row: name,email[,daily_limit,plan,...]."
+    ),
+    tokens_file: str = typer.Option(
+        None, "--tokens-file", help="With --from-csv: a new file (mode 0600) for the tokens."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --from-csv: check each row only."),
 ) -> None:
-    """Create a customer and its Bearer token (shown once, never stored)."""
+    """Create a customer and its Bearer token (shown once, never stored), or many from CSV."""
+    if from_csv:
+        _bulk_create(ctx, from_csv, tokens_file, dry_run, price_book, name or email or token)
+        return
+    if not name or not email:
+        raise InvalidInput("give --name and --email (or --from-csv FILE)")
     result = svc.create_customer(
         ctx.obj,
         name=name,
@@ -92,6 +105,41 @@ def create(
     )
     if ctx.obj.output == "table":
         note("The token is shown once and is not stored: give it to the customer now.")
+
+
+BULK_COLUMNS = [
+    ("row", "Row"),
+    ("name", "Name"),
+    ("customer_id", "Customer ID"),
+    ("result", "Result"),
+    ("error", "Error"),
+]
+
+
+def _bulk_report(ctx, report: dict) -> None:
+    emit(ctx.obj, report, rows_key="results", columns=BULK_COLUMNS, title="Rows")
+    note(
+        f"{report['succeeded']} of {report['rows']} row(s) "
+        f"{'would succeed' if report['dry_run'] else 'applied'}; {report['failed']} failed."
+    )
+    if report["failed"]:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _bulk_create(ctx, path, tokens_file, dry_run, price_book, single) -> None:
+    from ...services.bulk import create_from_csv
+
+    if single:
+        raise InvalidInput("--from-csv takes the customers from the file: drop --name/--email")
+    with progress("Creating customers", show=not dry_run) as update:
+        report = create_from_csv(
+            ctx.obj, path, tokens_file=tokens_file, dry_run=dry_run, price_book=price_book,
+            progress=update,
+        )  # fmt: skip
+    if not dry_run:
+        where = report["tokens_file"]
+        note(f"Tokens written to {where} (mode 0600): hand them over, then delete it.")
+    _bulk_report(ctx, report)
 
 
 @app.command("list")
@@ -238,7 +286,9 @@ def revoke_token(
 @app.command("update-limits")
 def update_limits(
     ctx: typer.Context,
-    customer_id: str = CUSTOMER_ID,
+    customer_id: str = typer.Option(
+        None, "--customer-id", help="The customer's UUID (required without --from-csv)."
+    ),
     daily_limit: str = typer.Option(None, "--daily-limit", help="Requests per UTC day."),
     monthly_token_limit: str = typer.Option(
         None, "--monthly-token-limit", help="Input+output+cache tokens per UTC month."
@@ -255,8 +305,21 @@ def update_limits(
         "--allowed-cidrs",
         help="Source addresses allowed, CIDRs (IPv4/IPv6; repeat or comma-separate); 'any' clears.",
     ),
+    from_csv: str = typer.Option(
+        None, "--from-csv", help="One customer per row: customer_id and limit columns."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --from-csv: check each row only."),
 ) -> None:
     """Set limits the proxy enforces; 'unlimited' clears one. Unset means unlimited."""
+    if from_csv:
+        from ...services.bulk import update_limits_from_csv
+
+        if customer_id:
+            raise InvalidInput("--from-csv takes the customers from the file: drop --customer-id")
+        _bulk_report(ctx, update_limits_from_csv(ctx.obj, from_csv, dry_run=dry_run))
+        return
+    if not customer_id:
+        raise InvalidInput("give --customer-id ID (or --from-csv FILE)")
     result = svc.update_limits(
         ctx.obj,
         customer_id,
