@@ -84,7 +84,8 @@ def create(
         _bulk_create(ctx, from_csv, tokens_file, dry_run, price_book, name or email or token)
         return
     if not name or not email:
-        raise InvalidInput("give --name and --email (or --from-csv FILE)")
+        missing = "--name" if not name else "--email"
+        raise InvalidInput(f"Missing option '{missing}' (or --from-csv FILE); see --help")
     result = svc.create_customer(
         ctx.obj,
         name=name,
