@@ -80,3 +80,24 @@ def test_cidr_parsing_and_matching():
     assert not address_allowed(None, ("10.0.0.0/8",))
     assert address_allowed(None, None)
     assert not address_allowed("2001:db8::1", ("10.0.0.0/8",))
+
+
+def test_security_events_are_counted_per_address_with_no_dynamodb_write(settings, world):
+    from bedrock_billing.core.logschema import SECURITY_ALARM_THRESHOLD
+    from bedrock_billing.deploy.template_alarms import security_filter
+
+    created = customer_svc.create_customer(settings, name="Acme", email="ops@acme.example")
+    customer_svc.update_limits(settings, created["customer_id"], allowed_cidrs="203.0.113.0/24")
+    world.proxy.handle(event(claude_body(), created["token"], source_ip="203.0.113.1"))
+    world.calls.clear()
+    for _ in range(3):
+        send(world, "bbk_guess-" + "x" * 40, "198.51.100.7")
+    send(world, created["token"], "198.51.100.7")  # outside the allowlist
+    send(world, "bbk_guess-" + "y" * 40, "192.0.2.1")
+    counts = [(ln["source_ip"], ln["security_events"]) for ln in world.logs[-5:]]
+    assert counts == [("198.51.100.7", 1), ("198.51.100.7", 2), ("198.51.100.7", 3),
+                      ("198.51.100.7", 4), ("192.0.2.1", 1)]  # fmt: skip
+    assert not [c for c in world.calls if c != "GetItem"]  # reads only: no write per event
+    assert world.logs[0]["security_events"] is None  # a served request is not an event
+    pattern = security_filter(type("C", (), {"log_group_name": "g"})())["Properties"]
+    assert pattern["FilterPattern"] == f"{{ $.security_events >= {SECURITY_ALARM_THRESHOLD} }}"

@@ -29,6 +29,19 @@ COUNTED_REFUSAL_CODES: tuple[str, ...] = (
     "key_daily_request_limit_exceeded",
 )
 
+# Security events (counted per source address in the container, never written to DynamoDB):
+# the log line's ``security_events``; the stack alarms when one address reaches the threshold
+# within one container's five-minute window.
+SECURITY_EVENT_CODES: tuple[str, ...] = (
+    "invalid_token",
+    "token_revoked",
+    "token_expired",
+    "token_grace_expired",
+    "ip_not_allowed",
+)
+SECURITY_METRIC = "SecurityEventBursts"
+SECURITY_ALARM_THRESHOLD = 20
+
 UNKNOWN_MODEL = "unknown"  # the model of a refused/failed line without a foundation model
 # The model id logged for a request whose model id is not a Bedrock model id: what was
 # sent is never written anywhere (it may be a secret pasted in the wrong place).
@@ -71,6 +84,12 @@ FIELDS: tuple[Field, ...] = (
     Field("wire_api", "string", "the API the client spoke: bedrock-runtime | legacy"),
     Field("key_id", "string", "the customer's key that made the request (never its token)"),
     Field("test_key", "boolean", "true for a test key's request (never billed)"),
+    Field("source_ip", "string", "the caller's address as API Gateway reports it"),
+    Field(
+        "security_events",
+        "bigint",
+        "for a security event: this address's events in this container's 5-minute window",
+    ),
 )
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)

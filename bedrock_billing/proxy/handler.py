@@ -27,7 +27,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core.errors import InvalidInput
-from ..core.logschema import INVALID_MODEL
+from ..core.logschema import INVALID_MODEL, SECURITY_EVENT_CODES
 from ..core.models import normalise_model_id
 from ..core.timeutil import Clock, system_clock
 from . import apis, bedrock
@@ -40,6 +40,7 @@ from .errors import ProxyError, bad_request
 from .events import cors_headers, parse_event, preflight
 from .logline import RequestLog, print_sink, write_failure_metric
 from .meter import CounterWriteFailed, Meter
+from .security import SecurityCounter
 from .testkeys import TestResponder
 
 LogSink = Callable[[dict], None]
@@ -79,6 +80,7 @@ class Proxy:
         )
         self.meter = Meter(self.dynamodb, c.tables.usage, sleep, c.test_key_requests_per_minute)
         self.test_responder = TestResponder()  # answers test keys: never Bedrock
+        self.security = SecurityCounter()
 
     # ---- clients: built on first use, kept for the container's life
 
@@ -139,7 +141,7 @@ class Proxy:
         adapter: Adapter | None = None
         try:
             request = parse_event(event)
-            log.request_id = request.request_id
+            log.request_id, log.source_ip = request.request_id, request.source_ip
             adapter = apis.adapter_for_path(request.path)
             cors = cors_headers(request.origin, self.config.cors_origins)
             if request.method == "OPTIONS":
@@ -170,6 +172,8 @@ class Proxy:
 
     def _refuse(self, adapter: Adapter | None, err: ProxyError, log: RequestLog, cors) -> dict:
         log.status, log.error_code = err.status, err.code
+        if err.code in SECURITY_EVENT_CODES:  # counted per address here, no DynamoDB write
+            log.security_events = self.security.count(log.source_ip, log.timestamp)
         request_id = log.request_id or "unknown"
         adapter = adapter or apis.INVOKE_API
         return adapter.refuse(err, request_id, {**cors, "X-Request-Id": request_id})

@@ -49,6 +49,8 @@ class RequestLog:
     wire_api: str | None = None
     key_id: str | None = None  # the key's id (never its token)
     test: bool = False  # a test key: answered by the test responder, never billed
+    source_ip: str | None = None  # API Gateway's source address (never a client's header)
+    security_events: int | None = None  # proxy/security.py: set on a security event only
 
     def event_type(self) -> str:
         if not self.admitted:
@@ -88,6 +90,8 @@ class RequestLog:
             "wire_api": self.wire_api,
             "key_id": self.key_id,
             "test_key": self.test,
+            "source_ip": self.source_ip,
+            "security_events": self.security_events,
         }
         return record  # tests check its keys are exactly FIELD_NAMES, in order
 
