@@ -64,3 +64,61 @@ def settings_for(moto_aws):
         return resolve_settings(stage=stage, **kwargs)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tls_sandbox():
+    """The whole sandbox, started once per session (per xdist worker): moto's server, the
+    fake Bedrock, and the real proxy over HTTP (``proxy_url``) and HTTPS
+    (``bedrock_endpoint_url``, trusted through ``ca_bundle``). Tests share it: each makes
+    its own customer (``sandbox_customer``) and compares what the fake recorded by request id."""
+    from bedrock_billing.sandbox.runner import Sandbox
+
+    with pytest.MonkeyPatch.context() as mp:  # started from a clean environment
+        for name in list(os.environ):
+            if name.startswith(_ISOLATE_PREFIXES):
+                mp.delenv(name, raising=False)
+        box = Sandbox(port=0, tls_port=0).start()
+    try:
+        yield box
+    finally:
+        box.stop()
+
+
+@pytest.fixture
+def sandbox_customer(tls_sandbox):
+    """A factory: ``sandbox_customer(**limits)`` makes a new customer of the TLS sandbox
+    (limits as ``update_limits`` takes them, e.g. ``daily_request_limit=1``) and returns
+    ``{"customer_id": ..., "token": ...}``."""
+    from bedrock_billing.services.customers import create_customer, update_limits
+
+    def make(**limits):
+        settings = tls_sandbox.settings()
+        made = create_customer(settings, name="TLS Test", email="tls@example.com")
+        if limits:
+            update_limits(settings, made["customer_id"], **limits)
+        return {"customer_id": made["customer_id"], "token": made["token"]}
+
+    return make
+
+
+@pytest.fixture
+def bedrock_client(tls_sandbox, monkeypatch):
+    """A factory for boto3 ``bedrock-runtime`` clients on the sandbox's HTTPS endpoint, with
+    the given token as the Bedrock API key (``AWS_BEARER_TOKEN_BEDROCK``) and the sandbox's
+    CA; botocore's default retries unless ``retries=`` says otherwise."""
+    import boto3
+    from botocore.config import Config
+
+    def make(token: str, **config):
+        monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", token)
+        config.setdefault("proxies", {})
+        return boto3.client(
+            "bedrock-runtime",
+            region_name=tls_sandbox.region,
+            endpoint_url=tls_sandbox.bedrock_endpoint_url,
+            verify=tls_sandbox.ca_bundle,
+            config=Config(**config),
+        )
+
+    return make

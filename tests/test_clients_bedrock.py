@@ -19,13 +19,13 @@ from botocore.config import Config
 
 from bedrock_billing.core.logschema import FIELD_NAMES
 from bedrock_billing.core.schema import TableNames
+from bedrock_billing.fakebedrock import FakeBedrock
+from bedrock_billing.localhttp.tls import make_tls_files
 from bedrock_billing.proxy.config import ProxyConfig
 from bedrock_billing.proxy.handler import Proxy
 from bedrock_billing.proxy.prices import PriceTable
-from bedrock_billing.sandbox.fake_bedrock import FakeBedrock
 from bedrock_billing.sandbox.proxy_server import ProxyServer
 from tests.proxy_support import HAIKU, SONNET, create_tables, put_customer, put_token, usage_items
-from tests.tls_support import make_certificate
 
 CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 PROMPT = {"role": "user", "content": [{"text": "What is the capital of France?"}]}
@@ -33,7 +33,7 @@ PROMPT = {"role": "user", "content": [{"text": "What is the capital of France?"}
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory):
-    return make_certificate(tmp_path_factory.mktemp("tls"))
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture
@@ -65,14 +65,10 @@ def world(moto_server, aws_credentials, certificate, monkeypatch):
         )
         cid = put_customer(ddb, tables, daily_request_limit=50)
         token = put_token(ddb, tables, cid)
-        server = ProxyServer(proxy)
-        server.start()
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(certificate.cert, certificate.key)
-        server._server.socket = context.wrap_socket(server._server.socket, server_side=True)
+        server = ProxyServer(proxy, tls=certificate).start()
         endpoint = f"https://127.0.0.1:{server.port}/prod"
         monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", token)
-        monkeypatch.setenv("AWS_CA_BUNDLE", certificate.ca)
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(certificate.ca_bundle))
         try:
             yield _World(ddb, tables, cid, token, logs, fake, reference, endpoint, certificate)
         finally:
@@ -308,7 +304,7 @@ def test_anthropic_bedrock_messages_create_and_stream(world):
         base_url=world.endpoint,
         api_key=world.token,
         aws_region="us-east-1",
-        http_client=httpx2.Client(verify=ssl.create_default_context(cafile=world.cert.ca)),
+        http_client=httpx2.Client(verify=ssl.create_default_context(cafile=world.cert.ca_bundle)),
     )
     message = client.messages.create(
         model=HAIKU, max_tokens=100, messages=[{"role": "user", "content": "Hello"}]

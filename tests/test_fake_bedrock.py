@@ -15,7 +15,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EventStreamError
 
-from bedrock_billing.sandbox.fake_bedrock import ERRORS, FakeBedrock, fault_marker
+from bedrock_billing.fakebedrock import ERRORS, FakeBedrock, fault_marker
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 TITAN = "amazon.titan-text-express-v1"
@@ -549,7 +549,7 @@ def test_module_runs_alone_on_a_given_port():
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bedrock_billing.sandbox.fake_bedrock", "--port", str(port)],
+        [sys.executable, "-m", "bedrock_billing.fakebedrock", "--port", str(port)],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -562,3 +562,27 @@ def test_module_runs_alone_on_a_given_port():
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0
         proc.stdout.close()
+
+
+def test_boto3_with_a_bedrock_api_key_reaches_the_fake_over_tls(tmp_path, monkeypatch):
+    from bedrock_billing.localhttp.tls import make_tls_files
+
+    tls = make_tls_files(tmp_path)
+    monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "an-api-key")
+    with FakeBedrock(seed=5, tls=tls) as fake:
+        assert fake.url.startswith("https://")
+        # No SigV4 credentials at all: botocore sends the key as a Bearer token.
+        client = boto3.client(
+            "bedrock-runtime",
+            region_name="us-east-1",
+            endpoint_url=fake.url,
+            verify=str(tls.ca_bundle),
+            config=Config(retries={"total_max_attempts": 1}, proxies={}),
+        )
+        answer = client.converse(
+            modelId=HAIKU, messages=[{"role": "user", "content": [{"text": "Hi"}]}]
+        )
+        record = fake.usage_by_request_id[answer["ResponseMetadata"]["RequestId"]]
+    assert record["auth_scheme"] == "Bearer"
+    assert answer["output"]["message"]["content"][0]["text"] == record["output_text"]
+    assert answer["usage"]["outputTokens"] == record["output_tokens"]

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from bedrock_billing.core.schema import TableNames, day_attribute, meter_key
-from bedrock_billing.sandbox.fake_bedrock import FakeBedrock
+from bedrock_billing.fakebedrock import FakeBedrock
 from tests.proxy_support import (
     HAIKU,
     claude_body,

@@ -18,10 +18,10 @@ from botocore.config import Config
 
 from bedrock_billing.core.logschema import FIELD_NAMES
 from bedrock_billing.core.schema import TableNames
+from bedrock_billing.fakebedrock import FakeBedrock
 from bedrock_billing.proxy.config import ProxyConfig
 from bedrock_billing.proxy.handler import Proxy
 from bedrock_billing.proxy.prices import PriceTable
-from bedrock_billing.sandbox.fake_bedrock import FakeBedrock
 from bedrock_billing.sandbox.proxy_server import ProxyServer
 from tests.proxy_support import SONNET, create_tables, put_customer, put_token, usage_items
 

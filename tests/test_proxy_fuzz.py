@@ -13,7 +13,7 @@ from botocore.config import Config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bedrock_billing.sandbox.fake_bedrock import FakeBedrock
+from bedrock_billing.fakebedrock import FakeBedrock
 from tests import proxy_support
 from tests.proxy_support import HAIKU, put_customer, put_token
 

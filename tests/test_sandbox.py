@@ -12,6 +12,7 @@ import selectors
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -129,7 +130,18 @@ def post_spec_example(url: str, token: str) -> dict:
 def test_sandbox_serves_another_shell_with_no_aws_setup_and_frees_its_ports(tmp_path):
     env = bare_env(tmp_path / "home")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bedrock_billing", "sandbox", "--port", "0", "--output", "json"],
+        [
+            sys.executable,
+            "-m",
+            "bedrock_billing",
+            "sandbox",
+            "--port",
+            "0",
+            "--tls-port",
+            "0",
+            "--output",
+            "json",
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -141,7 +153,10 @@ def test_sandbox_serves_another_shell_with_no_aws_setup_and_frees_its_ports(tmp_
         assert info["stage"] == "prod" and info["region"] == "us-east-1"
         assert info["log_bucket"] == "bedrock-billing-prod-logs-123456789012-us-east-1"
         ports = {int(u.rsplit(":", 1)[1].split("/")[0]) for u in (
-            info["proxy_url"], info["aws_endpoint_url"], info["bedrock_url"])}  # fmt: skip
+            info["proxy_url"], info["aws_endpoint_url"], info["bedrock_url"],
+            info["bedrock_endpoint_url"])}  # fmt: skip
+        assert info["bedrock_endpoint_url"].startswith("https://127.0.0.1:")
+        assert Path(info["ca_bundle"]).read_text().startswith("-----BEGIN CERTIFICATE-----")
         listening = listening_sockets(proc.pid)
         assert {port for _, port in listening} == ports
         assert {host for host, _ in listening} == {"127.0.0.1"}
@@ -184,7 +199,7 @@ def test_sandbox_serves_another_shell_with_no_aws_setup_and_frees_its_ports(tmp_
 def test_sandbox_stops_on_sigterm_too(tmp_path):
     env = bare_env(tmp_path / "home")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bedrock_billing", "sandbox", "--port", "0"],
+        [sys.executable, "-m", "bedrock_billing", "sandbox", "--port", "0", "--tls-port", "0"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -215,12 +230,18 @@ def test_sandbox_in_process_listens_on_loopback_only_and_leaves_nothing_behind()
     box = Sandbox(port=0).start()
     try:
         addresses = box.listening_addresses()
-        assert len(addresses) == 3
+        assert len(addresses) == 4
         assert {host for host, _ in addresses} == {"127.0.0.1"}
         assert box.proxy_url == f"http://127.0.0.1:{addresses[2][1]}/prod/bedrock"
+        assert box.bedrock_endpoint_url == f"https://127.0.0.1:{addresses[3][1]}"
+        state_dir = box.state_dir
         # A keep-alive client holds a handler thread on each server until stop cuts it.
         for _host, port in addresses[1:]:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            if port == addresses[3][1]:
+                context = ssl.create_default_context(cafile=box.ca_bundle)
+                conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+            else:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             conn.request("GET", "/prod/bedrock")
             conn.getresponse().read()
             kept.append(conn)
@@ -228,6 +249,7 @@ def test_sandbox_in_process_listens_on_loopback_only_and_leaves_nothing_behind()
         box.stop()
     for host, port in addresses:
         assert_port_free(host, port)
+    assert not state_dir.exists()  # the certificates went with it
     deadline = time.monotonic() + 5  # handler threads end once their sockets are shut
     while set(threading.enumerate()) - threads_before and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -268,12 +290,23 @@ def test_demo_json_is_one_object_with_usage_and_invoices():
     result = run("demo", "--output", "json")
     data = json.loads(result.stdout)
     assert data["ok"] is True and data["checks"]["failed"] == []
-    assert data["usage"]["totals"]["requests"] == 9
+    assert data["usage"]["totals"]["requests"] == 10  # 9 over HTTP, 1 through boto3
     assert data["usage"]["totals"]["refused"] == 3
+    sdk = data["requests"][-1]
+    assert sdk["client"] == demo_module.SDK_CLIENT and sdk["status"] == 200 and sdk["answer"]
+    assert sdk["usage"]["input_tokens"] > 0 and sdk["usage"]["output_tokens"] > 0
+    assert data["sandbox"]["bedrock_endpoint_url"].startswith("https://127.0.0.1:")
     assert data["reconcile"]["log_source"] == "local"
     assert sorted(i["plan"] for i in data["invoices"]["invoices"]) == ["scale", "starter", "team"]
     assert [r["status"] for r in data["requests"]].count(401) == 1
     assert not FULL_TOKEN.search(result.stdout)
+
+
+def test_demo_fails_when_the_sdk_call_is_not_served(monkeypatch):
+    # Initech may use Haiku only: the boto3 call with Sonnet is refused (AccessDenied).
+    monkeypatch.setattr(demo_module, "SDK_MODEL", demo_module.SONNET)
+    result = run("demo", expect=1)
+    assert "check failed: request 14 (Initech" in result.stderr
 
 
 def test_demo_exits_1_and_says_which_check_failed(monkeypatch):

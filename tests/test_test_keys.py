@@ -6,7 +6,6 @@ fake Bedrock (counted), nothing billed, and the key's own rate limit."""
 from __future__ import annotations
 
 import json
-import ssl
 import uuid
 from datetime import UTC, datetime
 
@@ -18,16 +17,16 @@ from botocore.config import Config
 from bedrock_billing.config import resolve_settings
 from bedrock_billing.core.logschema import FIELD_NAMES
 from bedrock_billing.core.schema import TableNames, key_day_key, meter_key
+from bedrock_billing.fakebedrock import FakeBedrock
+from bedrock_billing.localhttp.tls import make_tls_files
 from bedrock_billing.proxy.config import ProxyConfig
 from bedrock_billing.proxy.handler import Proxy
 from bedrock_billing.proxy.prices import PriceTable
 from bedrock_billing.proxy.testkeys import answer_text
-from bedrock_billing.sandbox.fake_bedrock import FakeBedrock
 from bedrock_billing.sandbox.proxy_server import ProxyServer
 from bedrock_billing.services import customers as customer_svc
 from bedrock_billing.services import keys as key_svc
 from tests.proxy_support import HAIKU, SONNET, create_tables, usage_items
-from tests.tls_support import make_certificate
 
 CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 PROMPT = {"role": "user", "content": [{"text": "What is the capital of France?"}]}
@@ -40,7 +39,7 @@ CLAUDE = {
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory):
-    return make_certificate(tmp_path_factory.mktemp("tls"))
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture
@@ -75,18 +74,14 @@ def world(moto_server, aws_credentials, certificate, monkeypatch):
             bedrock_runtime=bedrock,
             log_sink=logs.append,
         )
-        server = ProxyServer(proxy)
-        server.start()
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(certificate.cert, certificate.key)
-        server._server.socket = context.wrap_socket(server._server.socket, server_side=True)
+        server = ProxyServer(proxy, tls=certificate).start()
         monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", key["token"])
-        monkeypatch.setenv("AWS_CA_BUNDLE", certificate.ca)
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(certificate.ca_bundle))
         try:
             yield {
                 "ddb": ddb, "tables": tables, "cid": cid, "key": key, "fake": fake, "logs": logs,
                 "endpoint": f"https://127.0.0.1:{server.port}/prod", "settings": settings,
-                "proxy": proxy, "ca": certificate.ca,
+                "proxy": proxy, "ca": str(certificate.ca_bundle),
             }  # fmt: skip
         finally:
             server.stop()

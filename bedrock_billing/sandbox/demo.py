@@ -3,14 +3,17 @@
 Starts a :class:`Sandbox`, creates three customers on three kinds of plan (per token with
 a markup, a subscription with included requests, graduated tiers), sends real HTTP
 requests through the proxy with the spec's client payload (some refused at a limit, one
-with an unknown token), then reads the usage from the counters and from the usage log
-(local engine), drafts the month's invoices with the demo price book, and checks every
-figure it can know in advance. The CLI renders the result; this module only computes it.
+with an unknown token) and one through boto3's own ``bedrock-runtime`` client over HTTPS
+with the customer's token as its Bedrock API key, then reads the usage from the counters
+and from the usage log (local engine), drafts the month's invoices with the demo price
+book, and checks every figure it can know in advance. The CLI renders the result; this
+module only computes it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -71,6 +74,9 @@ TRAFFIC: tuple[tuple[str | None, str, int, str | None], ...] = (
     ("Initech", SONNET, 403, "model_not_allowed"),
     (BAD_TOKEN, SONNET, 401, "invalid_token"),
 )
+# One call as a customer's own Bedrock code makes it: boto3, the token as the API key.
+SDK_CUSTOMER, SDK_MODEL = "Initech", HAIKU
+SDK_CLIENT = "boto3 bedrock-runtime over HTTPS"
 TOKEN_COUNTERS = (
     "input_tokens",
     "output_tokens",
@@ -157,7 +163,10 @@ def run_demo(
 
     started = time.perf_counter()
     with Sandbox(stage=stage, table_prefix=table_prefix, region=region, clock=clock) as sb:
-        notify(f"Sandbox up: proxy {sb.proxy_url}, AWS (moto) {sb.aws_endpoint_url}")
+        notify(
+            f"Sandbox up: proxy {sb.proxy_url} and {sb.bedrock_endpoint_url},"
+            f" AWS (moto) {sb.aws_endpoint_url}"
+        )
         settings = sb.settings()
         first_day = clock().date()
         customers, tokens = [], {}
@@ -188,9 +197,11 @@ def run_demo(
                     "expected_status": expected,
                     "expected_code": code,
                     "answer": _answer_text(body) if status == 200 else None,
+                    "client": "HTTP (spec payload)",
                 }
             )
-        notify(f"Sent {len(calls)} requests through the proxy")
+        calls.append(sdk_call(sb, tokens[SDK_CUSTOMER], SDK_CUSTOMER, SDK_MODEL))
+        notify(f"Sent {len(calls)} requests through the proxy, the last with {SDK_CLIENT}")
         sb.log_sink.flush()
         last_day = clock().date()
         fake_calls = list(sb.fake.calls)
@@ -208,6 +219,66 @@ def run_demo(
         checks=checks,
         seconds=time.perf_counter() - started,
     )
+
+
+def sdk_call(sb, token: str, customer: str, model: str) -> dict[str, Any]:
+    """One Converse call through boto3's ``bedrock-runtime`` client on the sandbox's HTTPS
+    endpoint, the token as the Bedrock API key (``AWS_BEARER_TOKEN_BEDROCK``, set for the
+    call only: botocore reads it when the client is made and when it signs)."""
+    import boto3
+    import botocore.session
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    core = botocore.session.Session()  # the user's AWS configuration plays no part
+    core.set_config_variable("config_file", os.devnull)
+    core.set_config_variable("credentials_file", os.devnull)
+    saved = os.environ.get("AWS_BEARER_TOKEN_BEDROCK")
+    os.environ["AWS_BEARER_TOKEN_BEDROCK"] = token
+    client = None
+    call: dict[str, Any] = {
+        "customer": customer,
+        "model": model,
+        "expected_status": 200,
+        "expected_code": None,
+        "client": SDK_CLIENT,
+        "usage": None,
+    }
+    try:
+        client = boto3.Session(botocore_session=core).client(
+            "bedrock-runtime",
+            region_name=sb.region,
+            endpoint_url=sb.bedrock_endpoint_url,
+            verify=sb.ca_bundle,
+            config=Config(proxies={}, retries={"total_max_attempts": 1}),
+        )
+        answer = client.converse(
+            modelId=model,
+            messages=[{"role": "user", "content": [{"text": "What is the capital of France?"}]}],
+            inferenceConfig={"maxTokens": 1000},
+        )
+        blocks = answer["output"]["message"]["content"]
+        call.update(
+            status=answer["ResponseMetadata"]["HTTPStatusCode"],
+            code=None,
+            answer="".join(b.get("text", "") for b in blocks),
+            usage={"input_tokens": answer["usage"]["inputTokens"],
+                   "output_tokens": answer["usage"]["outputTokens"]},
+        )  # fmt: skip
+    except ClientError as err:
+        call.update(
+            status=err.response["ResponseMetadata"].get("HTTPStatusCode"),
+            code=err.response["Error"].get("Code"),
+            answer=None,
+        )
+    finally:
+        if saved is None:
+            os.environ.pop("AWS_BEARER_TOKEN_BEDROCK", None)
+        else:
+            os.environ["AWS_BEARER_TOKEN_BEDROCK"] = saved
+        if client is not None:
+            client.close()
+    return call
 
 
 def _answer_text(body: dict) -> str | None:
@@ -260,6 +331,27 @@ def _check(customers, calls, fake_calls, usage, log_report, run) -> tuple[list[s
         )
         if call["expected_status"] == 200:
             expect(f"request {n} answer", bool(call["answer"]), True)
+    sdk = next((c for c in calls if c.get("client") == SDK_CLIENT), None)
+    if sdk is not None and sdk["usage"] is not None and fake_calls:
+        # Sent last, so the fake's last call: the SDK saw exactly what Bedrock reported.
+        reported = fake_calls[-1]
+        expect(
+            f"{SDK_CLIENT} answer and usage = what Bedrock sent",
+            (sdk["answer"], sdk["usage"]),
+            (
+                reported["output_text"],
+                {k: reported[k] for k in ("input_tokens", "output_tokens")},
+            ),
+        )
+    sdk_customer = next((c for c in customers if c["name"] == SDK_CUSTOMER), None)
+    if sdk is not None and sdk_customer is not None:
+        answered = sum(
+            1 for c in calls if c["customer"] == SDK_CUSTOMER and c["expected_status"] == 200
+        )
+        counted = usage.customer_totals.get(sdk_customer["customer_id"], {}).get("requests")
+        expect(
+            f"{SDK_CUSTOMER}'s requests counted, the {SDK_CLIENT} one included", counted, answered
+        )
     served = sum(1 for c in calls if c["expected_status"] == 200)
     refused = sum(1 for c in calls if c["expected_status"] in (403, 429))
     expect("Bedrock calls (only admitted requests reach the model)", len(fake_calls), served)

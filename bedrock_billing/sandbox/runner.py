@@ -1,9 +1,16 @@
 """The local sandbox: moto's server as the AWS endpoint, the fake Bedrock endpoint, and the
-real proxy handler behind a local HTTP server, all on loopback, all in this process.
+real proxy handler behind a local HTTP server and a local HTTPS server, all on loopback,
+all in this process.
 
-    with Sandbox(port=0) as sb:
+    with Sandbox(port=0, tls_port=0) as sb:
         settings = sb.settings()            # services talk to moto through these
         urllib.request.urlopen(sb.proxy_url, ...)
+        boto3.client("bedrock-runtime", endpoint_url=sb.bedrock_endpoint_url,
+                     verify=sb.ca_bundle)   # with AWS_BEARER_TOKEN_BEDROCK=<token>
+
+The HTTPS server is there because botocore (1.44 and later) refuses to send a Bearer token
+to a plain ``http://`` endpoint. Its certificate is made at start, signed by a CA made with
+it, both written to the sandbox's state folder (``ca_bundle`` is the CA's PEM file).
 
 Resources are named as a deployment names them (tables ``{prefix}-{stage}-*``, the log
 bucket ``{prefix}-{stage}-logs-{account}-{region}`` with moto's account id), so commands
@@ -18,7 +25,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from ..config import Settings
@@ -48,7 +58,9 @@ class Sandbox:
     """Start with :meth:`start` (or ``with``), stop with :meth:`stop`; stop is idempotent
     and closes every socket the sandbox opened.
 
-    ``port`` is the proxy's port (0: a free one); moto and the fake Bedrock take free ports.
+    ``port`` is the proxy's HTTP port, ``tls_port`` its HTTPS port (0: a free one); moto
+    and the fake Bedrock take free ports. ``state_dir`` holds the certificates (default: a
+    temporary folder, removed at stop; a given folder is kept).
     """
 
     def __init__(
@@ -56,6 +68,8 @@ class Sandbox:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        tls_port: int = 0,
+        state_dir: str | os.PathLike | None = None,
         stage: str = DEFAULT_STAGE,
         table_prefix: str = DEFAULT_PREFIX,
         region: str | None = None,
@@ -64,6 +78,10 @@ class Sandbox:
     ):
         self.host = loopback_host(host)
         self.requested_port = port
+        self.requested_tls_port = tls_port
+        self.requested_state_dir = state_dir
+        self.state_dir: Path | None = None
+        self.tls: Any = None  # localhttp.tls.TLSFiles, once started
         self.stage = stage
         self.table_prefix = table_prefix
         self.region = region or DEFAULT_LOCAL_REGION
@@ -75,6 +93,7 @@ class Sandbox:
         self.moto: Any = None
         self.fake: Any = None
         self.proxy_server: Any = None
+        self.tls_proxy_server: Any = None
         self.log_sink: Any = None
         self._session: Any = None
         self._clients: list[Any] = []
@@ -100,11 +119,23 @@ class Sandbox:
         """Where to POST: ``/{stage}/bedrock``, as the deployed REST API's stage names it."""
         return f"{self.proxy_server.url}/{self.stage}/bedrock"
 
+    @property
+    def bedrock_endpoint_url(self) -> str:
+        """The HTTPS base an SDK takes as ``endpoint_url`` (Bedrock Runtime's own paths)."""
+        return self.tls_proxy_server.url
+
+    @property
+    def ca_bundle(self) -> str:
+        """The PEM file of the CA that signed the HTTPS server's certificate."""
+        return str(self.tls.ca_bundle)
+
     def info(self) -> dict[str, Any]:
         """The documented JSON line of ``bedrock-billing sandbox --output json``."""
         return {
             "proxy_url": self.proxy_url,
             "converse_url": self.proxy_url + "/converse",
+            "bedrock_endpoint_url": self.bedrock_endpoint_url,
+            "ca_bundle": self.ca_bundle,
             "aws_endpoint_url": self.aws_endpoint_url,
             "bedrock_url": self.bedrock_url,
             "region": self.region,
@@ -124,8 +155,9 @@ class Sandbox:
             out.append(tuple(self.moto.get_host_and_port()))
         if self.fake is not None and self.fake._server is not None:
             out.append(tuple(self.fake._server.server_address[:2]))
-        if self.proxy_server is not None and self.proxy_server._server is not None:
-            out.append(tuple(self.proxy_server._server.server_address[:2]))
+        for server in (self.proxy_server, self.tls_proxy_server):
+            if server is not None and server._server is not None:
+                out.append(tuple(server._server.server_address[:2]))
         return out
 
     def settings(self, output: str = "table") -> Settings:
@@ -160,7 +192,7 @@ class Sandbox:
         import boto3
         import botocore.session
 
-        from .fake_bedrock import FakeBedrock
+        from ..fakebedrock import FakeBedrock
         from .motoserver import MotoServer
 
         # Our own dummy credentials, and no profile: the user's AWS configuration (or the
@@ -191,7 +223,23 @@ class Sandbox:
             self.stage, self.table_prefix, self.account_id, self.region
         )
         self._create_resources()
+        self._make_certificates()
         self._start_proxy()
+
+    def _make_certificates(self) -> None:
+        from ..localhttp.tls import make_tls_files
+
+        if self.requested_state_dir is None:
+            self.state_dir = Path(tempfile.mkdtemp(prefix="bedrock-billing-sandbox-"))
+        else:
+            self.state_dir = Path(self.requested_state_dir)
+        try:
+            self.tls = make_tls_files(self.state_dir / "tls")
+        except OSError as exc:
+            raise BillingError(
+                f"cannot write the sandbox's certificates to {self.state_dir}: "
+                f"{exc.strerror or exc}"
+            ) from None
 
     def _client(self, service: str, endpoint: str, **config: Any):
         from botocore.config import Config
@@ -236,6 +284,10 @@ class Sandbox:
         bedrock = self._client(
             "bedrock-runtime",
             self.bedrock_url,
+            # SigV4 pinned: with AWS_BEARER_TOKEN_BEDROCK in this process (a test or the
+            # demo acting as a customer), botocore would otherwise switch this client to
+            # Bearer per request and fail ("Unable to locate authorization token").
+            signature_version="v4",
             retries={"total_max_attempts": 1},
             read_timeout=config.bedrock_read_timeout,
             max_pool_connections=64,
@@ -249,21 +301,20 @@ class Sandbox:
             clock=self.clock,
             log_sink=self.log_sink,
         )
-        self.proxy_server = ProxyServer(proxy, host=self.host, port=self.requested_port)
-        try:
-            self.proxy_server.start()
-        except OSError as exc:
-            port = self.requested_port
-            raise BillingError(
-                f"cannot listen on {self.host}:{port}: {exc.strerror or exc}"
-                + (" (pass --port 0 for a free port)" if port else "")
-            ) from None
+        self.proxy_server = _listen(
+            ProxyServer(proxy, host=self.host, port=self.requested_port), "--port"
+        )
+        self.tls_proxy_server = _listen(
+            ProxyServer(proxy, host=self.host, port=self.requested_tls_port, tls=self.tls),
+            "--tls-port",
+        )
 
     def stop(self) -> None:
         """Stop the proxy first (no new lines), flush the log, then the fake and moto."""
-        server, self.proxy_server = self.proxy_server, None
-        if server is not None:
-            server.stop()
+        for server in (self.tls_proxy_server, self.proxy_server):
+            if server is not None:
+                server.stop()
+        self.proxy_server = self.tls_proxy_server = None
         sink, self.log_sink = self.log_sink, None
         if sink is not None and self.moto is not None:
             try:
@@ -281,9 +332,25 @@ class Sandbox:
             moto.stop()  # closes the listening socket too: the port is free at once
         os.environ.update(self._saved_env)
         self._saved_env.clear()
+        self.tls = None
+        state, self.state_dir = self.state_dir, None
+        if state is not None and self.requested_state_dir is None:
+            shutil.rmtree(state, ignore_errors=True)
 
     def __enter__(self) -> Sandbox:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _listen(server, option: str):
+    """Start a ProxyServer; a port that is taken is one clear error naming the option."""
+    try:
+        return server.start()
+    except OSError as exc:
+        port = server.port
+        raise BillingError(
+            f"cannot listen on {server.host}:{port}: {exc.strerror or exc}"
+            + (f" (pass {option} 0 for a free port)" if port else "")
+        ) from None

@@ -34,7 +34,14 @@ def sandbox(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", help="A loopback address only."),
     port: int = typer.Option(
-        8787, "--port", min=0, max=65535, help="The proxy's port (0: a free one)."
+        8787, "--port", min=0, max=65535, help="The proxy's HTTP port (0: a free one)."
+    ),
+    tls_port: int = typer.Option(
+        8788,
+        "--tls-port",
+        min=0,
+        max=65535,
+        help="The proxy's HTTPS port, for the AWS SDKs (0: a free one).",
     ),
 ) -> None:
     """Run AWS (moto), a fake Bedrock and the proxy on loopback until Ctrl-C."""
@@ -44,6 +51,7 @@ def sandbox(
     box = Sandbox(
         host=host,
         port=port,
+        tls_port=tls_port,
         stage=settings.stage,
         table_prefix=settings.table_prefix,
         region=settings.region,
@@ -82,6 +90,7 @@ def _announce(box, output: str) -> None:
             [
                 f"Sandbox ready (stage {info['stage']}, region {info['region']}); Ctrl-C stops it.",
                 f"  proxy       POST {info['proxy_url']}",
+                f"  Bedrock API {info['bedrock_endpoint_url']} (HTTPS; CA {info['ca_bundle']})",
                 f"  AWS (moto)  {info['aws_endpoint_url']}",
                 f"  Bedrock     {info['bedrock_url']} (fake)",
                 f"  usage log   {info['log_uri']}",
@@ -93,6 +102,11 @@ def _announce(box, output: str) -> None:
                 '"bedrock-2023-05-31", "max_tokens": 1000, "messages": [{"role": "user", '
                 '"content": [{"type": "text", "text": "What is the capital of France?"}]}]}\'',
                 f"  bedrock-billing usage --customer-id <id> {endpoint}{stage}",
+                "Any Bedrock SDK, with the token as its API key:",
+                f"  export AWS_ENDPOINT_URL_BEDROCK_RUNTIME={info['bedrock_endpoint_url']}",
+                f"  export AWS_CA_BUNDLE={info['ca_bundle']}"
+                f" NODE_EXTRA_CA_CERTS={info['ca_bundle']}",
+                "  export AWS_BEARER_TOKEN_BEDROCK=<token>",
             ]
         )
     )
@@ -124,7 +138,7 @@ def demo(ctx: typer.Context) -> None:
 
 
 def _render(settings, result) -> None:
-    from ...sandbox.demo import model_name
+    from ...sandbox.demo import SDK_CLIENT, model_name
     from .billing import OUTCOME_COLUMNS, print_invoice
 
     calls = [
@@ -132,7 +146,9 @@ def _render(settings, result) -> None:
             "n": n,
             "customer": c["customer"],
             "model": model_name(c["model"]),
-            "result": f"{c['status']} " + ("answered" if c["status"] == 200 else c["code"]),
+            "result": f"{c['status']} "
+            + ("answered" if c["status"] == 200 else str(c["code"]))
+            + (" (boto3, HTTPS)" if c.get("client") == SDK_CLIENT else ""),
         }
         for n, c in enumerate(result.calls, 1)
     ]

@@ -1,6 +1,6 @@
 """What the fake Bedrock answers: model families, request parsing, token counts, bodies.
 
-Pure functions, standard library only; ``fake_bedrock`` does the HTTP. Each family's
+Pure functions, standard library only; ``server`` does the HTTP. Each family's
 request and response shapes follow Bedrock's "Inference parameters" pages. Token counts
 are made up but consistent: input tokens grow with the prompt (about 4 characters a
 token), output tokens come from a seeded RNG bounded by the request's max tokens, and
@@ -79,6 +79,26 @@ def _as_int(value, name: str) -> int:
     return value
 
 
+def _object(body: dict, key: str) -> dict:
+    value = body.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest(f"{key}: expected an object")
+    return value
+
+
+def _blocks(value, name: str) -> list:
+    """A string or a list of content blocks, as a list."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise BadRequest(f"{name}: expected a string or a list of content blocks")
+    return value
+
+
 def _block_text(block) -> str:
     if isinstance(block, str):
         return block
@@ -124,15 +144,13 @@ def parse_anthropic(body: dict) -> Prompt:
         raise BadRequest("anthropic_version: required")
     max_tokens = _as_int(body.get("max_tokens"), "max_tokens")
     collector = _Collector()
-    system = body.get("system")
-    for block in [system] if isinstance(system, str) else system or []:
+    for block in _blocks(body.get("system"), "system"):
         collector.add(_block_text(block))
         if isinstance(block, dict) and block.get("cache_control"):
             collector.mark_cache()
     messages = _require_messages(body)
     for message in messages:
-        content = message.get("content")
-        for block in [content] if isinstance(content, str) else content or []:
+        for block in _blocks(message.get("content"), "messages.content"):
             collector.add(_block_text(block))
             if isinstance(block, dict) and block.get("cache_control"):
                 collector.mark_cache()
@@ -142,7 +160,10 @@ def parse_anthropic(body: dict) -> Prompt:
 def parse_messages_v1(body: dict, max_tokens: int | None) -> Prompt:
     """Converse and Nova's messages-v1: content blocks, ``cachePoint`` blocks mark the cache."""
     collector = _Collector()
-    for block in body.get("system") or []:
+    system = body.get("system")
+    if system is not None and not isinstance(system, list):
+        raise BadRequest("system: expected a list of content blocks")
+    for block in system or []:
         if isinstance(block, dict) and "cachePoint" in block:
             collector.mark_cache()
         else:
@@ -173,18 +194,18 @@ def parse_invoke(family: str, body: dict) -> Prompt:
     if family == ANTHROPIC:
         return parse_anthropic(body)
     if family == TITAN:
-        config = body.get("textGenerationConfig") or {}
+        config = _object(body, "textGenerationConfig")
         return _plain_prompt(body, "inputText", config.get("maxTokenCount"), "maxTokenCount")
     if family == LLAMA:
         return _plain_prompt(body, "prompt", body.get("max_gen_len"), "max_gen_len")
     if family == MISTRAL:
         return _plain_prompt(body, "prompt", body.get("max_tokens"), "max_tokens")
-    config = body.get("inferenceConfig") or {}
+    config = _object(body, "inferenceConfig")
     return parse_messages_v1(body, config.get("maxTokens", config.get("max_new_tokens")))
 
 
 def parse_converse(body: dict) -> Prompt:
-    config = body.get("inferenceConfig") or {}
+    config = _object(body, "inferenceConfig")
     return parse_messages_v1(body, config.get("maxTokens"))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bedrock_billing.sandbox.fake_models import ANTHROPIC, LLAMA, MISTRAL, NOVA, TITAN, Outcome
+from bedrock_billing.fakebedrock.models import ANTHROPIC, LLAMA, MISTRAL, NOVA, TITAN, Outcome
 
 
 @dataclass

@@ -8,7 +8,8 @@ can compare what a proxy counted with what "Bedrock" said. Faults are injected p
 instance (``fail_next``) or by a marker in the prompt (``[[fake:throttling]]``), which
 also reaches a fake running in another process.
 
-Standard library only, so the sandbox and the proxy's tests start it fast.
+Standard library only (``cryptography`` too when it serves HTTPS), so the sandbox and the
+proxy's tests start it fast. Run alone: ``python -m bedrock_billing.fakebedrock``.
 """
 
 from __future__ import annotations
@@ -22,13 +23,11 @@ import signal
 import threading
 import uuid
 from collections import Counter, deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
 from bedrock_billing.core import eventstream
-from bedrock_billing.sandbox import fake_models as models
-from bedrock_billing.sandbox import fake_shapes as shapes
-from bedrock_billing.sandbox.fake_faults import (
+from bedrock_billing.fakebedrock import models, shapes
+from bedrock_billing.fakebedrock.faults import (
     ERRORS,
     FAULT_KINDS,
     MARKER,
@@ -36,7 +35,12 @@ from bedrock_billing.sandbox.fake_faults import (
     Fault,
     fault_marker,
 )
-from bedrock_billing.sandbox.netutil import TrackedServerMixin, serve_in_background, stop_serving
+from bedrock_billing.localhttp.server import (
+    BackgroundServer,
+    LocalHandler,
+    LocalServer,
+    RequestError,
+)
 
 __all__ = ["ERRORS", "FAULT_KINDS", "STREAM_FAULTS", "FakeBedrock", "fault_marker", "main"]
 
@@ -50,55 +54,33 @@ _APIS = {
     "converse-stream": ("ConverseStream", True),
 }
 _ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
+MAX_BODY = 20 * 1024 * 1024  # Bedrock's own bound on a request body
 
 
-class _Server(TrackedServerMixin, ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address, fake: FakeBedrock) -> None:
+class _Server(LocalServer):
+    def __init__(self, address, fake: FakeBedrock, ssl_context=None) -> None:
         self.fake = fake
-        self._track_init()
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, ssl_context)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Streams flush one small write per event; with Nagle on, each waits ~40 ms for the
-    # client's delayed ACK.
-    disable_nagle_algorithm = True
+class _Handler(LocalHandler):
+    max_body = MAX_BODY
     server: _Server
 
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection)
-
-    def finish(self) -> None:
-        self.server.untrack(self.connection)
-        super().finish()
-
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        self.server.fake._handle(self)
+        self.server.fake._serve(self)
 
-    def do_GET(self) -> None:  # noqa: N802
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        self.server.fake._send_error(self, str(uuid.uuid4()), "UnknownOperationException", 404, "")
-
-    do_PUT = do_DELETE = do_GET  # noqa: N815
-
-    def log_message(self, format, *args) -> None:  # noqa: A002
-        # Quiet: tests and the sandbox read the records, not an access log.
-        pass
+    do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_POST  # noqa: N815
 
 
-class FakeBedrock:
+class FakeBedrock(BackgroundServer):
     """A Bedrock Runtime endpoint in a daemon thread on 127.0.0.1.
 
     ``seed`` makes every count reproducible: an answer's counts depend on the seed, the
     operation, the model, the request body and how many times that same body came before.
     ``input_tokens`` / ``output_tokens`` fix the counts instead (output still bounded by
-    the request's max tokens).
+    the request's max tokens). ``tls`` (a :class:`~bedrock_billing.localhttp.tls.TLSFiles`)
+    serves HTTPS instead of HTTP, as the SDKs that send Bearer tokens require.
     """
 
     def __init__(
@@ -109,9 +91,9 @@ class FakeBedrock:
         seed: int = 0,
         input_tokens: int | None = None,
         output_tokens: int | None = None,
+        tls=None,
     ) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port, tls)
         self.seed = seed
         self.fixed_input_tokens = input_tokens
         self.fixed_output_tokens = output_tokens
@@ -121,36 +103,13 @@ class FakeBedrock:
         self._faults: deque[Fault] = deque()
         self._cache: set[str] = set()
         self._seen: Counter[str] = Counter()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle -------------------------------------------------------------------
+    # -- lifecycle: BackgroundServer's url, start, stop, with ---------------------------
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+    thread_name = "fake-bedrock"
 
-    def start(self) -> FakeBedrock:
-        if self._server is not None:
-            return self
-        self._server = _Server((self.host, self.port), self)
-        self.port = self._server.server_address[1]
-        self._thread = serve_in_background(self._server, f"fake-bedrock:{self.port}")
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, close the listening socket and every open connection."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        stop_serving(server, self._thread)
-        self._thread = None
-
-    def __enter__(self) -> FakeBedrock:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+    def _make_server(self, address, ssl_context) -> _Server:
+        return _Server(address, self, ssl_context)
 
     # -- test controls ---------------------------------------------------------------
 
@@ -195,15 +154,26 @@ class FakeBedrock:
                 return self._faults.popleft()
         return None
 
-    def _handle(self, handler: _Handler) -> None:
+    def _serve(self, handler: _Handler) -> None:
+        """One request; whatever it holds, the answer is Bedrock's JSON error at worst."""
         request_id = str(uuid.uuid4())
-        length = int(handler.headers.get("Content-Length") or 0)
-        raw = handler.rfile.read(length)
-        path = handler.path.split("?", 1)[0]
-        route = _ROUTE.match(path)
-        if route is None:
+        try:
+            raw = handler.read_body()
+        except RequestError as err:
+            self._send_error(handler, request_id, err.error_type, err.status, err.message)
+            return
+        route = _ROUTE.match(handler.path.split("?", 1)[0])
+        if handler.command != "POST" or route is None:
             self._send_error(handler, request_id, "UnknownOperationException", 404, "")
             return
+        try:
+            self._handle(handler, request_id, route, raw)
+        except Exception:  # a bug in the fake: still an answer, never a dropped connection
+            handler.close_connection = True
+            message = "The fake Bedrock failed on this request."
+            self._send_error(handler, request_id, "InternalServerException", 500, message)
+
+    def _handle(self, handler: _Handler, request_id: str, route, raw: bytes) -> None:
         model_id = unquote(route.group("model"))
         api, streamed = _APIS[route.group("op")]
         record = {
@@ -214,12 +184,16 @@ class FakeBedrock:
             "streamed": streamed,
             "input_tokens": 0,
             "output_tokens": 0,
+            "output_text": "",
             "cache_read_input_tokens": 0,
             "cache_write_input_tokens": 0,
             "status": 200,
             "error": None,
             "metrics_reported": False,
             "fault": None,
+            # The scheme only ("Bearer", "AWS4-HMAC-SHA256"): never the credential itself.
+            "auth_scheme": (handler.headers.get("Authorization") or "").split(" ", 1)[0][:32]
+            or None,
         }
         fault = self._take_fault(raw, streamed)
         if fault is not None:
@@ -241,8 +215,9 @@ class FakeBedrock:
                 prompt = models.parse_converse(body)
             else:
                 prompt = models.parse_invoke(family, body)
-        except (ValueError, models.BadRequest) as exc:
-            self._fail(handler, record, "ValidationException", 400, f"Malformed input: {exc}")
+        except (ValueError, RecursionError) as exc:  # BadRequest is a ValueError
+            reason = exc if isinstance(exc, models.BadRequest) else "the body is not valid JSON"
+            self._fail(handler, record, "ValidationException", 400, f"Malformed input: {reason}")
             return
         outcome = self._outcome(api, record["foundation_model"], family, raw, prompt)
         if api == "InvokeModel":
@@ -278,6 +253,7 @@ class FakeBedrock:
         record.update(
             input_tokens=out.input_tokens,
             output_tokens=output,
+            output_text=" ".join(out.words[:output]),
             cache_read_input_tokens=out.cache_read_input_tokens,
             cache_write_input_tokens=out.cache_write_input_tokens,
             metrics_reported=metrics,
@@ -306,19 +282,7 @@ class FakeBedrock:
         )
 
     def _send_json(self, handler, request_id, status, body, extra_headers=None) -> None:
-        payload = json.dumps(body, separators=(",", ":")).encode("utf-8")
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(payload)))
-            handler.send_header("x-amzn-RequestId", request_id)
-            for name, value in (extra_headers or {}).items():
-                handler.send_header(name, value)
-            handler.end_headers()
-            handler.wfile.write(payload)
-            handler.wfile.flush()
-        except OSError:
-            handler.close_connection = True
+        handler.send_json(status, body, {"x-amzn-RequestId": request_id, **(extra_headers or {})})
 
     def _send_invoke(self, handler, record, family, out: models.Outcome) -> None:
         headers = {
@@ -391,21 +355,32 @@ def _message_id() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bedrock_billing.sandbox.fake_bedrock",
+        prog="python -m bedrock_billing.fakebedrock",
         description="Run the fake Bedrock Runtime endpoint on loopback until interrupted.",
     )
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--tls-dir",
+        help="serve HTTPS with a certificate made into this folder (its ca.pem for clients)",
+    )
     args = parser.parse_args(argv)
+    tls = None
+    if args.tls_dir:
+        from bedrock_billing.localhttp.tls import make_tls_files
+
+        tls = make_tls_files(args.tls_dir)
     # Explicit handlers: a process started from a background job inherits SIGINT as
     # ignored, and Python then raises no KeyboardInterrupt, so Ctrl-C/kill -INT did nothing.
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    fake = FakeBedrock(args.port, host=args.host, seed=args.seed).start()
+    fake = FakeBedrock(args.port, host=args.host, seed=args.seed, tls=tls).start()
     print(f"fake Bedrock Runtime at {fake.url}", flush=True)
     print(f"  export AWS_ENDPOINT_URL_BEDROCK_RUNTIME={fake.url}", flush=True)
+    if tls is not None:
+        print(f"  export AWS_CA_BUNDLE={tls.ca_bundle}", flush=True)
     try:
         while not stop.wait(0.5):  # a timed wait lets the signal handlers run
             pass
