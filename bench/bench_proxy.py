@@ -1,7 +1,8 @@
 """Benchmark of the proxy's hot path, for a warm container. Prints figures, asserts nothing.
 
 - DynamoDB calls per warm request (counted with botocore's event hooks), with a daily
-  limit and a monthly token limit set, then with requests per minute too;
+  limit and a monthly token limit set, then with requests per minute too; and per request
+  whose Bedrock call fails (admission + the error transaction with its marker);
 - handler CPU time per warm request, Bedrock faked in process (no HTTP) and DynamoDB as
   moto's server in another process, so the CPU counted is the proxy's and botocore's;
 - the cold import of the handler module next to ``import boto3`` alone (subprocesses,
@@ -112,10 +113,11 @@ def scenario(moto_url: str, n: int, **limits) -> dict:
     token = put_token(ddb, tables, cid)
     calls: list[str] = []
     ddb.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    bedrock = StubBedrock()
     proxy = Proxy(
         ProxyConfig(tables=tables, prices=PriceTable.from_env({})),
         dynamodb=ddb,
-        bedrock_runtime=StubBedrock(),
+        bedrock_runtime=bedrock,
         log_sink=lambda line: None,
     )
     ev = event(claude_body(), token)
@@ -130,6 +132,15 @@ def scenario(moto_url: str, n: int, **limits) -> dict:
         assert proxy.handle(ev)["statusCode"] == 200
     cpu = (time.process_time() - cpu) / n * 1000
     wall = (time.perf_counter() - wall) / n * 1000
+    warm_calls = list(calls)
+    calls.clear()
+    bedrock.error = ("ServiceUnavailableException", "bench")
+    failed = max(10, n // 10)
+    for _ in range(failed):
+        assert proxy.handle(event(claude_body(), token))["statusCode"] == 503
+    failed_calls = list(calls)
+    bedrock.error = None
+    calls[:] = warm_calls
     return {
         "first_request_ms": round(first_ms, 2),
         "first_request_dynamodb_calls": first_calls,
@@ -137,6 +148,7 @@ def scenario(moto_url: str, n: int, **limits) -> dict:
         "warm_cpu_ms": round(cpu, 3),
         "warm_dynamodb_calls_per_request": len(calls) / n,
         "warm_calls": sorted(set(calls)),
+        "failed_dynamodb_calls_per_request": len(failed_calls) / failed,
     }
 
 
@@ -186,7 +198,8 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     print(
         f"\nwarm DynamoDB calls/request: {two['warm_dynamodb_calls_per_request']:.2f} "
-        f"(goal <= 2), with rpm {three['warm_dynamodb_calls_per_request']:.2f} (goal <= 3)\n"
+        f"(goal <= 2), with rpm {three['warm_dynamodb_calls_per_request']:.2f} (goal <= 3); "
+        f"a failed request {two['failed_dynamodb_calls_per_request']:.2f}\n"
         f"warm handler CPU/request: {two['warm_cpu_ms']:.2f} ms; first request "
         f"{two['first_request_ms']:.1f} ms vs warm {two['warm_wall_ms']:.1f} ms wall\n"
         f"cold import: handler {handler_import * 1000:.0f} ms vs boto3 "

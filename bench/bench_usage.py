@@ -34,7 +34,7 @@ from moto import mock_aws  # noqa: E402
 from bedrock_billing.core.schema import day_key  # noqa: E402
 from bedrock_billing.core.timeutil import FixedClock, Period  # noqa: E402
 from bedrock_billing.core.usage import COUNTERS  # noqa: E402
-from bedrock_billing.services.usage import usage_report  # noqa: E402
+from bedrock_billing.services.usage_reports import usage_report  # noqa: E402
 from bedrock_billing.stores.usage_counters import CounterStore, scan_customer_ids  # noqa: E402
 from tests.usage_helpers import (  # noqa: E402
     MODELS,

@@ -22,7 +22,7 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    from bedrock_billing.stores import aws
+    from bedrock_billing import awsclient as aws
 
     monkeypatch.setattr(aws, "SESSION_HOOKS", [])
     yield
@@ -30,9 +30,11 @@ def isolated_env(tmp_path, monkeypatch):
 
 @pytest.fixture
 def aws_credentials(monkeypatch):
+    """The one set of fake credentials and region every moto test uses."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
 
 @pytest.fixture
@@ -42,6 +44,14 @@ def moto_aws(aws_credentials):
 
     with mock_aws():
         yield
+
+
+@pytest.fixture
+def moto_session(moto_aws):
+    """moto in process, and a boto3 session in us-east-1 for library-level tests."""
+    import boto3
+
+    return boto3.Session(region_name="us-east-1")
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +68,7 @@ def moto_server():
 @pytest.fixture
 def settings_for(moto_aws):
     """Settings for in-process moto, for library-level tests."""
-    from bedrock_billing.config import resolve_settings
+    from bedrock_billing.settings import resolve_settings
 
     def make(stage: str = "test", **kwargs):
         return resolve_settings(stage=stage, **kwargs)
@@ -122,3 +132,43 @@ def bedrock_client(tls_sandbox, monkeypatch):
         )
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _quiet_root_logger():
+    """``--debug`` run in process turns the root logger to DEBUG: undo it after each test,
+    so later tests' botocore calls do not log into their captured output."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's Chromium driven by Playwright (no browser download). Browser tests use
+    `chromium.new_context()` / `.new_page()`; CI installs the browser (.ci/run)."""
+    import os
+
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

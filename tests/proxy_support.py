@@ -11,29 +11,14 @@ from datetime import datetime
 
 from botocore.exceptions import ClientError
 
-from bedrock_billing.core.schema import TABLE_KEYS, TableNames
+from bedrock_billing.core.schema import TableNames
 from bedrock_billing.core.timeutil import iso_z
 from bedrock_billing.core.tokens import display_prefix, generate_token, hash_token
+from tests.aws_helpers import create_tables  # noqa: F401  (the proxy tests import it here)
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 SONNET = "anthropic.claude-3-sonnet-20240229-v1:0"
 CREATED = "2025-01-01T00:00:00Z"
-
-
-def create_tables(client, tables: TableNames) -> None:
-    for logical, physical in tables.as_dict().items():
-        pk, sk = TABLE_KEYS[logical]
-        schema = [{"AttributeName": pk, "KeyType": "HASH"}]
-        attrs = [{"AttributeName": pk, "AttributeType": "S"}]
-        if sk:
-            schema.append({"AttributeName": sk, "KeyType": "RANGE"})
-            attrs.append({"AttributeName": sk, "AttributeType": "S"})
-        client.create_table(
-            TableName=physical,
-            KeySchema=schema,
-            AttributeDefinitions=attrs,
-            BillingMode="PAY_PER_REQUEST",
-        )
 
 
 def put_customer(
@@ -319,7 +304,6 @@ class StubBedrock:
 
 # ---- an in-process world: moto DynamoDB, the stub Bedrock, a fixed clock, captured logs
 
-import os  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 
 import boto3  # noqa: E402
@@ -327,14 +311,8 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture
-def aws_env(monkeypatch):
-    for name in list(os.environ):
-        if name.startswith(("AWS_", "BEDROCK_BILLING_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
+def aws_env(aws_credentials):
+    """The shared fake credentials (conftest.py); the autouse fixture cleared the rest."""
 
 
 @pytest.fixture

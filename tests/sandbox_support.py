@@ -32,7 +32,7 @@ def log_lines(sandbox, customer_id: str) -> list[dict]:
 
 def usage_totals(sandbox, customer_id: str) -> dict:
     """The counters' totals for ``customer_id`` today (requests, tokens, refused, errors)."""
-    from bedrock_billing.services.usage import usage_report
+    from bedrock_billing.services.usage_reports import usage_report
     from bedrock_billing.services.usage_sources import counter_store
 
     today = sandbox.clock().date()

@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from bedrock_billing.config import resolve_settings
 from bedrock_billing.core.customers import address_allowed, parse_cidr_list
 from bedrock_billing.core.errors import InvalidInput
 from bedrock_billing.services import customers as customer_svc
 from bedrock_billing.services import keys as key_svc
+from bedrock_billing.settings import resolve_settings
 from tests import proxy_support
 from tests.proxy_support import claude_body, event
 

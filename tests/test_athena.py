@@ -10,7 +10,6 @@ from datetime import date
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from moto import mock_aws
 from moto.athena.models import QueryResults, athena_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.moto_api import state_manager
@@ -18,10 +17,10 @@ from moto.moto_api import state_manager
 from bedrock_billing.core.errors import AwsError, InvalidInput
 from bedrock_billing.core.logschema import USAGE_BY_CUSTOMER_SQL, USAGE_COLUMNS
 from bedrock_billing.core.timeutil import FixedClock
-from bedrock_billing.services.usage import usage_report
+from bedrock_billing.services.usage_reports import usage_report
 from bedrock_billing.stores.athena import AthenaLogStore, trino_literal
 from bedrock_billing.stores.localsql import LocalLogStore, LocalSqlEngine
-from tests.usage_helpers import REGION, generate, session, write_local_log
+from tests.usage_helpers import REGION, generate, write_local_log
 
 FIRST, LAST = date(2026, 10, 1), date(2026, 10, 31)
 HOSTILE = "x' OR '1'='1"
@@ -29,15 +28,9 @@ CLOCK = FixedClock("2026-11-02T08:00:00Z")
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        sess = session()
-        sess.client("s3").create_bucket(Bucket="athena-results")
-        yield sess
+def aws(moto_session):
+    moto_session.client("s3").create_bucket(Bucket="athena-results")
+    yield moto_session
     state_manager.unset_transition("athena::execution")
 
 

@@ -8,7 +8,7 @@ import socket
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from bedrock_billing.stores import aws
+from bedrock_billing import awsclient as aws
 from tests.cli_helpers import run
 
 CID = "00000000-0000-4000-8000-000000000000"
@@ -95,6 +95,7 @@ def test_throttling(args, monkeypatch, aws_credentials):
 
 def test_missing_region_is_an_aws_configuration_error(aws_credentials, monkeypatch):
     monkeypatch.delenv("AWS_REGION")
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
     result = run("list", expect=None)
     assert_one_error_line(result, 3, "no AWS region")
 
@@ -132,7 +133,7 @@ def test_missing_tables_name_the_table_and_init(args, moto_aws):
         (["nosuch"], "No such command"),
         (["create", "--bogus"], "No such option: --bogus"),
         (["create"], "Missing option '--name'"),
-        (["list", "--limit", "abc"], "Invalid value for '--limit'"),
+        (["list", "--limit", "abc"], "Invalid value for '--max-items' / '--limit'"),
         (["quote", "--model", "m", "--requests", "-1"], "Invalid value for '--requests'"),
     ],
 )

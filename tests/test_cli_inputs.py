@@ -14,7 +14,7 @@ import pytest
 from bedrock_billing.core.timeutil import MAX_RANGE_DAYS, FixedClock
 from bedrock_billing.deploy.config import MAX_AUTH_CACHE_SECONDS
 from bedrock_billing.proxy.config import ProxyConfig
-from bedrock_billing.services.usage import usage_report
+from bedrock_billing.services.usage_reports import usage_report
 from tests.cli_helpers import run, run_json
 
 CID = "00000000-0000-4000-8000-000000000000"

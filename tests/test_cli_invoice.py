@@ -12,10 +12,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from bedrock_billing.config import resolve_settings
 from bedrock_billing.core.timeutil import FixedClock
 from bedrock_billing.services import customers as customer_service
 from bedrock_billing.services.invoices import run_invoices
+from bedrock_billing.settings import resolve_settings
 from tests.cli_helpers import run, run_json
 from tests.usage_helpers import batch_put, counter_items, generate
 
@@ -172,7 +172,7 @@ def test_documents_are_written_one_per_invoice(seeded, tmp_path):
     files = sorted((tmp_path / "docs").glob("*.html"))
     assert len(files) == len(ids)
     text = files[0].read_text()
-    assert "<h1>Invoice BB-202610-" in text and "Total" in text
+    assert "<h1>DRAFT Invoice BB-202610-" in text and "Total" in text
 
 
 def test_quote_and_price_export_touch_no_aws(tmp_path):
@@ -209,10 +209,7 @@ def test_quote_and_price_export_touch_no_aws(tmp_path):
     assert data["models"]["anthropic.claude-3-haiku-20240307-v1:0"]["input"] == "0.0000003"
 
 
-def test_two_finalizations_at_once_store_one_invoice(moto_server, monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
+def test_two_finalizations_at_once_store_one_invoice(moto_server, aws_credentials):
     settings, ids = _seed(moto_server)
     clock = FixedClock("2026-11-05T00:00:00Z")
     results, barrier = [], threading.Barrier(2)

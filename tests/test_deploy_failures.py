@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-from moto import mock_aws
 
 from bedrock_billing.core.errors import AwsError, Conflict
 from bedrock_billing.core.schema import TABLE_KEYS
@@ -167,14 +166,6 @@ def test_any_other_failed_change_set_is_an_aws_error_with_its_reason():
         stubber.assert_no_pending_responses()
 
 
-@pytest.fixture
-def moto_session(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield boto3.Session(region_name="us-east-1")
-
-
 def init_tables(session, ttl=True):
     """What `bedrock-billing init` leaves: the four tables, before any deploy."""
     ddb = session.client("dynamodb")
@@ -294,15 +285,15 @@ def test_first_deploy_over_init_tables_asks_cloudformation_to_import_them(moto_s
              "Changes": imports},
             {"ChangeSetName": CS_ID},
         )  # fmt: skip
-        # --dry-run: the import change set and its review stack are dropped again.
+        # --preview: the import change set and its review stack are dropped again.
         stubber.add_response("delete_change_set", {}, {"ChangeSetName": CS_ID})
         stubber.add_response("delete_stack", {}, {"StackName": STACK_ID})
         result = deployer.deploy(
-            config(), session=_MixedSession(moto_session, cfn), dry_run=True,
+            config(), session=_MixedSession(moto_session, cfn), preview=True,
             artifact=build_zip(make_tree(tmp_path)), sleep=lambda s: None,
             config_path=tmp_path / "c.toml",
         )  # fmt: skip
         stubber.assert_no_pending_responses()
-    assert result.outcome == "dry-run"
+    assert result.outcome == "preview"
     assert result.adopted == ["CustomersTable", "TokensTable", "UsageTable", "InvoicesTable"]
     assert {c.action for c in result.changes} == {"Import"}

@@ -72,3 +72,17 @@ def test_the_real_package_zip_has_the_handler_and_no_cli():
     assert any(n.startswith("bedrock_billing/core/") for n in names)
     banned = ("cli/", "stores/", "services/", "sandbox/", "deploy/")
     assert not [n for n in names if any(f"bedrock_billing/{b}" in n for b in banned)]
+
+
+def test_the_real_zip_carries_the_streaming_wrapper_executable_where_lambda_looks():
+    from bedrock_billing.deploy.config import STREAM_WRAPPER_PATH
+    from bedrock_billing.deploy.package import STREAM_BOOTSTRAP
+
+    archive = zipfile.ZipFile(io.BytesIO(build_zip().data))
+    info = archive.getinfo(STREAM_BOOTSTRAP)
+    assert (info.external_attr >> 16) == 0o100755  # Lambda executes it
+    assert STREAM_WRAPPER_PATH == "/var/task/" + STREAM_BOOTSTRAP  # the zip unpacks there
+    script = archive.read(STREAM_BOOTSTRAP).decode()
+    assert script.startswith("#!/bin/sh\n")
+    assert "-m bedrock_billing.proxy.streaming" in script
+    assert "bedrock_billing/proxy/streaming.py" in archive.namelist()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import tomllib
 
-from bedrock_billing.deploy.settings import default_config_path, write_stage_config
+from bedrock_billing.settings import config_path as default_config_path
+from bedrock_billing.settings import write_stage_config
 
 
 def test_writing_one_stage_keeps_the_others(tmp_path):
@@ -39,3 +40,16 @@ def test_config_path_follows_the_environment(tmp_path):
     assert default_config_path({"HOME": "/home/u"}).as_posix() == (
         "/home/u/.config/bedrock-billing/config.toml"
     )
+
+
+def test_a_deploy_keeps_the_operators_comments_and_layout(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(
+        "# my installations\n[prod]\n# eu for the GDPR\nregion = \"eu-west-1\"  # do not move\n"
+        "seller_name = \"Acme Resale Ltd\"\n"
+    )
+    write_stage_config(path, "prod", {"api_url": "https://x/prod/bedrock"})
+    text = path.read_text()
+    assert "# my installations" in text and "# eu for the GDPR" in text
+    assert 'region = "eu-west-1"  # do not move' in text
+    assert tomllib.loads(text)["prod"]["api_url"] == "https://x/prod/bedrock"

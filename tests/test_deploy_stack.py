@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import tomllib
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from bedrock_billing.core.errors import NotFound
 from bedrock_billing.deploy import deployer
@@ -21,13 +19,8 @@ def no_sleep(_seconds):
 
 
 @pytest.fixture
-def aws(monkeypatch, moto_cfn_outputs):  # noqa: F811
-    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield boto3.Session(region_name=REGION)
+def aws(moto_cfn_outputs, moto_session):  # noqa: F811
+    return moto_session
 
 
 @pytest.fixture
@@ -104,7 +97,7 @@ def test_declining_the_confirmation_changes_nothing(aws, artifact, tmp_path, cal
     calls.clear()
     shown = []
     result = run(
-        aws, artifact, tmp_path, cfg=config(timeout_seconds=90),
+        aws, artifact, tmp_path, cfg=config(memory_mb=1024),
         confirm=lambda changes: shown.extend(changes) or False,
     )  # fmt: skip
     assert result.outcome == "cancelled"

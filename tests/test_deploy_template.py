@@ -295,15 +295,49 @@ def test_a_changed_api_gets_a_new_deployment_resource():
                 if v["Type"] == "AWS::ApiGateway::Deployment"]  # fmt: skip
 
     assert deployment_ids(config()) == deployment_ids(config(memory_mb=1024))
-    import bedrock_billing.deploy.template as tpl
+    # A new integration timeout is a change of the methods: a new snapshot.
+    assert deployment_ids(config(timeout_seconds=300)) != deployment_ids(config())
 
-    original = tpl.INTEGRATION_TIMEOUT_MS
-    try:
-        tpl.INTEGRATION_TIMEOUT_MS = 20000
-        changed = deployment_ids(config())
-    finally:
-        tpl.INTEGRATION_TIMEOUT_MS = original
-    assert changed != deployment_ids(config())
+
+def test_every_method_streams_the_function_answer_for_as_long_as_the_function_runs(template):
+    fn = template["Resources"]["ProxyFunction"]["Properties"]
+    assert fn["Timeout"] == 900  # 15 minutes: the longest streamed response API Gateway allows
+    for method in resources_of(template, "AWS::ApiGateway::Method").values():
+        integration = method["Properties"]["Integration"]
+        assert integration["Type"] == "AWS_PROXY"
+        assert integration["ResponseTransferMode"] == "STREAM"
+        assert integration["IntegrationHttpMethod"] == "POST"
+        assert integration["Uri"] == {
+            "Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2021-11-15/"
+            "functions/${ProxyFunction.Arn}/response-streaming-invocations"
+        }
+        assert integration["TimeoutInMillis"] == fn["Timeout"] * 1000
+    env = fn["Environment"]["Variables"]
+    # The proxy's own integration deadline agrees with API Gateway's and Lambda's.
+    assert env["BEDROCK_BILLING_INTEGRATION_TIMEOUT"] == str(fn["Timeout"])
+    # Lambda's Python runtime hands over to the streaming Runtime-API loop in the zip.
+    assert env["AWS_LAMBDA_EXEC_WRAPPER"] == "/var/task/bedrock_billing/proxy/stream_bootstrap"
+
+
+def test_timeouts_follow_the_deploy_option_together():
+    template = build_template(config(timeout_seconds=120))
+    fn = template["Resources"]["ProxyFunction"]["Properties"]
+    methods = resources_of(template, "AWS::ApiGateway::Method").values()
+    assert fn["Timeout"] == 120
+    assert fn["Environment"]["Variables"]["BEDROCK_BILLING_INTEGRATION_TIMEOUT"] == "120"
+    assert {m["Properties"]["Integration"]["TimeoutInMillis"] for m in methods} == {120_000}
+
+
+def test_api_gateway_may_invoke_the_function_and_nothing_else(template):
+    for perm in resources_of(template, "AWS::Lambda::Permission").values():
+        props = perm["Properties"]
+        # InvokeWithResponseStream is authorised by lambda:InvokeFunction.
+        assert props["Action"] == "lambda:InvokeFunction"
+        assert props["Principal"] == "apigateway.amazonaws.com"
+        assert props["FunctionName"] == {"Fn::GetAtt": ["ProxyFunction", "Arn"]}
+        assert props["SourceArn"]["Fn::Sub"].startswith(
+            "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${Api}/"
+        )
 
 
 def test_alarms_cover_errors_throttles_5xx_usage_writes_and_log_delivery(template):

@@ -9,13 +9,13 @@ from datetime import timedelta
 
 import pytest
 
-from bedrock_billing.config import resolve_settings
 from bedrock_billing.core.errors import Conflict, InvalidInput
 from bedrock_billing.core.schema import day_attribute, key_day_key, meter_key
 from bedrock_billing.core.timeutil import parse_instant
 from bedrock_billing.core.tokens import hash_token
 from bedrock_billing.services import customers as customer_svc
 from bedrock_billing.services import keys as svc
+from bedrock_billing.settings import resolve_settings
 from tests import proxy_support
 from tests.proxy_support import (
     HAIKU,

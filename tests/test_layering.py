@@ -49,3 +49,66 @@ def test_non_cli_modules_import_neither_typer_nor_rich():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Every bedrock_billing module -> the bedrock_billing modules it imports, at the top or
+    lazily inside a function (a lazy import is still an arrow)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(bedrock_billing.__file__).parent
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = (path, parts[-1] == "__init__")
+    graph: dict[str, set[str]] = {}
+    for name, (path, is_package) in modules.items():
+        package = name if is_package else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")
+                    anchor = anchor[: len(anchor) - node.level + 1]
+                    base = ".".join(anchor + ([base] if base else []))
+                targets.add(base)
+                targets.update(f"{base}.{a.name}" for a in node.names)
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def test_imports_run_one_way_without_a_circle():
+    graph = import_graph()
+    seen: dict[str, int] = {}
+    cycles = []
+
+    def visit(node, stack):
+        seen[node] = 1
+        for nxt in sorted(graph[node]):
+            if seen.get(nxt) == 1:
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in seen:
+                visit(nxt, stack + [nxt])
+        seen[node] = 2
+
+    for name in sorted(graph):
+        if name not in seen:
+            visit(name, [name])
+    # A package's __init__ that registers its submodules is no circle of logic.
+    cycles = [c for c in cycles if not any(m in ("bedrock_billing.cli",) for m in c)]
+    assert cycles == []
+
+
+def test_cli_settings_and_deploy_reach_no_store_and_deploy_no_proxy():
+    graph = import_graph()
+    for name, targets in graph.items():
+        top = name.split(".")[1] if "." in name else ""
+        if top in ("cli", "settings", "awsclient", "deploy"):
+            assert not [t for t in targets if t.startswith("bedrock_billing.stores")], name
+        if top == "deploy":
+            assert not [t for t in targets if t.startswith("bedrock_billing.proxy")], name

@@ -122,9 +122,9 @@ def test_300_requests_over_three_keys_admit_exactly_the_customers_daily_limit(
     customer's limit of 100 atomically: exactly 100 admitted, the limited key never over
     its 40, and every key slot taken for a request the customer's meter refused is given
     back."""
-    from bedrock_billing.config import resolve_settings
     from bedrock_billing.core.schema import key_day_key
     from bedrock_billing.services import keys as key_svc
+    from bedrock_billing.settings import resolve_settings
 
     stage, urls, fake = two_proxies
     ddb = boto3.client("dynamodb", endpoint_url=moto_server, region_name="us-east-1", **CREDS)

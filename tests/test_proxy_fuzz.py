@@ -343,10 +343,10 @@ def test_keys_test_keys_and_allowlists_never_5xx_never_leak_and_never_bypass(wor
     an answer or a log line, a test key never reaches Bedrock, an address outside an
     allowlist is always refused with ip_not_allowed (never served), and a revoked key is
     always refused."""
-    from bedrock_billing.config import resolve_settings
     from bedrock_billing.core.customers import address_allowed
     from bedrock_billing.services import customers as customer_svc
     from bedrock_billing.services import keys as key_svc
+    from bedrock_billing.settings import resolve_settings
 
     world.proxy._bedrock = boto3.client(
         "bedrock-runtime",

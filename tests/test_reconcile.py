@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from moto import mock_aws
 
 from bedrock_billing.core.errors import Conflict
 from bedrock_billing.core.schema import day_key
 from bedrock_billing.core.timeutil import FixedClock, iso_z
-from bedrock_billing.services.usage import reconcile, repair_day
+from bedrock_billing.services.usage_reports import reconcile, repair_day
 from bedrock_billing.stores.localsql import LocalLogStore
 from bedrock_billing.stores.logsink import LocalLogSink
 from bedrock_billing.stores.usage_counters import CounterStore
@@ -19,7 +18,6 @@ from tests.usage_helpers import (
     CallCounter,
     generate,
     seed_dynamodb,
-    session,
     write_local_log,
 )
 
@@ -28,17 +26,12 @@ CLOCK = FixedClock("2026-11-02T08:00:00Z")
 
 
 @pytest.fixture
-def env(monkeypatch, tmp_path):
-    for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+def env(moto_session, tmp_path):
     gen = generate(seed=5)
-    with mock_aws():
-        ddb = session().client("dynamodb")
-        seed_dynamodb(gen, ddb)
-        write_local_log(gen, tmp_path)
-        yield gen, ddb, CounterStore(ddb, NAMES.usage), LocalLogStore(tmp_path), tmp_path
+    ddb = moto_session.client("dynamodb")
+    seed_dynamodb(gen, ddb)
+    write_local_log(gen, tmp_path)
+    return gen, ddb, CounterStore(ddb, NAMES.usage), LocalLogStore(tmp_path), tmp_path
 
 
 def _all_ids(gen):

@@ -171,6 +171,12 @@ def test_sandbox_serves_another_shell_with_no_aws_setup_and_frees_its_ports(tmp_
         assert answer["model"] == "anthropic.claude-3-sonnet-20240229-v1:0"
         assert answer["content"][0]["text"]
         served = answer["usage"]
+        # The SDK base URLs reach the same proxy (the model list is free: no usage changes).
+        assert info["anthropic_base_url"] + "/bedrock" == info["proxy_url"]
+        assert info["openai_base_url"] == info["anthropic_base_url"] + "/v1"
+        openai = pytest.importorskip("openai")
+        listed = openai.OpenAI(base_url=info["openai_base_url"], api_key=made["token"])
+        assert "claude-3-haiku-20240307" in [m.id for m in listed.models.list()]
 
         who = ["--customer-id", made["customer_id"], *endpoint, "--output", "json"]
         counters = json.loads(cli(env, "usage", *who).stdout)

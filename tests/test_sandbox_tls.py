@@ -29,7 +29,7 @@ def test_info_names_the_https_endpoint_and_its_ca(tls_sandbox):
 
 
 def test_the_spec_request_over_https_is_answered_and_metered(tls_sandbox, sandbox_customer):
-    from bedrock_billing.services.usage import usage_report
+    from bedrock_billing.services.usage_reports import usage_report
     from bedrock_billing.services.usage_sources import counter_store
 
     customer = sandbox_customer()

@@ -14,7 +14,6 @@ import pytest
 import requests
 from botocore.config import Config
 
-from bedrock_billing.config import resolve_settings
 from bedrock_billing.core.logschema import FIELD_NAMES
 from bedrock_billing.core.schema import TableNames, key_day_key, meter_key
 from bedrock_billing.fakebedrock import FakeBedrock
@@ -26,6 +25,7 @@ from bedrock_billing.proxy.testkeys import answer_text
 from bedrock_billing.sandbox.proxy_server import ProxyServer
 from bedrock_billing.services import customers as customer_svc
 from bedrock_billing.services import keys as key_svc
+from bedrock_billing.settings import resolve_settings
 from tests.proxy_support import HAIKU, SONNET, create_tables, usage_items
 
 CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -174,3 +174,51 @@ def test_a_test_key_has_its_own_low_rate_limit(world):
     # 9 per minute (a minute boundary between two calls would only allow more).
     assert statuses.count(200) >= 9 and statuses[:9] == [200] * 9
     assert world["fake"].calls == []
+
+
+def test_a_test_key_answers_the_anthropic_and_openai_sdks_without_bedrock(world):
+    """The gateway routes (Anthropic Messages, OpenAI chat completions, /v1/models) answer a
+    test key in their own formats through the SDKs, streamed and not; still no Bedrock."""
+    anthropic = pytest.importorskip("anthropic")
+    openai = pytest.importorskip("openai")
+    token = world["key"]["token"]
+    plain = ProxyServer(world["proxy"]).start()  # both SDKs accept http on loopback
+    base = f"http://127.0.0.1:{plain.port}/prod"
+    try:
+        messages = anthropic.Anthropic(base_url=base, api_key=token, max_retries=0)
+        message = messages.messages.create(
+            model="claude-3-haiku-20240307", max_tokens=50,
+            messages=[{"role": "user", "content": "Hi"}],
+        )  # fmt: skip
+        assert message.content[0].text.startswith("[test]") and message.usage.output_tokens > 0
+        with messages.messages.stream(
+            model=HAIKU, max_tokens=50, messages=[{"role": "user", "content": "Hi"}]
+        ) as stream:
+            text = "".join(stream.text_stream)
+            final = stream.get_final_message()
+        assert text.startswith("[test]") and final.stop_reason == "end_turn"
+
+        chat = openai.OpenAI(base_url=base + "/v1", api_key=token, max_retries=0)
+        completion = chat.chat.completions.create(
+            model=SONNET, messages=[{"role": "user", "content": "Hi"}], max_tokens=50
+        )
+        assert completion.choices[0].message.content.startswith("[test]")
+        assert completion.usage.total_tokens > 0
+        chunks = list(
+            chat.chat.completions.create(
+                model=SONNET, messages=[{"role": "user", "content": "Hi"}], stream=True,
+                stream_options={"include_usage": True},
+            )
+        )  # fmt: skip
+        streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert streamed.startswith("[test]") and chunks[-1].usage.total_tokens > 0
+        assert [m.id for m in chat.models.list().data]  # the key's model list
+    finally:
+        plain.stop()
+    assert world["fake"].calls == []
+    assert world["proxy"].test_responder.calls == 4
+    lines = [line for line in world["logs"] if line["wire_api"] != "legacy"]
+    assert {line["wire_api"] for line in lines} == {"anthropic-messages", "openai-chat"}
+    assert {line["event_type"] for line in lines} == {"test_invoke"}
+    items = usage_items(world["ddb"], world["tables"], world["cid"])
+    assert not [sk for sk in items if sk.startswith("DAY#")]

@@ -5,22 +5,21 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from moto import mock_aws
 
 from bedrock_billing.core.errors import InvalidInput
 from bedrock_billing.core.timeutil import FixedClock
 from bedrock_billing.core.usage import totals
-from bedrock_billing.services.usage import usage_report
+from bedrock_billing.services.usage_reports import usage_report
+from bedrock_billing.services.usage_sources import open_log_store
 from bedrock_billing.stores.localsql import LocalLogStore
 from bedrock_billing.stores.logsink import SANDBOX_MARKER_KEY, write_sandbox_marker
 from bedrock_billing.stores.usage_counters import CounterStore, scan_customer_ids
-from bedrock_billing.stores.usagelog import LogConfig, open_log_store
+from bedrock_billing.stores.usagelog import LogConfig
 from tests.usage_helpers import (
     NAMES,
     CallCounter,
     generate,
     seed_dynamodb,
-    session,
     write_local_log,
     write_s3_log,
 )
@@ -35,13 +34,8 @@ def gen():
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield session()
+def aws(moto_session):
+    return moto_session
 
 
 @pytest.fixture

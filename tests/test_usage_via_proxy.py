@@ -15,10 +15,11 @@ from bedrock_billing.core.timeutil import FixedClock
 from bedrock_billing.proxy.config import ProxyConfig
 from bedrock_billing.proxy.handler import Proxy
 from bedrock_billing.proxy.prices import PriceTable
-from bedrock_billing.services.usage import reconcile, usage_report
+from bedrock_billing.services.usage_reports import reconcile, usage_report
+from bedrock_billing.services.usage_sources import open_log_store
 from bedrock_billing.stores.logsink import S3LogSink, write_sandbox_marker
 from bedrock_billing.stores.usage_counters import CounterStore, scan_customer_ids
-from bedrock_billing.stores.usagelog import LogConfig, open_log_store
+from bedrock_billing.stores.usagelog import LogConfig
 from tests import proxy_support
 from tests.proxy_support import (
     HAIKU,

@@ -17,6 +17,7 @@ from bedrock_billing.core.logschema import COUNTED_REFUSAL_CODES
 from bedrock_billing.core.schema import TableNames, day_key
 from bedrock_billing.core.timeutil import FixedClock, iso_z
 from bedrock_billing.core.usage import COUNTERS, UsageRow
+from tests.aws_helpers import create_tables
 
 MODELS = (
     "anthropic.claude-3-haiku-20240307-v1:0",
@@ -158,27 +159,6 @@ def write_s3_log(gen: Generated, s3, bucket: str, prefix: str = "logs/", batch: 
     sink.flush()
 
 
-def create_tables(ddb) -> None:
-    ddb.create_table(
-        TableName=NAMES.usage,
-        KeySchema=[
-            {"AttributeName": "customer_id", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "customer_id", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    ddb.create_table(
-        TableName=NAMES.customers,
-        KeySchema=[{"AttributeName": "customer_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "customer_id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-
-
 def counter_items(gen: Generated) -> list[dict]:
     items = []
     for cid, slots in gen.expected.items():
@@ -208,7 +188,7 @@ def batch_put(ddb, table: str, items: list[dict]) -> int:
 
 
 def seed_dynamodb(gen: Generated, ddb) -> None:
-    create_tables(ddb)
+    create_tables(ddb, NAMES)
     batch_put(ddb, NAMES.usage, counter_items(gen))
     batch_put(ddb, NAMES.customers, customer_items([*gen.customers, gen.idle_customer]))
 

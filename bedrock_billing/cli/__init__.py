@@ -7,7 +7,9 @@ import importlib
 from .app import app
 
 # Imported for their @app.command registrations, in the order `--help` lists them.
-for _module in ("customers", "keys", "usage", "billing", "deploy", "sandbox", "audit"):
+for _module in (
+    "customers", "keys", "usage", "billing", "deploy", "sandbox", "audit", "configuration",
+):  # fmt: skip
     importlib.import_module(f"{__name__}.commands.{_module}")
 
 

@@ -12,7 +12,8 @@ HEADER = """# CLI reference
 
 Generated from the commands by `python -m bedrock_billing.cli.reference > docs/cli.md`;
 a test checks it is current. Global options (`--profile`, `--region`, `--endpoint-url`,
-`--output`, `--stage`, `--table-prefix`) are accepted before or after any command; see the
+`--output`/`-o`, `--stage`, `--table-prefix`, `--debug`) are accepted before or after any
+command (`bedrock-billing --version` prints the version); see the
 README for their variables, the config file, output shapes and exit codes.
 """
 

@@ -1,4 +1,5 @@
-"""The one renderer: table (Rich), JSON and CSV from the same payload.
+"""The one renderer: table (Rich), JSON and CSV from the same payload. No command module
+tests the output format or builds a Rich table: they hand this module a payload.
 
 Data goes to stdout; progress, warnings and summaries to stderr. ``--output json`` prints
 one JSON object; ``--output csv`` prints the rows only; ``table`` is the default.
@@ -76,37 +77,90 @@ def emit(
     columns: Sequence[Column] = (),
     title: str | None = None,
     footer: str | None = None,
+    table: Callable[[], None] | None = None,
+    csv_key: str | None = None,
+    csv_columns: Sequence[Column] | None = None,
 ) -> None:
     """Render ``payload``. With ``rows_key``, ``payload[rows_key]`` is a list of rows shown
-    as a table (and the only thing CSV prints); otherwise the payload is one record."""
+    as a table (and the only thing CSV prints); otherwise the payload is one record.
+
+    ``table`` draws the people's view itself (several tables, a chart); ``csv_key`` and
+    ``csv_columns`` choose other rows or columns for CSV than the table shows."""
     fmt = getattr(settings, "output", "table")
     if fmt == "json":
         sys.stdout.write(to_json(payload) + "\n")
         return
-    rows = payload.get(rows_key, []) if rows_key else [payload]
     if fmt == "csv":
-        cols = list(columns) or [(k, k) for k in (rows[0].keys() if rows else [])]
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow([key for key, _ in cols])
-        for row in rows:
-            writer.writerow(["" if _get(row, k) is None else _plain(_get(row, k)) for k, _ in cols])
+        key = csv_key or rows_key
+        write_csv(payload.get(key) or [] if key else [payload], csv_columns or columns)
         return
-    from rich.table import Table
+    if table is not None:
+        table()
+        return
+    print_table(payload, rows_key=rows_key, columns=columns, title=title, footer=footer)
 
-    console = stdout_console()
+
+def emit_export(settings, doc: dict[str, Any], rows: Sequence[dict[str, Any]],
+                columns: Sequence[Column], *, out: str | None = None) -> None:
+    """A document other programs read (the proxy's price JSON): JSON to ``out`` or stdout,
+    whatever the output format, except that ``--output csv`` prints its rows."""
+    if out:
+        from pathlib import Path
+
+        Path(out).write_text(to_json(doc) + "\n", encoding="utf-8")
+    elif getattr(settings, "output", "table") == "csv":
+        write_csv(rows, columns)
+    else:
+        sys.stdout.write(to_json(doc) + "\n")
+
+
+def emit_line(settings, payload: dict[str, Any], human: Callable[[], None]) -> None:
+    """A long-running command's one JSON line on stdout, flushed at once so a script can
+    read it while the command runs (``sandbox --output json``); else ``human()``."""
+    if getattr(settings, "output", "table") == "json":
+        sys.stdout.write(json.dumps(payload, separators=(",", ":"), default=_json_default) + "\n")
+        sys.stdout.flush()
+    else:
+        human()
+
+
+def write_csv(rows: Sequence[dict[str, Any]], columns: Sequence[Column] = ()) -> None:
+    cols = list(columns) or [(k, k) for k in (rows[0].keys() if rows else [])]
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow([key for key, _ in cols])
+    for row in rows:
+        writer.writerow(["" if _get(row, k) is None else _plain(_get(row, k)) for k, _ in cols])
+
+
+def print_table(
+    payload: dict[str, Any],
+    *,
+    rows_key: str | None = None,
+    columns: Sequence[Column] = (),
+    title: str | None = None,
+    footer: str | None = None,
+    console=None,
+) -> None:
+    """A Rich table of ``payload[rows_key]`` (or a two-column record) on stdout. Values are
+    plain text: a ``[prod]`` in a value is shown, never read as Rich markup."""
+    from rich.table import Table
+    from rich.text import Text
+
+    rows = payload.get(rows_key, []) if rows_key else [payload]
+    console = console or stdout_console()
     if rows_key is None:
         table = Table(title=title, show_header=False, box=None, pad_edge=False)
         table.add_column(style="bold")
         table.add_column()
         for key, header in columns or [(k, k) for k in payload]:
-            table.add_row(header, _cell(_get(payload, key)))
+            table.add_row(header, Text(_cell(_get(payload, key))))
     else:
         table = Table(title=title)
         for key, header in columns:
             justify = "right" if rows and isinstance(_get(rows[0], key), int | Decimal) else "left"
             table.add_column(header, justify=justify, overflow="fold")
         for row in rows:
-            table.add_row(*(_cell(_get(row, key)) for key, _ in columns))
+            table.add_row(*(Text(_cell(_get(row, key))) for key, _ in columns))
     console.print(table)
     if footer:
         console.print(footer)
@@ -123,6 +177,44 @@ def _plain(value: Any) -> Any:
 def note(message: str) -> None:
     """A human message on stderr (never data)."""
     stderr_console().print(message, markup=False, soft_wrap=True)
+
+
+def for_people(settings, draw: Callable[[], None]) -> None:
+    """Draw something only a person reads (a preview before a prompt): not for JSON or CSV."""
+    if getattr(settings, "output", "table") == "table":
+        draw()
+
+
+def hint(settings, message: str) -> None:
+    """A note for a person reading a table; scripts asking for JSON or CSV do not need it."""
+    if getattr(settings, "output", "table") == "table":
+        note(message)
+
+
+def invoice_table(doc: dict, lines: Sequence[dict], totals: Sequence[tuple[str, str]]) -> None:
+    """One invoice or quote as a table: its lines, then its totals in bold."""
+    from rich.table import Table
+
+    if doc["status"] == "quote":
+        title = f"Quote · {doc['period']} · plan {doc['plan']}"
+    else:
+        who = doc.get("customer_name") or doc["customer_id"]
+        title = f"{doc['invoice_number']} · {who} · {doc['period']} · plan {doc['plan']}"
+        title += f" · {doc['status']}"
+    table = Table(title=title)
+    for header in ("Item", "Quantity", "Unit price", "Amount"):
+        table.add_column(header, justify="left" if header == "Item" else "right")
+    for line in lines:
+        qty = line.get("quantity")
+        table.add_row(
+            line["description"],
+            f"{qty:,}" if isinstance(qty, int) else "",
+            line.get("unit_price") or "",
+            line["amount"],
+        )
+    for label, amount in totals:
+        table.add_row(f"[bold]{label}[/bold]", "", "", f"[bold]{amount}[/bold]")
+    stdout_console().print(table)
 
 
 def error_line(message: str) -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from .errors import BillingError, InvalidInput
+from .errors import BillingError, InvalidInput, NotFound
 from .models import normalise_model_id
 from .schema import ACTIVE, SUSPENDED, TOKEN_ACTIVE, TOKEN_PREVIOUS, TOKEN_REVOKED
 from .timeutil import parse_instant
@@ -44,6 +45,7 @@ def validate_name(name: str) -> str:
     return value
 
 
+_PREFIX = re.compile(r"^[0-9a-f][0-9a-f-]*$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -53,6 +55,64 @@ def validate_customer_id(customer_id: str) -> str:
     if not isinstance(customer_id, str) or not _UUID.match(customer_id.strip()):
         raise InvalidInput(f"invalid customer id {str(customer_id)[:80]!r}: expected a UUID")
     return str(uuid.UUID(customer_id.strip()))
+
+
+MIN_PREFIX = 4
+
+
+def customer_id_or_prefix(text: str) -> tuple[str, bool]:
+    """``(id, True)`` for a whole customer id; ``(prefix, False)`` for a prefix of one (at
+    least MIN_PREFIX hex digits, as the tables show it), checked before any store sees it."""
+    try:
+        return validate_customer_id(text), True
+    except InvalidInput:
+        pass
+    prefix = str(text).strip().lower().rstrip("…")
+    if len(prefix) < MIN_PREFIX or len(prefix) >= 36 or not _PREFIX.match(prefix):
+        raise InvalidInput(
+            f"invalid customer id {str(text)[:80]!r}: expected a UUID or a unique prefix of "
+            f"at least {MIN_PREFIX} characters"
+        ) from None
+    return prefix, False
+
+
+def pick_by_prefix(prefix: str, customer_ids: Iterable[str]) -> str:
+    """The one id that starts with ``prefix``; NotFound or InvalidInput (ambiguous) else."""
+    matches = sorted({c for c in customer_ids if c.startswith(prefix)})
+    if not matches:
+        raise NotFound(f"no customer with an id starting {prefix}")
+    if len(matches) > 1:
+        shown = ", ".join(m[: len(prefix) + 4] + "…" for m in matches[:5])
+        raise InvalidInput(f"customer id prefix {prefix} is ambiguous: {shown}")
+    return matches[0]
+
+
+def sort_key(customer: dict) -> tuple[str, str]:
+    """Customers are listed by name (case-folded), then id: a stable order to page through."""
+    return ((customer.get("name") or "").casefold(), customer["customer_id"])
+
+
+def encode_page_token(key: tuple[str, str]) -> str:
+    """An opaque ``--starting-token``: the sort key of the last customer shown."""
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str) -> tuple[str, str]:
+    import base64
+    import binascii
+    import json
+
+    try:
+        raw = base64.urlsafe_b64decode(token.strip() + "=" * (-len(token.strip()) % 4))
+        name, customer_id = json.loads(raw)
+        if not isinstance(name, str) or not isinstance(customer_id, str):
+            raise ValueError
+    except (ValueError, binascii.Error, TypeError, UnicodeDecodeError):
+        raise InvalidInput(f"invalid --starting-token {token[:40]!r}") from None
+    return name, customer_id
 
 
 def new_customer_id() -> str:

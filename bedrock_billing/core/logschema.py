@@ -16,6 +16,11 @@ EVENT_ERROR = "bedrock_error"  # admitted, but Bedrock (or the proxy) failed: no
 EVENT_REFUSED = "proxy_refused"  # refused by the proxy (auth, limit, bad input): not billed
 EVENT_TEST = "test_invoke"  # a test key's request, answered by the test responder: not billed
 
+# The CloudWatch metric the proxy emits for a lost counter write (Embedded Metric Format),
+# and the deploy's alarm watches: one contract, so both sides name it from here.
+METRIC_NAMESPACE = "BedrockBilling"
+METRIC_WRITE_FAILURES = "UsageWriteFailures"
+
 # The refusals the proxy counts in the DAY# item's ``refused`` counter: those at a limit or
 # model check (proxy/errors.py codes raised with ``limit=``). Other refusals (bad input,
 # bad token, a DynamoDB outage at admission) are logged but counted for no one.
@@ -81,7 +86,11 @@ FIELDS: tuple[Field, ...] = (
         "counter_write_failed", "boolean", "true when the DynamoDB counters could not be written"
     ),
     Field("near_timeout", "boolean", "true when the call ran close to the integration timeout"),
-    Field("wire_api", "string", "the API the client spoke: bedrock-runtime | legacy"),
+    Field(
+        "wire_api",
+        "string",
+        "the API the client spoke: bedrock-runtime | anthropic-messages | openai-chat | legacy",
+    ),
     Field("key_id", "string", "the customer's key that made the request (never its token)"),
     Field("test_key", "boolean", "true for a test key's request (never billed)"),
     Field("source_ip", "string", "the caller's address as API Gateway reports it"),

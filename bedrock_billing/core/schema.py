@@ -78,6 +78,7 @@ DAY_PREFIX = "DAY#"  # DAY#YYYY-MM-DD#<foundation model id>: counters of one day
 MINUTE_PREFIX = "MIN#"  # MIN#YYYY-MM-DDTHH:MM: requests-per-minute window (TTL'd)
 KEY_PREFIX = "KEY#"  # KEY#<key id>#YYYY-MM-DD: one key's counters of one day (and its admission)
 TEST_MINUTE_PREFIX = "TMIN#"  # TMIN#<key id>#YYYY-MM-DDTHH:MM: a test key's minute (TTL'd)
+ERROR_MARKER_PREFIX = "ERR#"  # ERR#<request id>: this request's error was recorded (TTL'd)
 
 # Counter attributes of a KEY# item: the DAY# counters summed over models, plus ``admitted``
 # (the key's own daily admissions, checked only for a key with a daily limit) and
@@ -152,6 +153,10 @@ def key_minute_key(key_id: str, instant: datetime) -> str:
     return f"{TEST_MINUTE_PREFIX}{key_id}#{instant.strftime('%Y-%m-%dT%H:%M')}"
 
 
+def error_marker_key(request_id: str) -> str:
+    return f"{ERROR_MARKER_PREFIX}{request_id}"
+
+
 def _revision_suffix(revision: int) -> str:
     # Revision 1 has no suffix, so it sorts first: INVOICE#2026-10 < INVOICE#2026-10#r02.
     return "" if revision == 1 else f"#r{revision:02d}"
@@ -192,3 +197,11 @@ def athena_workgroup_name(stage: str, prefix: str) -> str:
 
 
 LOG_PREFIX = "logs/"
+
+
+def missing_table_hint(tables: TableNames) -> str:
+    names = ", ".join(tables.as_dict().values())
+    return (
+        f"a table of this installation does not exist ({names}): "
+        "run `bedrock-billing init` (or check --stage, --region and --endpoint-url)"
+    )

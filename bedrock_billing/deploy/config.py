@@ -27,6 +27,11 @@ from bedrock_billing.core.schema import (
 # the newest one cfn-lint and the Lambda service both know.
 DEFAULT_RUNTIME = "python3.13"
 SUPPORTED_RUNTIMES = ("python3.12", "python3.13")
+# The longest a streamed API Gateway response and a Lambda invocation may last (seconds).
+MAX_TIMEOUT_SECONDS = 900
+DEFAULT_TIMEOUT_SECONDS = MAX_TIMEOUT_SECONDS
+# Where Lambda finds the wrapper that starts the streaming entry point (deploy/package.py).
+STREAM_WRAPPER_PATH = "/var/task/bedrock_billing/proxy/stream_bootstrap"
 # CloudWatch Logs accepts only these retention values (days).
 LOG_RETENTION_DAYS = (
     1,
@@ -79,11 +84,14 @@ class DeployConfig:
     table_prefix: str = DEFAULT_PREFIX
     models: tuple[str, ...] = ()
     memory_mb: int = 512
-    timeout_seconds: int = 60
+    # The Lambda timeout, the streaming integration's timeout and the proxy's integration
+    # deadline at once: 15 minutes, the most a streamed API Gateway response may last.
+    timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
     runtime: str = DEFAULT_RUNTIME
     auth_cache_seconds: int = 30
     cors_origins: tuple[str, ...] = ()
     prices_json: str | None = None  # inline price book for the budget limit (proxy env)
+    model_names_json: str | None = None  # extra model names -> Bedrock ids (proxy env)
     log_retention_days: int = 30
     throttle_rate: float = 50.0  # API stage steady-state requests per second
     throttle_burst: int = 100
@@ -171,9 +179,16 @@ class DeployConfig:
             "BEDROCK_BILLING_INVOICES_TABLE": names.invoices,
             "BEDROCK_BILLING_AUTH_CACHE_TTL": str(self.auth_cache_seconds),
             "BEDROCK_BILLING_CORS_ORIGINS": ",".join(self.cors_origins),
+            # API Gateway waits as long as the function runs (template.api_resources).
+            "BEDROCK_BILLING_INTEGRATION_TIMEOUT": str(self.timeout_seconds),
+            # Lambda's Python runtime runs the streaming Runtime-API loop in place of its
+            # buffered one (proxy/streaming.py, docs/decisions.md).
+            "AWS_LAMBDA_EXEC_WRAPPER": STREAM_WRAPPER_PATH,
         }
         if self.prices_json:
             env["BEDROCK_BILLING_PRICES"] = self.prices_json
+        if self.model_names_json:
+            env["BEDROCK_BILLING_MODEL_NAMES"] = self.model_names_json
         return env
 
 
@@ -194,10 +209,17 @@ def validate(cfg: DeployConfig) -> None:
     for model in cfg.models:
         if not _MODEL_RE.match(model):
             raise InvalidInput(f"invalid model id {model!r}")
+    if cfg.model_names_json is not None:
+        from ..core.model_names import ModelNames, ModelNamesError
+
+        try:
+            ModelNames.from_env({"BEDROCK_BILLING_MODEL_NAMES": cfg.model_names_json}, None)
+        except ModelNamesError as exc:
+            raise InvalidInput(f"invalid model names file: {exc}") from None
     if not 128 <= cfg.memory_mb <= 10240:
         raise InvalidInput("memory must be between 128 and 10240 MB")
-    if not 3 <= cfg.timeout_seconds <= 900:
-        raise InvalidInput("timeout must be between 3 and 900 seconds")
+    if not 3 <= cfg.timeout_seconds <= MAX_TIMEOUT_SECONDS:
+        raise InvalidInput(f"timeout must be between 3 and {MAX_TIMEOUT_SECONDS} seconds")
     if cfg.runtime not in SUPPORTED_RUNTIMES:
         raise InvalidInput(f"runtime must be one of {', '.join(SUPPORTED_RUNTIMES)}")
     if not 0 <= cfg.auth_cache_seconds <= MAX_AUTH_CACHE_SECONDS:

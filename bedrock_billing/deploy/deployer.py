@@ -4,6 +4,10 @@ deploy: package and upload the proxy, adopt retained resources (adopt.py), creat
 change set, show it through ``confirm``, execute it while streaming events through
 ``on_event``, then write the CLI's configuration from the stack's outputs. The CLI owns
 prompts and display; this module takes callbacks and a boto3 session.
+
+``dry_run`` writes nothing at all: it compares the template with the deployed stack's,
+resource by resource. ``preview`` is the change-set preview CloudFormation computes: it
+has to write (the code, a change set, a stack in review) and removes what it made.
 """
 
 from __future__ import annotations
@@ -14,11 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bedrock_billing.awsclient import BUSY_SUFFIX, AwsClients, aws_call
 from bedrock_billing.core.errors import Conflict
+from bedrock_billing.core.timeutil import iso_z
+from bedrock_billing.settings import config_path as default_config_path
+from bedrock_billing.settings import write_stage_config
 
 from . import stack as cfn_stack
 from .adopt import Adoptee, find_adoptees, import_template
-from .awsclients import BUSY_SUFFIX, _Aws, _aws_call, _say
 from .config import DeployConfig
 from .destroy import DestroyPlan, DestroyResult, destroy  # noqa: F401  (one entry point)
 from .package import (
@@ -28,8 +35,7 @@ from .package import (
     ensure_artifacts_bucket,
     upload_artifact,
 )
-from .settings import default_config_path, write_stage_config
-from .stack import Change, StackEvent
+from .stack import Change, StackEvent, say
 from .template import OUTPUT_CONFIG_KEYS, template_compact
 
 TEMPLATE_BODY_LIMIT = 51_200
@@ -39,7 +45,8 @@ STAGE_TAG = "bedrock-billing:stage"
 @dataclass
 class DeployResult:
     stack_name: str
-    outcome: str  # created | updated | unchanged | dry-run | cancelled
+    outcome: str  # created | updated | unchanged | dry-run | preview | cancelled
+    region: str = ""
     changes: list[Change] = field(default_factory=list)
     adopted: list[str] = field(default_factory=list)  # logical ids imported
     outputs: dict[str, str] = field(default_factory=dict)
@@ -53,13 +60,14 @@ class StackStatus:
     stack_name: str
     exists: bool
     status: str = ""
-    reason: str = ""
-    last_updated: str = ""
+    reason: str | None = None
+    last_updated: str | None = None
+    region: str = ""
     outputs: dict[str, str] = field(default_factory=dict)
     resources: list[dict] = field(default_factory=list)
 
 
-def _template_source(aws: _Aws, body: str, bucket: str, stack_name: str) -> dict:
+def _template_source(aws: AwsClients, body: str, bucket: str, stack_name: str) -> dict:
     """TemplateBody, or a TemplateURL in the artifacts bucket past the API's size limit."""
     if len(body.encode()) <= TEMPLATE_BODY_LIMIT:
         return {"template_body": body}
@@ -94,7 +102,43 @@ def _current_template(cfn, stack_name: str) -> dict:
     return body if isinstance(body, dict) else json.loads(body)
 
 
-@_aws_call
+def template_changes(current: dict | None, new: dict) -> list[Change]:
+    """The resources a deploy would add, modify or remove, from the two templates alone
+    (what ``--dry-run`` shows: no AWS write; replacement is not known without a change set)."""
+    old = (current or {}).get("Resources", {})
+    fresh = new.get("Resources", {})
+    changes = []
+    for logical in sorted(set(old) | set(fresh)):
+        before, after = old.get(logical), fresh.get(logical)
+        if before == after:
+            continue
+        action = "Add" if before is None else "Remove" if after is None else "Modify"
+        changes.append(Change(action, logical, (after or before).get("Type", "")))
+    return changes
+
+
+def _dry_run(aws: AwsClients, cfg: DeployConfig, existing: dict | None, result: DeployResult):
+    """Compare the template with the deployed one; read only."""
+    deployed = existing and existing["StackStatus"] != "REVIEW_IN_PROGRESS"
+    current = _current_template(aws.cfn, cfg.stack_name) if deployed else None
+    result.changes = template_changes(current, json.loads(template_compact(cfg)))
+    result.outcome = "dry-run"
+    return result
+
+
+def _clean_up_preview(aws: AwsClients, bucket: str, made_bucket: bool, key: str, uploaded: bool):
+    """Remove what a change-set preview wrote: the code it uploaded, the bucket it made."""
+    s3 = aws.client("s3")
+    if uploaded:
+        s3.delete_object(Bucket=bucket, Key=key)
+    if made_bucket:  # the preview's own bucket: whatever it holds (a large template) goes
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=item["Key"])
+        s3.delete_bucket(Bucket=bucket)
+
+
+@aws_call
 def _require_api_logging_role(apigateway, region: str) -> None:
     """Access logs need the account's API Gateway CloudWatch role (account-wide, so the stack
     does not set it): refuse before any change rather than fail and roll back the update."""
@@ -106,6 +150,7 @@ def _require_api_logging_role(apigateway, region: str) -> None:
         )
 
 
+@aws_call
 def deploy(
     cfg: DeployConfig,
     *,
@@ -115,6 +160,8 @@ def deploy(
     on_event: Callable[[StackEvent], None] | None = None,
     notify: Callable[[str], None] | None = None,
     dry_run: bool = False,
+    preview: bool = False,
+    settings=None,
     alarm_topic_arn: str | None = None,
     config_path: Path | str | None = None,
     write_config: bool = True,
@@ -125,11 +172,12 @@ def deploy(
     """Deploy (create or update) the stack. ``confirm=None`` applies without asking.
 
     ``alarm_topic_arn=None`` keeps the topic the stack already has ("" removes it).
+    ``dry_run`` writes nothing; ``preview`` computes a change set and removes what it made.
     """
-    aws = _Aws(session, endpoint_url)
+    aws = AwsClients(session, endpoint_url, settings)
     cfn = aws.cfn
     name = cfg.stack_name
-    result = DeployResult(stack_name=name, outcome="")
+    result = DeployResult(stack_name=name, outcome="", region=aws.region)
 
     # 1. The stack as it is.
     existing = cfn_stack.describe_stack(cfn, name)
@@ -137,12 +185,12 @@ def deploy(
     if status == "ROLLBACK_COMPLETE":
         # The first creation failed and left an empty shell that can only be deleted;
         # the retained tables and bucket survive it.
-        if dry_run:
+        if dry_run or preview:
             raise Conflict(
                 f"stack {name} failed its first creation (ROLLBACK_COMPLETE): "
-                "a deploy without --dry-run deletes it and creates it again"
+                "a deploy without --dry-run or --preview deletes it and creates it again"
             )
-        _say(notify, f"Deleting stack {name}, left empty by a failed first creation")
+        say(notify, f"Deleting stack {name}, left empty by a failed first creation")
         cfn_stack.delete_stack(
             cfn, existing["StackId"], on_event=on_event, sleep=sleep, poll_seconds=poll_seconds
         )
@@ -154,17 +202,36 @@ def deploy(
     new_stack = existing is None or status == "REVIEW_IN_PROGRESS"
     if cfg.access_logs:
         _require_api_logging_role(aws.client("apigateway"), aws.region)
+    if dry_run:
+        return _dry_run(aws, cfg, existing, result)
 
     # 2. The code, content-addressed: the same source gives the same key.
     account = aws.account_id()
     bucket = artifacts_bucket_name(account, aws.region)
     artifact = artifact or build_zip()
     s3 = aws.client("s3")
-    ensure_artifacts_bucket(s3, bucket, aws.region)
+    made_bucket = ensure_artifacts_bucket(s3, bucket, aws.region)
     result.code_key = artifact.key(name)
     result.code_uploaded = upload_artifact(s3, bucket, result.code_key, artifact)
     if result.code_uploaded:
-        _say(notify, f"Uploaded the proxy ({len(artifact.data)} bytes) to s3://{bucket}/")
+        say(notify, f"Uploaded the proxy ({len(artifact.data)} bytes) to s3://{bucket}/")
+    try:
+        return _deploy_code(aws, cfg, existing, new_stack, bucket, result, confirm=confirm,
+                            on_event=on_event, notify=notify, preview=preview,
+                            alarm_topic_arn=alarm_topic_arn, config_path=config_path,
+                            write_config=write_config, sleep=sleep,
+                            poll_seconds=poll_seconds)  # fmt: skip
+    finally:
+        if preview:
+            _clean_up_preview(aws, bucket, made_bucket, result.code_key, result.code_uploaded)
+
+
+def _deploy_code(aws, cfg, existing, new_stack, bucket, result, *, confirm, on_event, notify,
+                 preview, alarm_topic_arn, config_path, write_config, sleep,
+                 poll_seconds) -> DeployResult:  # fmt: skip
+    """Steps 3 to 5, once the code is in S3."""
+    cfn, name, s3 = aws.cfn, cfg.stack_name, aws.client("s3")
+    account = aws.account_id()
 
     # 3. Adopt retained tables and bucket that live outside the stack.
     in_stack = {} if new_stack else cfn_stack.stack_resources(cfn, name)
@@ -180,7 +247,7 @@ def deploy(
     if adoptees:
         outcome = _import(
             aws, cfg, adoptees, existing if not new_stack else None, tags,
-            confirm=confirm, on_event=on_event, notify=notify, dry_run=dry_run,
+            confirm=confirm, on_event=on_event, notify=notify, dry_run=preview,
             sleep=sleep, poll_seconds=poll_seconds, result=result,
         )  # fmt: skip
         if outcome:
@@ -211,11 +278,11 @@ def deploy(
     result.changes = list(change_set.changes)
     if change_set.no_changes:
         cfn_stack.delete_change_set(cfn, change_set.id)
-        _say(notify, f"Stack {name} is up to date: nothing to change")
+        say(notify, f"Stack {name} is up to date: nothing to change")
         result.outcome = "unchanged"
-    elif dry_run:
+    elif preview:
         _abandon(cfn, change_set, new_stack)
-        result.outcome = "dry-run"
+        result.outcome = "preview"
         return result
     elif confirm is not None and not _confirmed(
         confirm, result.changes, cfn, change_set, new_stack
@@ -252,7 +319,7 @@ def _import(aws, cfg, adoptees: list[Adoptee], existing, tags, *, confirm, on_ev
         }
     body = json.dumps(import_template(current, adoptees), sort_keys=True, separators=(",", ":"))
     names = ", ".join(next(iter(a.identifier.values())) for a in adoptees)
-    _say(notify, f"Adopting existing resources into stack {name}: {names}")
+    say(notify, f"Adopting existing resources into stack {name}: {names}")
     change_set = cfn_stack.create_change_set(
         cfn,
         stack_name=name,
@@ -267,9 +334,9 @@ def _import(aws, cfg, adoptees: list[Adoptee], existing, tags, *, confirm, on_ev
     result.changes = list(change_set.changes)
     result.adopted = [a.logical_id for a in adoptees]
     if dry_run:
-        _say(notify, "The rest of the template is previewed after the import has run.")
+        say(notify, "The rest of the template is previewed after the import has run.")
         _abandon(cfn, change_set, existing is None)
-        return "dry-run"
+        return "preview"
     if confirm is not None and not _confirmed(
         confirm, result.changes, cfn, change_set, existing is None
     ):
@@ -294,12 +361,14 @@ def stage_config_values(cfg: DeployConfig, region: str, outputs: dict[str, str])
     return values
 
 
-@_aws_call
-def stack_status(stack_name: str, *, session=None, endpoint_url: str | None = None) -> StackStatus:
-    aws = _Aws(session, endpoint_url)
+@aws_call
+def stack_status(
+    stack_name: str, *, session=None, endpoint_url: str | None = None, settings=None
+) -> StackStatus:
+    aws = AwsClients(session, endpoint_url, settings)
     stack = cfn_stack.describe_stack(aws.cfn, stack_name)
     if stack is None:
-        return StackStatus(stack_name=stack_name, exists=False)
+        return StackStatus(stack_name=stack_name, exists=False, region=aws.region)
     resources = [
         {
             "logical_id": logical,
@@ -314,15 +383,18 @@ def stack_status(stack_name: str, *, session=None, endpoint_url: str | None = No
         stack_name=stack_name,
         exists=True,
         status=stack["StackStatus"],
-        reason=stack.get("StackStatusReason") or "",
-        last_updated=updated.isoformat().replace("+00:00", "Z") if updated else "",
+        reason=stack.get("StackStatusReason") or None,
+        last_updated=iso_z(updated.replace(microsecond=0)) if updated else None,
+        region=aws.region,
         outputs={o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs", [])},
         resources=resources,
     )
 
 
-@_aws_call
-def read_outputs(stack_name: str, *, session=None, endpoint_url: str | None = None) -> dict:
+@aws_call
+def read_outputs(
+    stack_name: str, *, session=None, endpoint_url: str | None = None, settings=None
+) -> dict:
     """The stack's outputs: what a host that did not deploy reads instead of the file."""
-    aws = _Aws(session, endpoint_url)
+    aws = AwsClients(session, endpoint_url, settings)
     return cfn_stack.stack_outputs(aws.cfn, stack_name)

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
 
+from bedrock_billing.awsclient import BUSY_SUFFIX, AwsClients, aws_call
 from bedrock_billing.core.errors import Conflict, NotFound
 
 from . import stack as cfn_stack
-from .awsclients import BUSY_SUFFIX, _Aws, _aws_call, _say
-from .stack import StackEvent
+from .stack import StackEvent, say
 
 
 @dataclass
@@ -37,7 +37,7 @@ class DestroyResult:
 _RETAINED_TYPES = {"AWS::DynamoDB::Table", "AWS::S3::Bucket"}
 
 
-@_aws_call
+@aws_call
 def destroy(
     stack_name: str,
     *,
@@ -47,11 +47,12 @@ def destroy(
     on_event: Callable[[StackEvent], None] | None = None,
     notify: Callable[[str], None] | None = None,
     delete_data: bool = False,
+    settings=None,
     sleep: Callable[[float], None] = time.sleep,
     poll_seconds: float = 5.0,
 ) -> DestroyResult:
     """Delete the stack. The tables and the usage bucket are kept unless ``delete_data``."""
-    aws = _Aws(session, endpoint_url)
+    aws = AwsClients(session, endpoint_url, settings)
     cfn = aws.cfn
     stack = cfn_stack.describe_stack(cfn, stack_name)
     if stack is None:
@@ -78,7 +79,7 @@ def destroy(
             _delete_table(aws.client("dynamodb"), physical)
         else:
             _delete_bucket(aws.client("s3"), physical)
-        _say(notify, f"Deleted {physical}")
+        say(notify, f"Deleted {physical}")
         result.data_deleted.append(physical)
     return result
 

@@ -17,16 +17,22 @@ from pathlib import Path
 from bedrock_billing.core.errors import AwsError, BillingError
 
 PACKAGE = "bedrock_billing"
+# The wrapper script Lambda runs instead of its Python bootstrap (AWS_LAMBDA_EXEC_WRAPPER):
+# it starts the proxy's streaming Runtime-API loop (proxy/streaming.py).
+STREAM_BOOTSTRAP_NAME = "stream_bootstrap"
+STREAM_BOOTSTRAP = f"{PACKAGE}/proxy/{STREAM_BOOTSTRAP_NAME}"
 # (directory under the package, glob, recursive) that go into the zip; nothing else does
 # (cli, stores, services, sandbox and deploy stay out).
 INCLUDE = (
     ("", "__init__.py", False),
     ("proxy", "*.py", True),
+    ("proxy", STREAM_BOOTSTRAP_NAME, False),
     ("core", "*.py", True),
     ("data", "*.json", False),
 )
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
 FILE_MODE = 0o100644  # regular file, rw-r--r--
+EXEC_MODE = 0o100755  # the wrapper script: Lambda executes it
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,8 @@ def build_zip(root: Path | None = None) -> Artifact:
     with zipfile.ZipFile(buffer, "w") as archive:
         for name in names:
             info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
-            info.external_attr = FILE_MODE << 16
+            mode = EXEC_MODE if name == STREAM_BOOTSTRAP else FILE_MODE
+            info.external_attr = mode << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3  # Unix, so the mode above is read as such
             archive.writestr(info, (root / name).read_bytes(), compresslevel=9)

@@ -360,3 +360,9 @@ def delete_stack(
             failures=failures,
         )
     return status
+
+
+def say(notify: Callable[[str], None] | None, text: str) -> None:
+    """A progress note to the caller, when it listens."""
+    if notify:
+        notify(text)

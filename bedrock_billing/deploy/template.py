@@ -21,7 +21,14 @@ from .config import ATHENA_RESULTS_PREFIX, LOG_PREFIX, DeployConfig
 
 HANDLER = "bedrock_billing.proxy.handler.lambda_handler"
 API_PATH = "bedrock"
-INTEGRATION_TIMEOUT_MS = 29000  # API Gateway's default maximum for REST integrations
+# API Gateway streams the function's answer (ResponseTransferMode STREAM, invoked through
+# Lambda's InvokeWithResponseStream): each event reaches the client as Bedrock makes it, and
+# a streaming integration may run up to 15 minutes instead of 29 s (docs/decisions.md).
+RESPONSE_TRANSFER_MODE = "STREAM"
+STREAMING_INVOCATIONS_URI = (
+    "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2021-11-15/"
+    "functions/${ProxyFunction.Arn}/response-streaming-invocations"
+)
 
 # Logical id of each table resource: tables are adopted (imported) by these ids.
 TABLE_LOGICAL_IDS = {name: f"{name.capitalize()}Table" for name in TABLE_KEYS}
@@ -35,7 +42,7 @@ PROXY_TABLE_ACTIONS: dict[str, list[str]] = {
     "usage": ["dynamodb:UpdateItem"],
 }
 
-# Stack output -> key of the CLI's configuration file (bedrock_billing/config.py).
+# Stack output -> key of the CLI's configuration file (bedrock_billing/settings.py).
 OUTPUT_CONFIG_KEYS = {
     "ApiUrl": "api_url",
     "TablePrefix": "table_prefix",
@@ -161,11 +168,11 @@ def api_resources(cfg: DeployConfig) -> dict[str, dict]:
     integration = {
         "Type": "AWS_PROXY",
         "IntegrationHttpMethod": "POST",
-        "TimeoutInMillis": INTEGRATION_TIMEOUT_MS,
-        "Uri": _sub(
-            "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/"
-            "functions/${ProxyFunction.Arn}/invocations"
-        ),
+        "ResponseTransferMode": RESPONSE_TRANSFER_MODE,
+        # The function's own timeout: API Gateway never cuts a request the proxy is still
+        # serving, and the proxy's deadline (the invocation's) ends it first, in-band.
+        "TimeoutInMillis": cfg.timeout_seconds * 1000,
+        "Uri": _sub(STREAMING_INVOCATIONS_URI),
     }
     # Every path and method reaches the proxy, which routes by itself (proxy/apis): the
     # Bedrock Runtime paths, the first version's /bedrock routes, preflights. A greedy

@@ -6,8 +6,12 @@ topic given as the AlarmTopicArn parameter, when there is one. Pure: returns res
 from __future__ import annotations
 
 from bedrock_billing.core.customers import RECORD_INVALID_CODE, RECORD_INVALID_METRIC
-from bedrock_billing.core.logschema import SECURITY_ALARM_THRESHOLD, SECURITY_METRIC
-from bedrock_billing.proxy.logline import METRIC_NAMESPACE, METRIC_WRITE_FAILURES
+from bedrock_billing.core.logschema import (
+    METRIC_NAMESPACE,
+    METRIC_WRITE_FAILURES,
+    SECURITY_ALARM_THRESHOLD,
+    SECURITY_METRIC,
+)
 
 from .config import DeployConfig
 

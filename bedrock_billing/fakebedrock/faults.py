@@ -25,6 +25,12 @@ ERRORS = {
 STREAM_FAULTS = ("stream_truncated", "stream_exception")
 FAULT_KINDS = tuple(ERRORS) + STREAM_FAULTS
 MARKER = re.compile(r"\[\[fake:([a-z_]+)\]\]")
+# Not a fault: a streamed answer to a prompt with this marker is paced, one word per event,
+# at least SLOW_STREAM_EVENTS text events SLOW_STREAM_INTERVAL seconds apart, so a client
+# can see a stream arrive incrementally through anything in between.
+SLOW_STREAM = "[[fake:slow_stream]]"
+SLOW_STREAM_EVENTS = 40
+SLOW_STREAM_INTERVAL = 0.05
 
 
 def _check(kind: str) -> str:

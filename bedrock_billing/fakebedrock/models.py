@@ -5,6 +5,8 @@ request and response shapes follow Bedrock's "Inference parameters" pages. Token
 are made up but consistent: input tokens grow with the prompt (about 4 characters a
 token), output tokens come from a seeded RNG bounded by the request's max tokens, and
 every output "word" is exactly one token, so a stream cut after k words carried k tokens.
+The words have three letters: with the space between them an answer has four characters a
+token, English text's usual ratio (docs/fake-bedrock.md).
 """
 
 from __future__ import annotations
@@ -26,10 +28,8 @@ _DEFAULT_MAX_TOKENS = 512
 # Caps the made-up answer length so tests stay fast whatever max_tokens says.
 _MAX_GENERATED = 256
 _PER_MESSAGE_OVERHEAD = 3
-_WORDS = (
-    "bedrock billing token meter invoice customer model stream chunk usage limit "
-    "request answer proxy region cache month daily price tier ledger"
-).split()
+# Three letters each: with its separating space every token is four characters.
+_WORDS = "fee tax sum net pay due day log api key row set use run bid ask cap tip tab ink".split()
 
 
 class BadRequest(ValueError):
@@ -229,6 +229,11 @@ class Outcome:
     def pieces(self, per_piece: int = 3) -> list[list[str]]:
         """The words split as the stream's deltas send them."""
         return [self.words[i : i + per_piece] for i in range(0, len(self.words), per_piece)]
+
+
+def prompt_tokens(prompt: Prompt) -> int:
+    """A prompt's input tokens with no cache (what CountTokens answers)."""
+    return count_tokens(prompt.text) + _PER_MESSAGE_OVERHEAD * prompt.messages
 
 
 def make_outcome(

@@ -15,22 +15,28 @@ proxy's tests start it fast. Run alone: ``python -m bedrock_billing.fakebedrock`
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import random
 import re
 import signal
 import threading
+import time
 import uuid
 from collections import Counter, deque
 from urllib.parse import unquote
 
+import bedrock_billing.fakebedrock.models as models
+import bedrock_billing.fakebedrock.shapes as shapes
 from bedrock_billing.core import eventstream
-from bedrock_billing.fakebedrock import models, shapes
 from bedrock_billing.fakebedrock.faults import (
     ERRORS,
     FAULT_KINDS,
     MARKER,
+    SLOW_STREAM,
+    SLOW_STREAM_EVENTS,
+    SLOW_STREAM_INTERVAL,
     STREAM_FAULTS,
     Fault,
     fault_marker,
@@ -47,6 +53,7 @@ __all__ = ["ERRORS", "FAULT_KINDS", "STREAM_FAULTS", "FakeBedrock", "fault_marke
 _ROUTE = re.compile(
     r"^/model/(?P<model>[^/]+)/(?P<op>invoke|invoke-with-response-stream|converse|converse-stream)$"
 )
+_COUNT = re.compile(r"^/model/(?P<model>[^/]+)/count-tokens$")
 _APIS = {
     "invoke": ("InvokeModel", False),
     "invoke-with-response-stream": ("InvokeModelWithResponseStream", True),
@@ -97,6 +104,8 @@ class FakeBedrock(BackgroundServer):
         self.seed = seed
         self.fixed_input_tokens = input_tokens
         self.fixed_output_tokens = output_tokens
+        # The pause between text events of a ``[[fake:slow_stream]]`` answer.
+        self.slow_stream_interval = SLOW_STREAM_INTERVAL
         self.calls: list[dict] = []
         self.usage_by_request_id: dict[str, dict] = {}
         self._lock = threading.Lock()
@@ -144,11 +153,11 @@ class FakeBedrock(BackgroundServer):
     # -- request handling ------------------------------------------------------------
 
     def _take_fault(self, raw: bytes, streamed: bool) -> Fault | None:
-        marker = MARKER.search(raw.decode("utf-8", "replace"))
-        if marker and marker.group(1) in FAULT_KINDS:
-            fault = Fault(marker.group(1))
-            if streamed or not fault.stream_only:
-                return fault
+        for marker in MARKER.finditer(raw.decode("utf-8", "replace")):
+            if marker.group(1) in FAULT_KINDS:
+                fault = Fault(marker.group(1))
+                if streamed or not fault.stream_only:
+                    return fault
         with self._lock:
             if self._faults and (streamed or not self._faults[0].stream_only):
                 return self._faults.popleft()
@@ -162,7 +171,12 @@ class FakeBedrock(BackgroundServer):
         except RequestError as err:
             self._send_error(handler, request_id, err.error_type, err.status, err.message)
             return
-        route = _ROUTE.match(handler.path.split("?", 1)[0])
+        path = handler.path.split("?", 1)[0]
+        count = _COUNT.match(path)
+        if handler.command == "POST" and count is not None:
+            self._count_tokens(handler, request_id, unquote(count.group("model")), raw)
+            return
+        route = _ROUTE.match(path)
         if handler.command != "POST" or route is None:
             self._send_error(handler, request_id, "UnknownOperationException", 404, "")
             return
@@ -185,6 +199,7 @@ class FakeBedrock(BackgroundServer):
             "input_tokens": 0,
             "output_tokens": 0,
             "output_text": "",
+            "delivered_output_tokens": 0,
             "cache_read_input_tokens": 0,
             "cache_write_input_tokens": 0,
             "status": 200,
@@ -219,16 +234,38 @@ class FakeBedrock(BackgroundServer):
             reason = exc if isinstance(exc, models.BadRequest) else "the body is not valid JSON"
             self._fail(handler, record, "ValidationException", 400, f"Malformed input: {reason}")
             return
-        outcome = self._outcome(api, record["foundation_model"], family, raw, prompt)
+        slow = streamed and SLOW_STREAM.encode() in raw
+        outcome = self._outcome(api, record["foundation_model"], family, raw, prompt, slow)
         if api == "InvokeModel":
             self._send_invoke(handler, record, family, outcome)
         elif api == "Converse":
             self._finish_record(record, outcome, outcome.output_tokens, True)
             self._send_json(handler, request_id, 200, shapes.converse_body(outcome))
         else:
-            self._send_stream(handler, record, family, outcome, fault)
+            self._send_stream(handler, record, family, outcome, fault, slow)
 
-    def _outcome(self, api, foundation, family, raw: bytes, prompt) -> models.Outcome:
+    def _count_tokens(self, handler, request_id: str, model_id: str, raw: bytes) -> None:
+        """CountTokens: the input tokens an InvokeModel (Anthropic) or Converse request
+        would be counted, as the answer to it would report them (free: not recorded)."""
+        if models.family_of(models.foundation_model(model_id)) != models.ANTHROPIC:
+            message = "The provided model doesn't support counting tokens."
+            self._send_error(handler, request_id, "ValidationException", 400, message)
+            return
+        try:
+            source = json.loads(raw or b"null")["input"]
+            if "invokeModel" in source:
+                body = json.loads(base64.b64decode(source["invokeModel"]["body"]))
+                prompt = models.parse_anthropic(body)
+            else:
+                prompt = models.parse_messages_v1(source["converse"], None)
+        except (ValueError, KeyError, TypeError, models.BadRequest) as exc:
+            message = f"Malformed input: {str(exc)[:200]}"
+            self._send_error(handler, request_id, "ValidationException", 400, message)
+            return
+        tokens = models.prompt_tokens(prompt)
+        self._send_json(handler, request_id, 200, {"inputTokens": tokens})
+
+    def _outcome(self, api, foundation, family, raw: bytes, prompt, slow=False) -> models.Outcome:
         key = hashlib.sha256(f"{self.seed}|{api}|{foundation}|".encode() + raw).hexdigest()
         with self._lock:
             self._seen[key] += 1
@@ -239,12 +276,15 @@ class FakeBedrock(BackgroundServer):
                 cache_hit = cache_key.hexdigest() in self._cache
                 self._cache.add(cache_key.hexdigest())
         rng = random.Random(int(key, 16) + repeat)
+        fixed_output = self.fixed_output_tokens
+        if slow:  # enough words for SLOW_STREAM_EVENTS events, if max_tokens allows
+            fixed_output = max(fixed_output or 0, SLOW_STREAM_EVENTS)
         return models.make_outcome(
             prompt,
             rng,
             cache_hit=cache_hit,
             fixed_input=self.fixed_input_tokens,
-            fixed_output=self.fixed_output_tokens,
+            fixed_output=fixed_output,
         )
 
     def _finish_record(self, record: dict, out: models.Outcome, output: int, metrics: bool):
@@ -254,6 +294,8 @@ class FakeBedrock(BackgroundServer):
             input_tokens=out.input_tokens,
             output_tokens=output,
             output_text=" ".join(out.words[:output]),
+            # By the fake's own tokenizer (a word a token): what the client actually got.
+            delivered_output_tokens=output,
             cache_read_input_tokens=out.cache_read_input_tokens,
             cache_write_input_tokens=out.cache_write_input_tokens,
             metrics_reported=metrics,
@@ -301,12 +343,15 @@ class FakeBedrock(BackgroundServer):
         self._finish_record(record, out, out.output_tokens, True)
         self._send_json(handler, record["request_id"], 200, body, headers)
 
-    def _send_stream(self, handler, record, family, out, fault: Fault | None) -> None:
+    def _send_stream(self, handler, record, family, out, fault: Fault | None, slow=False):
         converse = record["api"] == "ConverseStream"
+        per_piece = 1 if slow else 3  # a slow stream sends one word per event
         if converse:
-            stream = shapes.converse_stream(out)
+            stream = shapes.converse_stream(out, per_piece)
         else:
-            stream = shapes.invoke_stream(family, record["foundation_model"], _message_id(), out)
+            stream = shapes.invoke_stream(
+                family, record["foundation_model"], _message_id(), out, per_piece
+            )
         deltas, tail, exception = stream.deltas, stream.tail, None
         if fault is not None:
             # Cut after half the text, at least one delta, so a client sees some output.
@@ -329,8 +374,10 @@ class FakeBedrock(BackgroundServer):
                 return eventstream.encode_event(event_type, body)
             return eventstream.encode_chunk(chunk)
 
-        frames = [frame(c) for c in stream.head] + [frame(c) for c, _ in deltas]
+        head = [frame(c) for c in stream.head]
+        frames = head + [frame(c) for c, _ in deltas]
         frames += [frame(c) for c in tail] + ([exception] if exception else [])
+        paced = range(len(head), len(head) + len(deltas)) if slow else range(0)
         try:
             handler.send_response(200)
             handler.send_header("Content-Type", eventstream.CONTENT_TYPE)
@@ -340,7 +387,9 @@ class FakeBedrock(BackgroundServer):
                 handler.send_header("X-Amzn-Bedrock-Content-Type", "application/json")
             handler.end_headers()
             # One HTTP chunk per event, flushed, so clients decode as the events arrive.
-            for data in frames:
+            for n, data in enumerate(frames):
+                if n in paced:
+                    time.sleep(self.slow_stream_interval)
                 handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                 handler.wfile.flush()
             handler.wfile.write(b"0\r\n\r\n")

@@ -102,8 +102,10 @@ def _joined(pieces: list[list[str]]) -> list[tuple[str, int]]:
     return [((" " if i else "") + " ".join(p), len(p)) for i, p in enumerate(pieces)]
 
 
-def invoke_stream(family: str, model: str, message_id: str, out: Outcome) -> Stream:
-    texts = _joined(out.pieces())
+def invoke_stream(
+    family: str, model: str, message_id: str, out: Outcome, per_piece: int = 3
+) -> Stream:
+    texts = _joined(out.pieces(per_piece))
     reason = stop_reason(family, out)
     metrics = {"amazon-bedrock-invocationMetrics": invocation_metrics(out)}
     if family == ANTHROPIC:
@@ -228,13 +230,13 @@ def converse_body(out: Outcome) -> dict:
     }
 
 
-def converse_stream(out: Outcome) -> Stream:
+def converse_stream(out: Outcome, per_piece: int = 3) -> Stream:
     """ConverseStream's events as ``{"<event type>": payload}``; no base64 wrapping."""
     return Stream(
         head=[{"messageStart": {"role": "assistant"}}],
         deltas=[
             ({"contentBlockDelta": {"contentBlockIndex": 0, "delta": {"text": t}}}, n)
-            for t, n in _joined(out.pieces())
+            for t, n in _joined(out.pieces(per_piece))
         ],
         tail=[
             {"contentBlockStop": {"contentBlockIndex": 0}},

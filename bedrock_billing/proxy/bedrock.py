@@ -41,6 +41,7 @@ from .usage import (
     from_body,
     from_body_usage,
     from_headers,
+    generated_chars,
 )
 
 PASSED_HEADERS = (
@@ -334,13 +335,16 @@ def invoke(client, params: dict) -> Result:
     raw = response["body"].read()
     request_id, headers = _meta(response)
     usage = from_headers(headers)
+    answer = None
     if usage is None:
         try:
-            usage = from_body(json.loads(raw))
+            answer = json.loads(raw)
         except ValueError:
-            usage = None
+            answer = None
+        usage = from_body(answer)
     if usage is None:
-        usage = estimate(len(params["body"]), len(raw))
+        text = generated_chars(answer) if isinstance(answer, dict) else len(raw)
+        usage = estimate(len(params["body"]), text)
     return Result(
         usage=usage,
         bedrock_request_id=request_id,
@@ -398,7 +402,8 @@ def converse(client, params: dict) -> Result:
     answer = {k: v for k, v in response.items() if k != "ResponseMetadata"}
     body = _dumps(answer)
     usage = from_body_usage(response.get("usage")) or estimate(
-        len(_dumps({k: v for k, v in params.items() if k != "modelId"})), len(body)
+        len(_dumps({k: v for k, v in params.items() if k != "modelId"})),
+        generated_chars(_plain(answer.get("output"))),
     )
     metrics = response.get("metrics")
     if isinstance(metrics, dict) and isinstance(metrics.get("latencyMs"), int):
@@ -421,29 +426,30 @@ def converse_stream(client, params: dict, on_event: EventSink | None) -> Result:
         service_tier=_tier(headers.get(HEADER_SERVICE_TIER)),
         headers=_passed(headers),
     )
-    usage = None
-    answer_chars = 0
+    tracker = StreamUsage(converse=True)
     try:
         for event in response["stream"]:
             if not isinstance(event, dict) or not event:
                 continue
             ((kind, members),) = list(_plain(event).items())[:1]
-            answer_chars += len(_dumps(members))
+            tracker.observe({kind: members})
             metadata = event.get("metadata")
             if isinstance(metadata, dict):
-                usage = from_body_usage(metadata.get("usage")) or usage
                 latency = (metadata.get("metrics") or {}).get("latencyMs")
-                if usage and isinstance(latency, int):
-                    usage.latency_ms = latency
+                if tracker.reported and isinstance(latency, int):
+                    tracker.reported.latency_ms = latency
                 result.service_tier = _tier(metadata.get("serviceTier")) or result.service_tier
             if on_event:
                 on_event(StreamEvent(kind, members if isinstance(members, dict) else {}))
     except Exception as exc:
-        _attach_partial(exc, usage)
+        _attach_partial(exc, tracker.result(_request_chars(params)))
         raise
-    request_chars = len(_dumps({k: v for k, v in params.items() if k != "modelId"}))
-    result.usage = usage or estimate(request_chars, answer_chars)
+    result.usage = tracker.result(_request_chars(params))
     return result
+
+
+def _request_chars(params: dict) -> int:
+    return len(_dumps({k: v for k, v in params.items() if k != "modelId"}))
 
 
 def count_tokens(client, params: dict) -> Result:

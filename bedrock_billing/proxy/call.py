@@ -27,6 +27,8 @@ class Call:
     raw_body: bytes | None = None  # InvokeModel's body exactly as sent (passed unchanged)
     headers: dict[str, str] = field(default_factory=dict)  # the client's, lower-cased
     wire_api: str = ""  # which API the client spoke (the log line records it)
+    # The adapter's own per-request settings and stream state (the pipeline ignores it).
+    options: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from ..core.model_names import ModelNames, ModelNamesError
 from ..core.schema import DEFAULT_PREFIX, DEFAULT_STAGE, TableNames
 from .prices import PriceTable
 
@@ -48,6 +49,8 @@ class ProxyConfig:
     bedrock_read_timeout: float = 300.0
     prices: PriceTable | None = None
     region: str | None = None
+    # Anthropic's model names and the operator's own, to Bedrock ids (core/model_names.py)
+    model_names: ModelNames = field(default_factory=ModelNames)
     # A test key's own rate limit (its requests never reach Bedrock and are never billed).
     test_key_requests_per_minute: int = 10
 
@@ -68,6 +71,7 @@ class ProxyConfig:
         origins = tuple(
             o.strip().rstrip("/") for o in env.get(ENV + "CORS_ORIGINS", "").split(",") if o.strip()
         )
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
         return cls(
             tables=tables,
             auth_cache_ttl=_number(env, "AUTH_CACHE_TTL", cls.auth_cache_ttl),
@@ -78,8 +82,16 @@ class ProxyConfig:
             integration_timeout=_number(env, "INTEGRATION_TIMEOUT", cls.integration_timeout, 1),
             bedrock_read_timeout=_number(env, "BEDROCK_READ_TIMEOUT", cls.bedrock_read_timeout, 1),
             prices=PriceTable.from_env(env),
+            region=region,
+            model_names=_model_names(env, region),
             test_key_requests_per_minute=int(
                 _number(env, "TEST_KEY_REQUESTS_PER_MINUTE", cls.test_key_requests_per_minute, 1)
             ),
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
         )
+
+
+def _model_names(env, region: str | None) -> ModelNames:
+    try:
+        return ModelNames.from_env(env, region)
+    except ModelNamesError as exc:
+        raise ConfigError(str(exc)) from None

@@ -39,7 +39,7 @@ from .config import ProxyConfig
 from .errors import ProxyError, bad_request
 from .events import cors_headers, parse_event, preflight
 from .logline import RequestLog, print_sink, write_failure_metric
-from .meter import CounterWriteFailed, Meter
+from .meter import CounterWriteFailed, Meter, guard_writes
 from .security import SecurityCounter
 from .testkeys import TestResponder
 
@@ -67,6 +67,8 @@ class Proxy:
         self.metric_sink = metric_sink or log_sink
         self.timer = timer
         self._dynamodb = dynamodb
+        if dynamodb is not None:
+            guard_writes(dynamodb)
         self._bedrock = bedrock_runtime
         self._lock = threading.Lock()
         c = self.config
@@ -100,6 +102,7 @@ class Proxy:
                             max_pool_connections=64,
                         ),
                     )
+                    guard_writes(self._dynamodb)  # no blind repeat of an ADD (meter.py)
         return self._dynamodb
 
     def bedrock(self):
@@ -187,6 +190,10 @@ class Proxy:
         models = customer.allowed_models
         if models is None:
             models = sorted(self.config.prices.models) if self.config.prices else []
+        if route.local == apis.LIST_MODELS:
+            from .apis.models_list import model_list  # on first use: a lean cold start
+
+            return model_list(list(models), self.config.model_names, request.request_id, headers)
         return inference_profiles(list(models), self.config.region, request.request_id, headers)
 
     def _serve(self, adapter: Adapter, request, params, log: RequestLog, cors, stream) -> dict:
@@ -198,15 +205,18 @@ class Proxy:
                 call.model_id.encode(), token.encode()
             ):
                 raise InvalidInput("modelId is not a valid Bedrock model id")
-            model = normalise_model_id(call.model_id)
+            # Anthropic's model names (and the operator's own) to Bedrock ids: core/model_names
+            model = normalise_model_id(self.config.model_names.resolve(call.model_id))
         except InvalidInput as exc:
             log.model_id = INVALID_MODEL
             raise bad_request("invalid_model_id", exc.message) from None
-        log.model_id, log.foundation_model = model.model_id, model.foundation_model
+        log.model_id, log.foundation_model = call.model_id, model.foundation_model
         customer = self.auth.authenticate(token, request.source_ip)  # key, allowlist
         log.customer_id, log.key_id, log.test = customer.customer_id, customer.key_id, customer.test
         client = self.bedrock()
-        prepared = bedrock.prepare(client, call, model.model_id)  # a bad request costs nothing
+        # CountTokens takes the foundation model's id, never an inference profile's.
+        bedrock_id = model.foundation_model if call.operation == COUNT_TOKENS else model.model_id
+        prepared = bedrock.prepare(client, call, bedrock_id)  # a bad request costs nothing
         if customer.test:  # a test key: the deterministic responder answers, never Bedrock
             client = self.test_responder
         if call.operation == COUNT_TOKENS:
@@ -216,7 +226,7 @@ class Proxy:
             return adapter.render(call, result, {**cors, "X-Request-Id": log.request_id})
         price = self.config.prices.get(model.foundation_model) if self.config.prices else None
         try:
-            admission = self.meter.admit(customer, model, price, log.timestamp)
+            admission = self.meter.admit(customer, model, price, log.timestamp, log.request_id)
         except ProxyError as err:
             if err.limit:
                 self._write(
@@ -242,7 +252,9 @@ class Proxy:
         log.bedrock_request_id, log.service_tier = result.bedrock_request_id, result.service_tier
         self._write(lambda: self.meter.record_success(admission, result.usage), log)
         if out is not None:
-            return out.finish(result)
+            answer = out.finish(result)
+            log.undelivered = out.client_gone  # generated, and billed by AWS, all the same
+            return answer
         return adapter.render(call, result, headers)
 
     def _call(self, client, call: Call, prepared: dict, out, log: RequestLog):
@@ -278,7 +290,12 @@ class StreamWriter(Protocol):
 
 class _StreamOut:
     """Where a stream's events go: to a live writer as they come (the status and headers
-    with the first event), or gathered for Lambda's one-piece answer."""
+    with the first event), or gathered for Lambda's one-piece answer.
+
+    A client that hangs up does not stop the generation: the writer's failure (an
+    ``OSError`` from a socket, or a writer that reports ``broken``) marks the client gone,
+    later events are dropped, and the pipeline keeps reading Bedrock's stream to its end,
+    so the usage is metered from Bedrock's own final count (docs/proxy.md)."""
 
     def __init__(self, adapter: Adapter, call: Call, writer, headers: dict, request_id: str):
         self.adapter, self.call, self.writer = adapter, call, writer
@@ -286,27 +303,41 @@ class _StreamOut:
         self.events: list[StreamEvent] = []
         self.events_seen = False
         self.live = False
+        self.client_gone = False
 
     def __call__(self, event: StreamEvent) -> None:
         self.events_seen = True
         if self.writer is None:
             self.events.append(event)
             return
-        if not self.live:
-            self.writer.start(200, {**self.headers, **self.adapter.stream_headers(self.call, {})})
-            self.live = True
-        self.writer.write(self.adapter.encode_event(self.call, event))
+        self._send(event)
+
+    def _send(self, event: StreamEvent | None) -> None:
+        """One event (``None``: the end) to the live writer, unless the client is gone.
+        The writer is the client's transport: its failure is never Bedrock's."""
+        if self.client_gone:
+            return
+        if event is None:
+            data = self.adapter.encode_end(self.call)
+        else:
+            data = self.adapter.encode_event(self.call, event)
+        try:
+            if not self.live:
+                self.live = True
+                self.writer.start(200, self._headers())
+            self.writer.write(data)
+        except Exception:
+            self.client_gone = True
+            return
+        if getattr(self.writer, "broken", False):
+            self.client_gone = True
 
     def _headers(self) -> dict[str, str]:
-        return {**self.headers, **self.adapter.stream_headers(self.call, {})}
+        return {**self.headers, **self.adapter.stream_headers(self.call)}
 
     def finish(self, result) -> dict:
-        if self.live:
-            self.writer.write(self.adapter.encode_end(self.call))
-            return {"statusCode": 200, "headers": {}, "body": "", "isBase64Encoded": False}
-        if self.writer is not None:  # a stream with no event at all: still a stream
-            self.writer.start(200, self._headers())
-            self.writer.write(self.adapter.encode_end(self.call))
+        if self.writer is not None:  # a stream with no event at all is still a stream
+            self._send(None)
             return {"statusCode": 200, "headers": {}, "body": "", "isBase64Encoded": False}
         return self.adapter.buffered_stream(
             self.call, self.events, None, self.request_id, self._headers()
@@ -314,7 +345,11 @@ class _StreamOut:
 
     def fail(self, err: ProxyError) -> dict:
         if self.live:
-            self.writer.write(self.adapter.encode_error(self.call, err, self.request_id))
+            if not self.client_gone:
+                try:
+                    self.writer.write(self.adapter.encode_error(self.call, err, self.request_id))
+                except Exception:
+                    self.client_gone = True
             return {"statusCode": err.status, "headers": {}, "body": "", "isBase64Encoded": False}
         return self.adapter.buffered_stream(
             self.call, self.events, err, self.request_id, self._headers()

@@ -13,11 +13,15 @@ import json
 import sys
 from dataclasses import dataclass
 
-from ..core.logschema import EVENT_ERROR, EVENT_INVOKE, EVENT_REFUSED, EVENT_TEST
+from ..core.logschema import (
+    EVENT_ERROR,
+    EVENT_INVOKE,
+    EVENT_REFUSED,
+    EVENT_TEST,
+    METRIC_NAMESPACE,
+    METRIC_WRITE_FAILURES,
+)
 from ..core.timeutil import epoch_seconds, iso_z
-
-METRIC_NAMESPACE = "BedrockBilling"
-METRIC_WRITE_FAILURES = "UsageWriteFailures"
 
 
 def print_sink(record: dict) -> None:
@@ -47,6 +51,7 @@ class RequestLog:
     counter_write_failed: bool = False
     near_timeout: bool = False
     wire_api: str | None = None
+    undelivered: bool = False  # a stream whose client left before its end (issue 13)
     key_id: str | None = None  # the key's id (never its token)
     test: bool = False  # a test key: answered by the test responder, never billed
     source_ip: str | None = None  # API Gateway's source address (never a client's header)

@@ -24,15 +24,33 @@ A request whose Bedrock call fails is counted in ``errors`` and never billed. It
 back its admission (``dNN`` - 1) unless the customer's own request caused the failure
 (Bedrock's 400 or 404, ``keeps_daily_slot``): those keep counting against the daily limit,
 so repeating a bad request cannot reach Bedrock without bound.
+
+Every write is safe to repeat when its answer is lost (the write landed, the connection
+dropped before the answer came back), because both the proxy's own retries (``_retry``) and
+botocore's resend it:
+
+- the usage transaction carries a ``ClientRequestToken`` derived from the request id and
+  the write's kind, the same on every attempt: DynamoDB applies it once (within 10 minutes);
+- the error transaction (count the error, give the daily slot back) also puts a per-request
+  marker item ``ERR#<request id>`` with ``attribute_not_exists``: a repeat fails on the
+  marker and changes nothing, so a slot is never given back twice;
+- the admission, requests-per-minute, key-admission, test-key and refused-count
+  ``UpdateItem``s are ``ADD``s that a
+  condition cannot make idempotent without a marker item per request (a second write
+  unit on the hot path): they are never repeated when they may have landed (a lost answer,
+  a 5xx), only when DynamoDB surely did not apply them (throttling, no connection).
+  ``guard_writes`` tells botocore so; docs/decisions.md has the reasoning.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from ..core import schema
 from ..core.models import ModelRef
@@ -44,7 +62,20 @@ from .prices import ModelPrice
 from .usage import Usage
 
 MINUTE_ITEM_LIFETIME = 300  # seconds past its minute before DynamoDB's TTL may remove it
+ERROR_MARKER_LIFETIME = 86400  # seconds an ERR# marker is kept (its repeats come in seconds)
 WRITE_ATTEMPTS = 3
+USAGE_WRITE, ERROR_WRITE = "use", "err"  # the kinds of a request's outcome writes
+# DynamoDB's answers that say the write was not applied (throttled, refused): safe to
+# repeat any write after these. A 5xx or a lost connection may hide an applied write.
+NOT_APPLIED_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+    }
+)
 
 
 class CounterWriteFailed(Exception):
@@ -57,9 +88,17 @@ class Admission:
     model: ModelRef
     admitted_at: datetime
     price: ModelPrice | None
+    # The request's id (API Gateway's, unique per request): names its idempotent writes.
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     key_id: str | None = None
     test: bool = False
     key_counted: bool = False  # the key's own daily admission was taken (give it back on error)
+
+    def write_token(self, kind: str) -> str:
+        """The ``ClientRequestToken`` of this request's ``kind`` of write: the same on every
+        attempt, different for every request and kind; at most 36 characters."""
+        seed = f"{self.request_id}|{self.customer_id}|{iso_z(self.admitted_at)}|{kind}"
+        return f"{kind}-{hashlib.sha256(seed.encode()).hexdigest()[:32]}"[:36]
 
 
 def _n(value: int) -> dict:
@@ -84,7 +123,12 @@ class Meter:
     # ---- admission
 
     def admit(
-        self, customer: Customer, model: ModelRef, price: ModelPrice | None, now: datetime
+        self,
+        customer: Customer,
+        model: ModelRef,
+        price: ModelPrice | None,
+        now: datetime,
+        request_id: str | None = None,
     ) -> Admission:
         if customer.allowed_models is not None and model.foundation_model not in (
             customer.allowed_models
@@ -105,7 +149,10 @@ class Meter:
             )
         if customer.test:
             self._admit_test(customer, now)
-            return Admission(customer.customer_id, model, now, None, customer.key_id, test=True)
+            return Admission(
+                customer.customer_id, model, now, None, key_id=customer.key_id, test=True,
+                **({"request_id": request_id} if request_id else {}),
+            )
         self._refuse_zero_limits(customer, now)
         counted_minute = counted_key = False
         try:
@@ -123,7 +170,13 @@ class Meter:
                 self._undo_key(customer, now)
             raise
         return Admission(
-            customer.customer_id, model, now, price, customer.key_id, False, counted_key
+            customer.customer_id,
+            model,
+            now,
+            price,
+            key_id=customer.key_id,
+            key_counted=counted_key,
+            **({"request_id": request_id} if request_id else {}),
         )
 
     def _admit_test(self, customer: Customer, now: datetime) -> None:
@@ -339,7 +392,9 @@ class Meter:
 
     def record_success(self, admission: Admission, usage: Usage) -> None:
         if admission.test:
-            self._retry(lambda: self._add_key(admission, {"test_requests": 1}))
+            self._retry(
+                lambda: self._add_key(admission, {"test_requests": 1}), idempotent=False
+            )
             return
         spend = admission.price.cost(usage) if admission.price else 0
         day = admission.admitted_at
@@ -366,6 +421,7 @@ class Meter:
             },
             day,
             self._key_update(admission, key_counts),
+            token=admission.write_token(USAGE_WRITE),
         )
 
     def _key_update(self, admission: Admission, counts: dict[str, int]) -> dict | None:
@@ -392,47 +448,50 @@ class Meter:
 
     def record_error(self, admission: Admission, error: BaseException | None = None) -> None:
         """The call failed: count the error and, unless the customer's own request caused it
-        (``keeps_daily_slot``), give the daily admission back."""
+        (``keeps_daily_slot``), give the daily admission back. Once per request: the
+        transaction puts the request's ``ERR#`` marker only if it is absent, so a repeat
+        after a lost answer changes nothing."""
         day = admission.admitted_at
         if admission.test:
             return  # the test responder does not fail after admission; nothing is billed
-        if error is not None and keeps_daily_slot(error):
-            self._retry(
-                lambda: self._dynamodb().update_item(
-                    TableName=self.table,
-                    Key=self._key(
-                        admission.customer_id,
-                        schema.day_key(day, admission.model.foundation_model),
-                    ),
-                    UpdateExpression="ADD #e :one",
-                    ExpressionAttributeNames={"#e": "errors"},
-                    ExpressionAttributeValues={":one": _n(1)},
-                )
-            )
-            if admission.key_id:
-                self._retry(lambda: self._add_key(admission, {"errors": 1}))
-            return
-        key_counts = {"errors": 1, "admitted": -1 if admission.key_counted else 0}
+        give_back = error is None or not keeps_daily_slot(error)
+        marker_sk = schema.error_marker_key(admission.request_id)
+        marker = {
+            "Put": {
+                "TableName": self.table,
+                "Item": {
+                    **self._key(admission.customer_id, marker_sk),
+                    "ttl": _n(epoch_seconds(day) + ERROR_MARKER_LIFETIME),
+                },
+                "ConditionExpression": "attribute_not_exists(sk)",
+            }
+        }
+        # The key's own daily slot goes back with the customer's (same rule, same marker).
+        key_counts = {"errors": 1, "admitted": -1 if admission.key_counted and give_back else 0}
         self._transact(
             admission.customer_id,
-            "ADD #d :minus",
+            "ADD #d :minus" if give_back else None,
             {"#d": schema.day_attribute(day)},
             {":minus": _n(-1)},
             schema.day_key(day, admission.model.foundation_model),
             {"errors": 1},
             day,
             self._key_update(admission, key_counts),
+            token=admission.write_token(ERROR_WRITE),
+            marker=marker,
         )
 
     def record_refused(self, customer_id: str, foundation_model: str, now: datetime) -> None:
-        """A refusal at a limit or model check: one unconditional ADD on the DAY item."""
+        """A refusal at a limit or model check: one unconditional ADD on the DAY item, not
+        repeated once it may have landed (the log line counts the refusal either way)."""
         self._retry(
             lambda: self._dynamodb().update_item(
                 TableName=self.table,
                 Key=self._key(customer_id, schema.day_key(now, foundation_model)),
                 UpdateExpression="ADD refused :one",
                 ExpressionAttributeValues={":one": _n(1)},
-            )
+            ),
+            idempotent=False,
         )
 
     def _transact(
@@ -445,21 +504,30 @@ class Meter:
         day_counters: dict[str, int],
         day: datetime,
         key_update: dict | None = None,
+        *,
+        token: str,
+        marker: dict | None = None,
     ) -> None:
+        """One transaction: the marker (if any), the meter's update (if any), the DAY
+        counters and the key's day counters (if any), under ``token`` on every attempt."""
         counters = {k: v for k, v in day_counters.items() if v or k in ("requests", "errors")}
         day_names = {f"#c{i}": name for i, name in enumerate(counters)}
         day_values = {f":c{i}": _n(value) for i, value in enumerate(counters.values())}
         day_update = "ADD " + ", ".join(f"#c{i} :c{i}" for i in range(len(counters)))
-        items = [
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": self._key(customer_id, schema.meter_key(day)),
-                    "UpdateExpression": meter_update,
-                    "ExpressionAttributeNames": meter_names,
-                    "ExpressionAttributeValues": meter_values,
+        items = [marker] if marker else []
+        if meter_update:
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": self._key(customer_id, schema.meter_key(day)),
+                        "UpdateExpression": meter_update,
+                        "ExpressionAttributeNames": meter_names,
+                        "ExpressionAttributeValues": meter_values,
+                    }
                 }
-            },
+            )
+        items.append(
             {
                 "Update": {
                     "TableName": self.table,
@@ -468,21 +536,31 @@ class Meter:
                     "ExpressionAttributeNames": day_names,
                     "ExpressionAttributeValues": day_values,
                 }
-            },
-        ]
+            }
+        )
         if key_update is not None:
             items.append({"Update": key_update})
-        self._retry(lambda: self._dynamodb().transact_write_items(TransactItems=items))
+        self._retry(
+            lambda: self._dynamodb().transact_write_items(
+                TransactItems=items, ClientRequestToken=token
+            ),
+            done=_marker_exists if marker else None,
+        )
 
-    def _retry(self, write) -> None:
-        # botocore retries throttling and 5xx itself; this loop also covers a cancelled
-        # transaction (a conflict with a concurrent transaction on the same item).
+    def _retry(self, write, *, idempotent: bool = True, done=None) -> None:
+        """``write`` until it succeeds, up to ``WRITE_ATTEMPTS`` times. botocore retries
+        throttling and 5xx underneath; this loop also covers a cancelled transaction (a
+        conflict with a concurrent one). ``done(exc)``: the failure says an earlier attempt
+        already landed. A write that is not ``idempotent`` is repeated only after an answer
+        that says it was not applied."""
         for attempt in range(WRITE_ATTEMPTS):
             try:
                 write()
                 return
             except (ClientError, BotoCoreError) as exc:
-                if attempt == WRITE_ATTEMPTS - 1:
+                if done is not None and done(exc):
+                    return
+                if attempt == WRITE_ATTEMPTS - 1 or not (idempotent or not_applied(exc)):
                     raise CounterWriteFailed(type(exc).__name__) from exc
                 self.sleep(0.05 * (2**attempt))
 
@@ -508,3 +586,47 @@ def keeps_daily_slot(error: BaseException) -> bool:
 
 def _code(exc: ClientError) -> str:
     return str((exc.response.get("Error") or {}).get("Code", ""))
+
+
+def not_applied(exc: BaseException) -> bool:
+    """DynamoDB surely did not apply the write: it said so (throttled, refused with a 4xx),
+    or the request never left (no connection). A 5xx, a read timeout or a dropped
+    connection may hide a write that landed."""
+    if isinstance(exc, ClientError):
+        status = (exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0
+        return _code(exc) in NOT_APPLIED_CODES or 400 <= status < 500
+    return isinstance(exc, EndpointConnectionError)
+
+
+def _marker_exists(exc: BaseException) -> bool:
+    """A cancelled error transaction whose first item, the request's marker, already
+    existed: an earlier attempt landed."""
+    if not isinstance(exc, ClientError) or _code(exc) != "TransactionCanceledException":
+        return False
+    reasons = exc.response.get("CancellationReasons") or []
+    return bool(reasons) and (reasons[0] or {}).get("Code") == "ConditionalCheckFailed"
+
+
+def _no_retry_if_it_may_have_landed(response=None, caught_exception=None, **_):
+    """botocore's ``needs-retry`` for the proxy's ``UpdateItem``s (all ``ADD``s): False
+    (do not retry) when the write may have landed; None leaves the decision to botocore."""
+    if caught_exception is not None:
+        return None if not_applied(caught_exception) else False
+    if response is not None and getattr(response[0], "status_code", 200) >= 500:
+        return False
+    return None
+
+
+def guard_writes(client) -> None:
+    """Stop botocore from repeating the proxy's non-idempotent ``UpdateItem``s after an
+    answer that may hide an applied write. Runs before botocore's own retry handler (the
+    most specific event is called first, and this one is registered first); a handler's
+    False means "no retry" (botocore.endpoint.Endpoint._needs_retry)."""
+    events = getattr(getattr(client, "meta", None), "events", None)
+    if events is None:  # a stand-in client without botocore's events
+        return
+    events.register_first(
+        "needs-retry.dynamodb.UpdateItem",
+        _no_retry_if_it_may_have_landed,
+        unique_id="bedrock-billing-no-blind-retry",
+    )

@@ -6,12 +6,15 @@ Order of trust, per call type:
   meter, the same for every model), else the body's ``usage`` (Anthropic, Nova, ...),
   else an estimate flagged ``estimated``.
 - InvokeModelWithResponseStream: the last chunk's ``amazon-bedrock-invocationMetrics``,
-  else what the stream carried (Anthropic's ``message_start`` / ``message_delta``),
-  else an estimate flagged ``estimated``.
-- Converse and ConverseStream: ``usage`` (response) or the ``metadata`` event (stream).
+  else what the stream carried (the counts the model reported on the way, else the
+  generated text actually delivered), flagged ``estimated``.
+- Converse and ConverseStream: ``usage`` (response) or the ``metadata`` event (stream); a
+  ConverseStream cut before its ``metadata`` is counted from what it carried, flagged.
 
-An estimate is about four characters per token of the request and answer JSON: it only
-exists so that a request whose usage never arrived is counted and flagged, never dropped.
+An estimate is about four characters per token: of the generated text only (never the
+JSON around it) for an answer, of the request for an input the stream never reported. It
+only exists so that a request whose usage never arrived is counted and flagged, never
+dropped.
 """
 
 from __future__ import annotations
@@ -68,9 +71,10 @@ def _first(mapping: dict, *names: str) -> int | None:
 
 
 def estimate(request_chars: int, answer_chars: int) -> Usage:
+    """``answer_chars``: the characters of generated text (``generated_chars``)."""
     return Usage(
         input_tokens=max(1, request_chars // CHARS_PER_TOKEN),
-        output_tokens=answer_chars // CHARS_PER_TOKEN,
+        output_tokens=tokens_of_text(answer_chars),
         estimated=True,
     )
 
@@ -142,20 +146,76 @@ def from_metrics(metrics: object) -> Usage | None:
     )
 
 
+# Keys under which the models' stream chunks carry generated text, in every family the
+# proxy meets: Anthropic's ``delta.text`` / ``thinking`` / ``partial_json`` (tool input),
+# Titan's ``outputText``, Llama's ``generation``, Mistral's ``outputs[].text`` (and its
+# chat models' ``choices[].message.content`` / ``delta.content``), Nova's and
+# ConverseStream's ``contentBlockDelta.delta.text`` / ``reasoningContent.text`` /
+# ``toolUse.input``, Claude v2's ``completion``. Only string values count: ids, roles,
+# stop reasons, signatures and the JSON around them are not what the model generated.
+TEXT_KEYS = frozenset(
+    {"text", "outputText", "generation", "completion", "content", "thinking", "partial_json",
+     "input"}
+)
+
+
+def generated_chars(chunk: object) -> int:
+    """Characters of generated text in one stream chunk or event (iterative: a deeply
+    nested chunk cannot exhaust the stack)."""
+    total = 0
+    stack: list[tuple[object, str | None]] = [(chunk, None)]
+    while stack:
+        value, key = stack.pop()
+        if isinstance(value, str):
+            if key in TEXT_KEYS:
+                total += len(value)
+        elif isinstance(value, dict):
+            stack.extend((v, k) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, key) for v in value)
+    return total
+
+
+def tokens_of_text(chars: int) -> int:
+    """An estimate of the tokens of ``chars`` characters of generated text."""
+    return -(-chars // CHARS_PER_TOKEN)
+
+
 class StreamUsage:
-    """Follows a stream's chunks and keeps the best usage seen so far."""
+    """Follows a stream's chunks (InvokeModelWithResponseStream) or events (ConverseStream,
+    as ``{event type: members}``) and keeps what they carried.
 
-    def __init__(self):
+    Bedrock's own final count wins: ``amazon-bedrock-invocationMetrics`` or, for
+    ConverseStream, the ``metadata`` event. Without it the stream is counted from what it
+    carried, flagged ``estimated``: the input tokens the model reported on the way
+    (Anthropic's ``message_start``, Titan's ``inputTextTokenCount``, Llama's
+    ``prompt_token_count``), else an estimate from the request's size; the output the model
+    counted so far (Anthropic's ``message_delta``, Titan's ``totalOutputTextTokenCount``,
+    Llama's ``generation_token_count``, a ``metadata`` usage), else the generated text
+    actually delivered at four characters a token.
+    """
+
+    def __init__(self, converse: bool = False):
+        self.converse = converse
         self.metrics: Usage | None = None
-        self.partial: Usage | None = None  # from Anthropic's message_start / message_delta
-        self.answer_chars = 0
+        self.reported: Usage | None = None  # a whole usage object seen in the stream
+        self.input: Usage | None = None  # input (and cache) tokens reported on the way
+        self.output_tokens: int | None = None  # the model's running output count
+        self.text_chars = 0
+        self.opaque_chars = 0  # chunks that were not JSON: their size is all we know
 
-    def observe(self, chunk: dict, raw_len: int) -> None:
-        self.answer_chars += raw_len
+    def observe(self, chunk: dict, raw_len: int = 0) -> None:
         found = from_metrics(chunk.get(METRICS_KEY))
         if found:
             self.metrics = found
             return
+        if set(chunk) == {"bytes"}:  # not JSON (bedrock.invoke_stream wraps it so)
+            self.opaque_chars += raw_len
+            return
+        self.text_chars += generated_chars(chunk)
+        metadata = chunk.get("metadata")
+        if isinstance(metadata, dict):
+            self.reported = from_body_usage(metadata.get("usage")) or self.reported
         kind = chunk.get("type")
         if kind == "message_start":
             message = chunk.get("message")
@@ -163,21 +223,38 @@ class StreamUsage:
                 message.get("usage") if isinstance(message, dict) else None
             )
             if started:
-                self.partial = started
+                self.input = started
         elif kind == "message_delta" and isinstance(chunk.get("usage"), dict):
             out = _first(chunk["usage"], "output_tokens")
             if out is not None:
-                self.partial = self.partial or Usage()
-                self.partial.output_tokens = out  # cumulative in Anthropic's stream
+                self.output_tokens = out  # cumulative in Anthropic's stream
+        # Titan and Llama count as they go: running totals in every chunk.
+        inp = _first(chunk, "inputTextTokenCount", "prompt_token_count")
+        if inp is not None and self.input is None:
+            self.input = Usage(input_tokens=inp)
+        out = _first(chunk, "totalOutputTextTokenCount", "generation_token_count")
+        if out is not None:
+            self.output_tokens = max(out, self.output_tokens or 0)
 
     def result(self, request_chars: int) -> Usage:
         if self.metrics:
             return self.metrics
-        if self.partial:
-            # What the model's own events said; flagged, since Bedrock's final count is missing.
-            self.partial.estimated = True
-            return self.partial
-        return estimate(request_chars, self.answer_chars)
+        if self.reported:
+            # ConverseStream's metadata is Bedrock's own final count; in an InvokeModel
+            # stream it is the model's, and Bedrock's metrics are missing: flagged.
+            self.reported.estimated = not self.converse
+            return self.reported
+        usage = Usage(**{**self.input.__dict__}) if self.input else Usage(
+            input_tokens=max(1, request_chars // CHARS_PER_TOKEN)
+        )
+        if self.output_tokens is not None:
+            usage.output_tokens = self.output_tokens
+        else:
+            usage.output_tokens = tokens_of_text(self.text_chars) + (
+                self.opaque_chars // CHARS_PER_TOKEN
+            )
+        usage.estimated = True
+        return usage
 
 
 def from_body_usage_lenient(usage: object) -> Usage | None:

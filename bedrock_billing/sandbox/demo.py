@@ -105,8 +105,8 @@ class DemoResult:
     info: dict[str, Any]
     customers: list[dict[str, Any]]
     calls: list[dict[str, Any]]
-    usage: Any  # services.usage.UsageReport (from the counters)
-    reconcile: Any  # services.usage.ReconcileReport (counters against the log)
+    usage: Any  # services.usage_reports.UsageReport (from the counters)
+    reconcile: Any  # services.usage_reports.ReconcileReport (counters against the log)
     invoices: Any  # services.invoices.InvoiceRun (drafts of the current month)
     failures: list[str]
     checks: int
@@ -290,7 +290,7 @@ def _answer_text(body: dict) -> str | None:
 
 def _reports(settings, customers, first_day, last_day, clock):
     from ..services.invoices import InvoiceRun, run_invoices
-    from ..services.usage import reconcile, usage_report
+    from ..services.usage_reports import reconcile, usage_report
     from ..services.usage_sources import counter_store, log_store
 
     ids = [c["customer_id"] for c in customers]

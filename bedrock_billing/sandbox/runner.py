@@ -31,11 +31,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..config import Settings
+from ..awsclient import DEFAULT_LOCAL_REGION, DUMMY_CREDENTIALS
 from ..core.errors import BillingError, InvalidInput
 from ..core.schema import DEFAULT_PREFIX, DEFAULT_STAGE, LOG_PREFIX, log_bucket_name
 from ..core.timeutil import Clock, system_clock
-from ..stores.aws import DEFAULT_LOCAL_REGION, DUMMY_CREDENTIALS
+from ..settings import Settings
 from .netutil import loopback_host
 
 MOTO_ACCOUNT_ID = "123456789012"  # moto's default account: what STS answers in the sandbox
@@ -136,6 +136,9 @@ class Sandbox:
             "converse_url": self.proxy_url + "/converse",
             "bedrock_endpoint_url": self.bedrock_endpoint_url,
             "ca_bundle": self.ca_bundle,
+            # The anthropic SDK adds /v1/messages itself; the openai SDK wants the /v1.
+            "anthropic_base_url": f"{self.proxy_server.url}/{self.stage}",
+            "openai_base_url": f"{self.proxy_server.url}/{self.stage}/v1",
             "aws_endpoint_url": self.aws_endpoint_url,
             "bedrock_url": self.bedrock_url,
             "region": self.region,

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..core import customers as rules
-from ..core.errors import Conflict, InvalidInput
+from ..core.errors import Conflict, InvalidInput, NotFound
 from ..core.schema import (
     ACTIVE,
     DEFAULT_KEY_ID,
@@ -23,6 +23,7 @@ from ..core.schema import (
 )
 from ..core.timeutil import Clock, Period, epoch_seconds, iso_z, parse_duration, system_clock
 from ..core.tokens import display_prefix, generate_token, hash_token, validate_supplied_token
+from ..settings import record_stage_region
 from ..stores.customers import CustomerStore
 from ..stores.dynamo import create_missing_tables, is_missing_table
 from . import audit
@@ -37,8 +38,50 @@ def _store(settings, page_size: int | None = None) -> CustomerStore:
 
 
 def init_tables(settings, notify: Notify | None = None) -> list[dict[str, str]]:
-    """Create the installation's missing tables; safe to run twice."""
-    return create_missing_tables(settings.client("dynamodb"), settings.tables, notify)
+    """Create the installation's missing tables; safe to run twice. The stage's region is
+    recorded in the config file, so an ambient AWS_REGION cannot move it later."""
+    rows = create_missing_tables(settings.client("dynamodb"), settings.tables, notify)
+    path = record_stage_region(settings)
+    if path and notify:
+        notify(f"recorded region {settings.region} for stage {settings.stage} in {path}")
+    return rows
+
+
+def _create_tables_implicitly(settings, notify: Notify | None) -> None:
+    """The first write creates its tables, but only where the stage lives: never in a
+    region the config file does not record for it."""
+    recorded = settings.recorded_region
+    if recorded and settings.region != recorded:
+        raise NotFound(
+            f"stage {settings.stage} has no tables in {settings.region} (it is recorded in "
+            f"{recorded}): run `bedrock-billing init --region {settings.region}` to create "
+            "them there on purpose"
+        )
+    init_tables(settings, notify)
+
+
+def customer_names(settings, customer_ids) -> dict[str, str]:
+    """Names for ``customer_ids`` (a few are read one by one, many by one Scan)."""
+    wanted = set(customer_ids)
+    store = _store(settings)
+    if len(wanted) <= 10:
+        items = []
+        for customer_id in sorted(wanted):
+            try:
+                items.append(store.get(customer_id))
+            except NotFound:  # usage of a deleted customer still shows, by id
+                continue
+    else:
+        items = store.scan()
+    return {i["customer_id"]: i.get("name") for i in items if i["customer_id"] in wanted}
+
+
+def resolve_customer_id(settings, text: str) -> str:
+    """A customer id from the id itself or a unique prefix of it (as tables show it)."""
+    value, whole = rules.customer_id_or_prefix(text)
+    if whole:
+        return value
+    return rules.pick_by_prefix(value, (item["customer_id"] for item in _store(settings).scan()))
 
 
 def _token_record(
@@ -132,7 +175,7 @@ def create_customer(
         if not is_missing_table(exc):
             raise
         # The spec promises the first command creates its tables; say so on stderr.
-        init_tables(settings, notify)
+        _create_tables_implicitly(settings, notify)
         store.create(customer, record)
     result = public_customer(customer)
     if audited:
@@ -168,13 +211,44 @@ def list_customers(
             if not expires or expires > iso_z(horizon):
                 continue
         rows.append(public_customer(item))
-    rows.sort(key=lambda r: ((r["name"] or "").casefold(), r["customer_id"]))
+    rows.sort(key=rules.sort_key)
     return rows[:limit] if limit else rows
+
+
+def customer_page(
+    settings,
+    *,
+    status: str | None = None,
+    expiring_within: str | None = None,
+    max_items: int | None = None,
+    starting_token: str | None = None,
+    clock: Clock = system_clock,
+    page_size: int | None = None,
+) -> dict[str, Any]:
+    """One page of the sorted customer list, as the AWS CLI pages: ``max_items`` rows after
+    ``starting_token``; ``next_token`` continues, ``total`` counts every match."""
+    rows = list_customers(
+        settings, status=status, expiring_within=expiring_within, clock=clock,
+        page_size=page_size,
+    )  # fmt: skip
+    if max_items is not None and max_items <= 0:
+        raise InvalidInput("--max-items must be positive")
+    after = rules.decode_page_token(starting_token) if starting_token else None
+    remaining = [r for r in rows if after is None or rules.sort_key(r) > after]
+    page = remaining[:max_items] if max_items else remaining
+    more = len(remaining) - len(page)
+    return {
+        "customers": page,
+        "count": len(page),
+        "total": len(rows),
+        "remaining": more,
+        "next_token": rules.encode_page_token(rules.sort_key(page[-1])) if more else None,
+    }
 
 
 def show_customer(settings, customer_id: str, *, clock: Clock = system_clock) -> dict[str, Any]:
     """One customer with its limits, plan and its tokens' prefixes and states."""
-    customer_id = rules.validate_customer_id(customer_id)
+    customer_id = resolve_customer_id(settings, customer_id)
     store = _store(settings)
     item = store.get(customer_id)
     now = clock()
@@ -222,7 +296,7 @@ def rotate_token(
 ) -> dict[str, Any]:
     """Issue a new token. The old one keeps working until the grace period ends; a token
     still in grace from an earlier rotation stops at once (at most one previous token)."""
-    customer_id = rules.validate_customer_id(customer_id)
+    customer_id = resolve_customer_id(settings, customer_id)
     secret = validate_supplied_token(token) if token is not None else generate_token()
     grace = parse_duration(grace_period)
     if grace < timedelta(0):
@@ -294,7 +368,7 @@ def revoke_token(
     """Revoke a customer's token(s): the previous one, and unless ``previous_only`` the current
     one too (``update-token`` then issues a new one). The records change at once; a proxy
     container that cached the token keeps accepting it up to its auth cache time."""
-    customer_id = rules.validate_customer_id(customer_id)
+    customer_id = resolve_customer_id(settings, customer_id)
     now = clock()
     store = _store(settings)
     item = store.get(customer_id)
@@ -339,7 +413,7 @@ def set_status(
     settings, customer_id: str, status: str, *, clock: Clock = system_clock
 ) -> dict[str, Any]:
     """Suspend or reactivate a customer (its tokens are kept; the proxy refuses them)."""
-    customer_id = rules.validate_customer_id(customer_id)
+    customer_id = resolve_customer_id(settings, customer_id)
     if status not in (ACTIVE, SUSPENDED):
         raise InvalidInput(f"invalid status {status!r}")
     store = _store(settings)
@@ -368,7 +442,7 @@ def update_customer(
     """Change name, email, plan or the customer's own pricing overrides (a file: discounts,
     unit prices, markup, base fee, minimum; see docs/pricing.md). A plan change takes effect
     from the next period."""
-    customer_id = rules.validate_customer_id(customer_id)
+    customer_id = resolve_customer_id(settings, customer_id)
     changes: dict[str, Any] = {}
     if name is not None:
         changes["name"] = rules.validate_name(name)
@@ -428,7 +502,7 @@ def update_limits(
 ) -> dict[str, Any]:
     """Set or clear limits. A value of 'unlimited' (or 'none') removes that limit; a limit
     not given is left as it is."""
-    customer_id = rules.validate_customer_id(customer_id)
+    customer_id = resolve_customer_id(settings, customer_id)
     unknown = set(limits) - set(_LIMIT_PARSERS)
     if unknown:
         raise InvalidInput(f"unknown limit {sorted(unknown)[0]!r}")
@@ -458,4 +532,4 @@ def update_limits(
 
 def require_customer(settings, customer_id: str) -> dict[str, Any]:
     """The customer item, or NotFound (for other services)."""
-    return _store(settings).get(rules.validate_customer_id(customer_id))
+    return _store(settings).get(resolve_customer_id(settings, customer_id))

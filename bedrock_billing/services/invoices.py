@@ -13,7 +13,6 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from ..core.customers import validate_customer_id
 from ..core.errors import BillingError, Conflict, InvalidInput, NotFound
 from ..core.money import format_money, to_cents, to_money
 from ..core.pricing import (
@@ -27,7 +26,7 @@ from ..stores.customers import CustomerStore
 from ..stores.invoices import InvoiceExists, InvoiceStore
 from ..stores.usage_counters import CounterStore
 from . import audit
-from .customers import require_customer
+from .customers import require_customer, resolve_customer_id
 from .pricebook import PriceBookRef, load_book
 
 Progress = Callable[[int, int], None]
@@ -177,7 +176,7 @@ def run_invoices(
     counters = CounterStore(client, settings.tables.usage)
     store = InvoiceStore(client, settings.tables.invoices)
     if customer_id:
-        customers = [customers_store.get(validate_customer_id(customer_id))]
+        customers = [customers_store.get(resolve_customer_id(settings, customer_id))]
     else:
         customers = sorted(customers_store.scan(), key=lambda c: c["customer_id"])
     run = InvoiceRun(period=str(chosen), finalize=finalize)
@@ -192,7 +191,7 @@ def run_invoices(
         except Exception as exc:  # AWS trouble with one customer must not stop the run
             if customer_id:
                 raise
-            from ..stores.aws import aws_error
+            from ..awsclient import aws_error
 
             err = aws_error(exc)
             message = err.message if err else f"unexpected {type(exc).__name__}"
@@ -290,7 +289,7 @@ def add_credit(
     clock: Clock = system_clock,
 ) -> dict[str, Any]:
     """Grant prepaid credit to a customer; invoices draw it down in the rules' order."""
-    cid = validate_customer_id(customer_id)
+    cid = resolve_customer_id(settings, customer_id)
     now = clock()
     eff = parse_date(effective, "effective date") if effective else now.date()
     exp = parse_date(expires, "expiry date") if expires else None
@@ -317,11 +316,17 @@ def add_credit(
     return {"customer_id": cid, **record}
 
 
+GRANT_KEYS = ("grant_id", "amount", "remaining", "priority", "effective", "expires",
+              "created_at", "note")  # fmt: skip
+"""A grant's keys in every output: the same set whatever it holds (None where unset)."""
+
+
 def list_credits(settings, customer_id: str, *, clock: Clock = system_clock) -> dict[str, Any]:
     """A customer's grants in the order an invoice would draw them, with balances."""
-    cid = validate_customer_id(customer_id)
-    rows = InvoiceStore(settings.client("dynamodb"), settings.tables.invoices).grants(cid)
-    by_id = {g.id: g for g in _grants(rows)}
+    cid = resolve_customer_id(settings, customer_id)
+    stored = InvoiceStore(settings.client("dynamodb"), settings.tables.invoices).grants(cid)
+    by_id = {g.id: g for g in _grants(stored)}
+    rows = [{key: r.get(key) for key in GRANT_KEYS} for r in stored]
     rows.sort(key=lambda r: by_id[r["grant_id"]].draw_order())
     today = clock().date()
     for r in rows:
@@ -344,7 +349,7 @@ def void_invoice(
 ) -> dict[str, Any]:
     """Void the period's invoice with a credit note for its total, giving back the prepaid
     credit it drew. The invoice stays as it was; the next ``--finalize`` issues a revision."""
-    cid = validate_customer_id(customer_id)
+    cid = resolve_customer_id(settings, customer_id)
     chosen = Period.parse(period)
     reason = (reason or "").strip()
     if not reason:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..core.customers import validate_customer_id
+from ..awsclient import endpoint_for
 from ..core.errors import InvalidInput
 from ..core.schema import (
     LOG_PREFIX,
@@ -20,9 +20,11 @@ from ..core.schema import (
     log_bucket_name,
 )
 from ..core.timeutil import Clock, parse_date, resolve_date_range, system_clock
+from ..stores.logsink import normalise_prefix
 from ..stores.usage_counters import CounterStore, scan_customer_ids
-from ..stores.usagelog import LogConfig, open_log_store
-from . import usage as usage_service
+from ..stores.usagelog import ENGINES, LogConfig, UsageLogStore, sandbox_marker
+from . import usage_reports as usage_service
+from .customers import customer_names, resolve_customer_id
 
 SOURCES = ("dynamodb", "athena")
 
@@ -56,8 +58,44 @@ def log_store(settings):
     return open_log_store(
         session,
         log_config(settings),
-        endpoint_url=settings.endpoint_url,
+        endpoint_url=endpoint_for(settings, "s3"),
         region=session.region_name,
+        athena_endpoint_url=endpoint_for(settings, "athena"),
+    )
+
+
+def open_log_store(
+    session,
+    config: LogConfig,
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    athena_endpoint_url: str | None = None,
+) -> UsageLogStore:
+    """The log store for ``config``: local engine where the sandbox marked the bucket (or
+    the caller forces an engine). Nothing is guessed from endpoints."""
+    engine = config.engine
+    if engine is not None and engine not in ENGINES:
+        raise InvalidInput(f"invalid log engine {engine!r}: expected athena or local")
+    s3 = None
+    if engine is None or engine == "local":
+        s3 = session.client("s3", endpoint_url=endpoint_url, region_name=region)
+    if engine is None:
+        marker = sandbox_marker(s3, config.bucket)
+        engine = "local" if marker else "athena"
+    if engine == "local":
+        from ..stores.localsql import LocalLogStore
+
+        return LocalLogStore.from_s3(s3, config.bucket, normalise_prefix(config.prefix))
+    from ..stores.athena import AthenaLogStore
+
+    return AthenaLogStore(
+        session=session,
+        database=config.database,
+        workgroup=config.workgroup,
+        results_location=config.results_location,
+        region=region,
+        endpoint_url=athena_endpoint_url or endpoint_url,
     )
 
 
@@ -65,7 +103,7 @@ def _targets(settings, customer_id: str | None, all_customers: bool) -> list[str
     if bool(customer_id) == bool(all_customers):
         raise InvalidInput("give --customer-id ID or --all")
     if customer_id:
-        return [validate_customer_id(customer_id)]
+        return [resolve_customer_id(settings, customer_id)]
     return scan_customer_ids(settings.client("dynamodb"), settings.tables.customers)
 
 
@@ -82,16 +120,18 @@ def report_usage(
     progress: Callable[[int, int | None, str], None] | None = None,
     clock: Clock = system_clock,
 ) -> Any:
-    """The ``usage`` command's report (services.usage.UsageReport)."""
+    """The ``usage`` command's report (services.usage_reports.UsageReport)."""
     if source not in SOURCES:
         raise InvalidInput(f"invalid --source {source!r}: choose dynamodb or athena")
     first, last = resolve_date_range(start_date, end_date, period, clock)
     ids = _targets(settings, customer_id, all_customers)
     store = counter_store(settings) if source == "dynamodb" else log_store(settings)
-    return usage_service.usage_report(
+    report = usage_service.usage_report(
         store, ids, first, last,
         all_customers=all_customers, group_by=group_by, clock=clock, progress=progress,
     )  # fmt: skip
+    report.names = customer_names(settings, report.customer_totals)
+    return report
 
 
 def reconcile_usage(
@@ -104,7 +144,7 @@ def reconcile_usage(
     progress=None,
     clock: Clock = system_clock,
 ):
-    """Counters against the log for one customer or everyone (services.usage.reconcile)."""
+    """Counters against the log for one customer or everyone (services.usage_reports.reconcile)."""
     first, last = resolve_date_range(start_date, end_date, period, clock)
     ids = _targets(settings, customer_id, not customer_id)
     return usage_service.reconcile(

@@ -4,7 +4,7 @@ The SQL text is a constant from core/logschema.py with ``?`` markers, sent with
 ``paramstyle="qmark"``: pyathena passes it untouched and the values go to Athena's
 ``ExecutionParameters``. Athena takes those verbatim as SQL literals, so each value is
 turned into a literal here (:func:`trino_literal`: strings quoted, quotes doubled). No
-value is ever formatted into the SQL text. Ids are validated before (services/usage.py).
+value is ever formatted into the SQL text. Ids are validated before (services/usage_reports.py).
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..awsclient import aws_error
 from ..core.errors import AwsError
 from ..core.items import from_item
-from ..core.schema import TABLE_KEYS, TTL_ATTRIBUTE, TableNames
-from .aws import aws_error
+from ..core.schema import TABLE_KEYS, TTL_ATTRIBUTE, TableNames, missing_table_hint
 
 Notify = Callable[[str], None]
 
@@ -41,14 +41,6 @@ def query_all(client, table: str, page_size: int | None = None, **kwargs) -> Ite
     if page_size:
         params["Limit"] = page_size
     return _pages(client.query, params)
-
-
-def missing_table_hint(tables: TableNames) -> str:
-    names = ", ".join(tables.as_dict().values())
-    return (
-        f"a table of this installation does not exist ({names}): "
-        "run `bedrock-billing init` (or check --stage, --region and --endpoint-url)"
-    )
 
 
 def table_definition(logical: str, physical: str) -> dict[str, Any]:

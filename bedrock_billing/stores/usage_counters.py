@@ -11,19 +11,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
+from ..awsclient import aws_error
 from ..core.errors import AwsError
 from ..core.schema import DAY_COUNTERS, day_key, day_range, parse_day_key
 from ..core.timeutil import Clock, iso_z, system_clock
 from ..core.usage import COUNTERS, UsageRow
-from .aws import aws_error
 from .usagelog import Progress
 
 assert tuple(DAY_COUNTERS) == COUNTERS  # noqa: S101 - the item and the row agree
 
 
 def _aws_error(action: str, exc: Exception, table: str) -> AwsError:
-    """The shared one-line translation (stores/aws.py), else a generic line. A missing table
-    is named, with the way out, as the customer commands do (dynamo.missing_table_hint)."""
+    """The shared one-line translation (awsclient.py), else a generic line. A missing table
+    is named, with the way out, as the customer commands do (core.schema.missing_table_hint)."""
     hint = (
         f"table {table} does not exist: run `bedrock-billing init` "
         "(or check --stage, --region and --endpoint-url)"

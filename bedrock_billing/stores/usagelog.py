@@ -2,8 +2,8 @@
 
 ``AthenaLogStore`` (stores/athena.py) runs the queries in Athena; ``LocalLogStore``
 (stores/localsql.py) runs the very same SQL text in DuckDB over the same JSON-lines files.
-:func:`open_log_store` picks one: Athena, unless the log bucket carries the sandbox's
-marker object (or the caller forces an engine). Nothing is guessed from endpoints.
+The services choose one (services/usage_sources.open_log_store): Athena, unless the log
+bucket carries the sandbox's marker object (:func:`sandbox_marker`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
 
-from ..core.errors import AwsError, InvalidInput
+from ..core.errors import AwsError
 from ..core.logschema import USAGE_COLUMNS
 from ..core.usage import COUNTERS, UsageRow
-from .logsink import SANDBOX_MARKER_KEY, normalise_prefix
+from .logsink import SANDBOX_MARKER_KEY
 
 Progress = Callable[[int, int | None, str], None]
 """``progress(done, total, message)``: ``total=None`` means unknown (a spinner)."""
@@ -86,32 +86,3 @@ def sandbox_marker(s3_client, bucket: str) -> dict | None:
     except ValueError:
         return None
     return marker if isinstance(marker, dict) and marker.get("engine") == "local" else None
-
-
-def open_log_store(
-    session, config: LogConfig, *, endpoint_url: str | None = None, region: str | None = None
-) -> UsageLogStore:
-    """The log store for ``config``: local engine where the sandbox marked the bucket."""
-    engine = config.engine
-    if engine is not None and engine not in ENGINES:
-        raise InvalidInput(f"invalid log engine {engine!r}: expected athena or local")
-    s3 = None
-    if engine is None or engine == "local":
-        s3 = session.client("s3", endpoint_url=endpoint_url, region_name=region)
-    if engine is None:
-        marker = sandbox_marker(s3, config.bucket)
-        engine = "local" if marker else "athena"
-    if engine == "local":
-        from .localsql import LocalLogStore
-
-        return LocalLogStore.from_s3(s3, config.bucket, normalise_prefix(config.prefix))
-    from .athena import AthenaLogStore
-
-    return AthenaLogStore(
-        session=session,
-        database=config.database,
-        workgroup=config.workgroup,
-        results_location=config.results_location,
-        region=region,
-        endpoint_url=endpoint_url,
-    )

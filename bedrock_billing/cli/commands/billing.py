@@ -5,8 +5,9 @@ from __future__ import annotations
 import typer
 
 from ...core.errors import EXIT_PARTIAL, InvalidInput
-from ..app import app
-from ..render import emit, note, progress, to_json
+from ..app import announce_write, app
+from ..options import AllCustomers, CustomerId, OneCustomer, Period, PriceBook
+from ..render import emit, emit_export, invoice_table, note, print_table, progress
 
 LINE_COLUMNS = [
     ("description", "Item"),
@@ -35,6 +36,23 @@ INVOICE_CSV = [
     ("total", "total"),
 ]
 
+GRANT_COLUMNS = [
+    ("grant_id", "Grant"),
+    ("amount", "Amount"),
+    ("remaining", "Remaining"),
+    ("priority", "Priority"),
+    ("effective", "Effective"),
+    ("expires", "Expires"),
+    ("state", "State"),
+]
+PRICE_COLUMNS = [
+    ("model", "model"),
+    ("input", "input"),
+    ("output", "output"),
+    ("cache_read", "cache_read"),
+    ("cache_write", "cache_write"),
+]
+
 credits_app = typer.Typer(help="Prepaid credit grants.", no_args_is_help=True)
 prices_app = typer.Typer(
     help="Per-model prices for the proxy's budget limit.", no_args_is_help=True
@@ -44,32 +62,9 @@ app.add_typer(prices_app, name="prices")
 
 
 def print_invoice(doc: dict) -> None:
-    from rich.table import Table
-
     from ...services.invoice_documents import charge_lines, total_rows
-    from ..render import stdout_console
 
-    out = stdout_console()
-    if doc["status"] == "quote":
-        title = f"Quote · {doc['period']} · plan {doc['plan']}"
-    else:
-        who = doc.get("customer_name") or doc["customer_id"]
-        title = f"{doc['invoice_number']} · {who} · {doc['period']} · plan {doc['plan']}"
-        title += f" · {doc['status']}"
-    table = Table(title=title)
-    for _, header in LINE_COLUMNS:
-        table.add_column(header, justify="left" if header == "Item" else "right")
-    for line in charge_lines(doc):
-        qty = line.get("quantity")
-        table.add_row(
-            line["description"],
-            f"{qty:,}" if isinstance(qty, int) else "",
-            line.get("unit_price") or "",
-            line["amount"],
-        )
-    for label, amount in total_rows(doc):
-        table.add_row(f"[bold]{label}[/bold]", "", "", f"[bold]{amount}[/bold]")
-    out.print(table)
+    invoice_table(doc, charge_lines(doc), total_rows(doc))
 
 
 def _summary(run) -> None:
@@ -98,12 +93,12 @@ def _unpriced_note(unpriced) -> None:
 def invoice(
     ctx: typer.Context,
     period: str = typer.Option(None, "--period", help="YYYY-MM (default: previous month)."),
-    customer_id: str = typer.Option(None, "--customer-id", help="One customer."),
-    all_customers: bool = typer.Option(False, "--all", help="Every customer."),
+    customer_id: OneCustomer = None,
+    all_customers: AllCustomers = False,
     finalize: bool = typer.Option(False, "--finalize", help="Issue and store (once)."),
     force: bool = typer.Option(False, "--force", help="Finalize before the settling window."),
     settle: str = typer.Option("24h", "--settle", help="Settling window after month end."),
-    price_book: str = typer.Option(None, "--price-book", help="Price book TOML file."),
+    price_book: PriceBook = None,
     fmt: str = typer.Option(None, "--format", help="Document: markdown or html (with --out)."),
     out: str = typer.Option(None, "--out", help="Folder for one document per invoice."),
     allow_unpriced: bool = typer.Option(
@@ -120,32 +115,28 @@ def invoice(
         raise InvalidInput("--format needs --out DIR")
     with progress("Invoicing", show=all_customers) as update:
         run = run_invoices(
-            ctx.obj,
-            period=period,
-            customer_id=customer_id,
-            all_customers=all_customers,
-            finalize=finalize,
-            force=force,
-            settle=settle,
-            price_book=price_book,
+            ctx.obj, period=period, customer_id=customer_id, all_customers=all_customers,
+            finalize=finalize, force=force, settle=settle, price_book=price_book,
             progress=update,
             allow_unpriced=allow_unpriced,
-        )
+        )  # fmt: skip
     if out:
-        for path in write_documents(run.invoices, out, fmt or "markdown"):
+        for path in write_documents(run.invoices, out, fmt or "markdown", settings=ctx.obj):
             note(f"wrote {path}")
-    if ctx.obj.output == "json":
-        typer.echo(to_json(run.to_dict()))
-    elif ctx.obj.output == "csv":
-        emit(ctx.obj, {"invoices": run.invoices}, rows_key="invoices", columns=INVOICE_CSV)
-    else:
+    data = run.to_dict()
+
+    def tables() -> None:
         for doc in run.invoices:
             print_invoice(doc)
         if len(run.invoices) > 1 or all_customers:
-            emit(ctx.obj, {"outcomes": run.outcomes}, rows_key="outcomes", columns=OUTCOME_COLUMNS)
+            print_table(data, rows_key="outcomes", columns=OUTCOME_COLUMNS)
+
+    emit(ctx.obj, data, csv_key="invoices", csv_columns=INVOICE_CSV, table=tables)
     if all_customers or ctx.obj.output != "table":
         _summary(run)
     _unpriced_note(run.unpriced)
+    if finalize:
+        announce_write(ctx.obj)
     if run.failed:
         raise typer.Exit(EXIT_PARTIAL)
 
@@ -153,7 +144,7 @@ def invoice(
 @app.command("void-invoice")
 def void_invoice(
     ctx: typer.Context,
-    customer_id: str = typer.Option(..., "--customer-id", help="The customer's UUID."),
+    customer_id: CustomerId,
     period: str = typer.Option(..., "--period", help="YYYY-MM of the invoice to void."),
     reason: str = typer.Option(..., "--reason", help="Why (kept on the credit note)."),
 ) -> None:
@@ -167,13 +158,14 @@ def void_invoice(
         ("amount", "Amount"), ("currency", "Currency"), ("reason", "Reason"),
         ("issued_at", "Issued"),
     ])  # fmt: skip
+    announce_write(ctx.obj)
 
 
 @app.command("quote")
 def quote(
     ctx: typer.Context,
     plan: str = typer.Option(None, "--plan", help="Plan name (default: the book's default)."),
-    price_book: str = typer.Option(None, "--price-book", help="Price book TOML file."),
+    price_book: PriceBook = None,
     period: str = typer.Option(None, "--period", help="YYYY-MM (default: the usage's month)."),
     model: str = typer.Option(None, "--model", help="Model id for usage given by flags."),
     requests: int = typer.Option(0, "--requests", min=0),
@@ -188,28 +180,18 @@ def quote(
     from ...services.quotes import make_quote
 
     doc = make_quote(
-        ctx.obj,
-        plan=plan,
-        price_book=price_book,
-        period=period,
-        model=model,
+        ctx.obj, plan=plan, price_book=price_book, period=period, model=model,
         counts=(requests, input_tokens, output_tokens, cache_read, cache_write),
-        usage_file=usage,
-        credits_file=credits,
-    )
-    if ctx.obj.output == "json":
-        typer.echo(to_json(doc))
-    elif ctx.obj.output == "csv":
-        emit(ctx.obj, doc, rows_key="lines", columns=LINE_COLUMNS)
-    else:
-        print_invoice(doc)
+        usage_file=usage, credits_file=credits,
+    )  # fmt: skip
+    emit(ctx.obj, doc, rows_key="lines", columns=LINE_COLUMNS, table=lambda: print_invoice(doc))
     _unpriced_note(doc.get("unpriced", []))
 
 
 @credits_app.command("add")
 def credits_add(
     ctx: typer.Context,
-    customer_id: str = typer.Option(..., "--customer-id", help="The customer's UUID."),
+    customer_id: CustomerId,
     amount: str = typer.Option(..., "--amount", help="e.g. 100.00"),
     priority: int = typer.Option(0, "--priority", help="Lower is drawn first."),
     effective: str = typer.Option(None, "--effective", help="YYYY-MM-DD (default today)."),
@@ -220,59 +202,37 @@ def credits_add(
     from ...services.invoices import add_credit
 
     grant = add_credit(
-        ctx.obj,
-        customer_id,
-        amount=amount,
-        priority=priority,
-        effective=effective,
-        expires=expires,
-        note=note_text,
-    )
+        ctx.obj, customer_id, amount=amount, priority=priority, effective=effective,
+        expires=expires, note=note_text,
+    )  # fmt: skip
     emit(ctx.obj, grant)
+    announce_write(ctx.obj)
 
 
 @credits_app.command("list")
-def credits_list(
-    ctx: typer.Context,
-    customer_id: str = typer.Option(..., "--customer-id", help="The customer's UUID."),
-) -> None:
+def credits_list(ctx: typer.Context, customer_id: CustomerId) -> None:
     """A customer's grants in draw-down order, with balances."""
     from ...services.invoices import list_credits
 
     result = list_credits(ctx.obj, customer_id)
-    emit(
-        ctx.obj,
-        result,
-        rows_key="grants",
-        columns=[
-            ("grant_id", "Grant"),
-            ("amount", "Amount"),
-            ("remaining", "Remaining"),
-            ("priority", "Priority"),
-            ("effective", "Effective"),
-            ("expires", "Expires"),
-            ("state", "State"),
-        ],
-        footer=f"Usable balance: {result['usable_balance']}",
-    )
+    emit(ctx.obj, result, rows_key="grants", columns=GRANT_COLUMNS,
+         footer=f"Usable balance: {result['usable_balance']}")  # fmt: skip
 
 
 @prices_app.command("export")
 def prices_export(
     ctx: typer.Context,
-    price_book: str = typer.Option(None, "--price-book", help="Price book TOML file."),
+    price_book: PriceBook = None,
     plan: str = typer.Option(None, "--plan", help="Plan whose per-token prices to export."),
-    period: str = typer.Option(None, "--period", help="YYYY-MM (default: this month)."),
-    out: str = typer.Option(None, "--out", help="Write to FILE instead of stdout."),
+    period: Period = None,
+    out: str = typer.Option(None, "--out", help="Write the JSON to FILE instead of stdout."),
 ) -> None:
-    """Print the proxy's per-model price JSON (its budget limit) from the price book."""
+    """Print the proxy's per-model price JSON (its budget limit) from the price book;
+    -o csv prints one row per model instead."""
     from ...services.quotes import export_proxy_prices
 
-    text = to_json(export_proxy_prices(ctx.obj, price_book=price_book, plan=plan, period=period))
+    doc = export_proxy_prices(ctx.obj, price_book=price_book, plan=plan, period=period)
+    rows = [{"model": model, **prices} for model, prices in doc["models"].items()]
+    emit_export(ctx.obj, doc, rows, PRICE_COLUMNS, out=out)
     if out:
-        from pathlib import Path
-
-        Path(out).write_text(text + "\n", encoding="utf-8")
         note(f"wrote {out}")
-    else:
-        typer.echo(text)

@@ -7,8 +7,18 @@ import typer
 
 from ...core.errors import EXIT_PARTIAL, InvalidInput
 from ...services import customers as svc
-from ..app import app
-from ..render import emit, note, progress
+from ..app import announce_write, app
+from ..options import (
+    CUSTOMER_HELP,
+    CustomerId,
+    DailyLimit,
+    ExpiresIn,
+    OneCustomer,
+    Plan,
+    PriceBook,
+    Token,
+)
+from ..render import emit, hint, note, progress
 
 CUSTOMER_COLUMNS = [
     ("customer_id", "Customer ID"),
@@ -37,24 +47,40 @@ DETAIL_COLUMNS = [
     ("limits.allowed_cidrs", "Allowed CIDRs"),
     ("pricing_overrides", "Pricing overrides"),
 ]
-CUSTOMER_ID = typer.Option(..., "--customer-id", help="The customer's UUID.")
-
-
-def _unlimited_note(settings) -> None:
-    if settings.output == "table":
-        note("Unset limits are unlimited.")
+TOKEN_COLUMNS = [
+    ("prefix", "Prefix"),
+    ("role", "Role"),
+    ("state", "State"),
+    ("created_at", "Created"),
+    ("expires_at", "Expires"),
+    ("grace_until", "Grace until"),
+]
+CREATED_COLUMNS = [
+    ("customer_id", "Customer ID"),
+    ("token", "Token"),
+    ("name", "Name"),
+    ("email", "Email"),
+    ("plan", "Plan"),
+    ("token_expires_at", "Token expires"),
+    ("limits.daily_request_limit", "Daily request limit"),
+]
+ROTATED_COLUMNS = [
+    ("customer_id", "Customer ID"),
+    ("token", "New token"),
+    ("expires_at", "Expires"),
+    ("previous_token_prefix", "Previous token"),
+    ("previous_valid_until", "Previous valid until"),
+]
 
 
 @app.command("init")
 def init(ctx: typer.Context) -> None:
-    """Create this stage's DynamoDB tables if they are missing (safe to run twice)."""
+    """Create this stage's DynamoDB tables if they are missing (safe to run twice), and
+    record the stage's region in the config file."""
     rows = svc.init_tables(ctx.obj, notify=note)
-    emit(
-        ctx.obj,
-        {"tables": rows},
-        rows_key="tables",
-        columns=[("role", "Role"), ("table", "Table"), ("status", "Status")],
-    )
+    emit(ctx.obj, {"tables": rows}, rows_key="tables",
+         columns=[("role", "Role"), ("table", "Table"), ("status", "Status")])  # fmt: skip
+    announce_write(ctx.obj)
 
 
 @app.command("create")
@@ -62,15 +88,11 @@ def create(
     ctx: typer.Context,
     name: str = typer.Option(None, "--name", help="Customer name (required without --from-csv)."),
     email: str = typer.Option(None, "--email", help="Billing contact email."),
-    token: str = typer.Option(
-        None, "--token", help="Use this token (>=128 bits of entropy) instead of a generated one."
-    ),
-    expires_in: str = typer.Option(None, "--expires-in", help="Token lifetime, e.g. 90d."),
-    daily_limit: str = typer.Option(None, "--daily-limit", help="Requests per UTC day."),
-    plan: str = typer.Option(None, "--plan", help="Price book plan for invoices."),
-    price_book: str = typer.Option(
-        None, "--price-book", help="Price book that defines --plan (default: the config's)."
-    ),
+    token: Token = None,
+    expires_in: ExpiresIn = None,
+    daily_limit: DailyLimit = None,
+    plan: Plan = None,
+    price_book: PriceBook = None,
     from_csv: str = typer.Option(
         None, "--from-csv", help="Create one customer per row: name,email[,daily_limit,plan,...]."
     ),
@@ -87,25 +109,12 @@ def create(
         missing = "--name" if not name else "--email"
         raise InvalidInput(f"Missing option '{missing}' (or --from-csv FILE); see --help")
     result = svc.create_customer(
-        ctx.obj,
-        name=name,
-        email=email,
-        token=token,
-        expires_in=expires_in,
-        daily_limit=daily_limit,
-        plan=plan,
-        price_book=price_book,
-        notify=note,
-    )
-    emit(
-        ctx.obj,
-        result,
-        columns=[("customer_id", "Customer ID"), ("token", "Token")]
-        + [c for c in DETAIL_COLUMNS[1:] if c[0] in ("name", "email", "plan", "token_expires_at")]
-        + [("limits.daily_request_limit", "Daily request limit")],
-    )
-    if ctx.obj.output == "table":
-        note("The token is shown once and is not stored: give it to the customer now.")
+        ctx.obj, name=name, email=email, token=token, expires_in=expires_in,
+        daily_limit=daily_limit, plan=plan, price_book=price_book, notify=note,
+    )  # fmt: skip
+    emit(ctx.obj, result, columns=CREATED_COLUMNS)
+    hint(ctx.obj, "The token is shown once and is not stored: give it to the customer now.")
+    announce_write(ctx.obj)
 
 
 BULK_COLUMNS = [
@@ -150,60 +159,58 @@ def list_(
     expiring_within: str = typer.Option(
         None, "--expiring-within", help="Only tokens expiring within this time, e.g. 14d."
     ),
-    limit: int = typer.Option(None, "--limit", help="Show at most this many."),
+    max_items: int = typer.Option(
+        None, "--max-items", "--limit", help="Show at most this many; the rest are counted."
+    ),
+    starting_token: str = typer.Option(
+        None, "--starting-token", help="Continue after a previous page (its next_token)."
+    ),
     page_size: int = typer.Option(
         None, "--page-size", min=1, help="Items per DynamoDB Scan page (all pages are read)."
     ),
 ) -> None:
-    """List every customer (all pages of the table), sorted by name."""
-    rows = svc.list_customers(
-        ctx.obj, status=status, expiring_within=expiring_within, limit=limit, page_size=page_size
-    )
-    emit(
-        ctx.obj,
-        {"customers": rows, "count": len(rows)},
-        rows_key="customers",
-        columns=CUSTOMER_COLUMNS,
-        title=f"{len(rows)} customer(s)",
-    )
+    """List customers sorted by name, a page at a time with --max-items (JSON carries
+    next_token; pass it back as --starting-token)."""
+    page = svc.customer_page(
+        ctx.obj, status=status, expiring_within=expiring_within, max_items=max_items,
+        starting_token=starting_token, page_size=page_size,
+    )  # fmt: skip
+    shown = f"{page['count']} of {page['total']}" if page["remaining"] else f"{page['count']}"
+    emit(ctx.obj, page, rows_key="customers", columns=CUSTOMER_COLUMNS,
+         title=f"{shown} customer(s)")  # fmt: skip
+    if page["next_token"]:
+        note(f"{page['remaining']} more: --starting-token {page['next_token']}")
 
 
 @app.command("show")
 def show(
-    ctx: typer.Context, customer_id: str = typer.Argument(..., help="The customer's UUID.")
+    ctx: typer.Context,
+    customer: str = typer.Argument(None, help=CUSTOMER_HELP, show_default=False),
+    customer_id: OneCustomer = None,
 ) -> None:
     """Show one customer: limits, plan, token prefixes and their states, dates."""
-    result = svc.show_customer(ctx.obj, customer_id)
-    emit(ctx.obj, result, columns=DETAIL_COLUMNS, title=result["name"])
+    if bool(customer) == bool(customer_id):
+        raise InvalidInput("give the customer id once: as an argument or with --customer-id")
+    result = svc.show_customer(ctx.obj, customer or customer_id)
     for problem in result["record_problems"]:
         note(f"warning: the proxy refuses this customer until this is fixed: {problem}")
-    if ctx.obj.output == "table" and result["tokens"]:
-        emit(
-            ctx.obj,
-            result,
-            rows_key="tokens",
-            title="Tokens",
-            columns=[
-                ("prefix", "Prefix"),
-                ("role", "Role"),
-                ("state", "State"),
-                ("created_at", "Created"),
-                ("expires_at", "Expires"),
-                ("grace_until", "Grace until"),
-            ],
-        )
+
+    def tables() -> None:
+        emit(ctx.obj, result, columns=DETAIL_COLUMNS, title=result["name"])
+        if result["tokens"]:
+            emit(ctx.obj, result, rows_key="tokens", title="Tokens", columns=TOKEN_COLUMNS)
+
+    emit(ctx.obj, result, columns=DETAIL_COLUMNS, table=tables)
 
 
 @app.command("update")
 def update(
     ctx: typer.Context,
-    customer_id: str = CUSTOMER_ID,
+    customer_id: CustomerId,
     name: str = typer.Option(None, "--name"),
     email: str = typer.Option(None, "--email"),
     plan: str = typer.Option(None, "--plan", help="New plan, from the next period."),
-    price_book: str = typer.Option(
-        None, "--price-book", help="Price book that defines --plan (default: the config's)."
-    ),
+    price_book: PriceBook = None,
     pricing_overrides: str = typer.Option(
         None, "--pricing-overrides", help="JSON/TOML file: this customer's discounts, prices."
     ),
@@ -213,63 +220,50 @@ def update(
 ) -> None:
     """Change a customer's name, email, plan (from next month) or own pricing overrides."""
     result = svc.update_customer(
-        ctx.obj,
-        customer_id,
-        name=name,
-        email=email,
-        plan=plan,
-        price_book=price_book,
-        pricing_overrides=pricing_overrides,
-        clear_pricing_overrides=clear_pricing_overrides,
-    )
+        ctx.obj, customer_id, name=name, email=email, plan=plan, price_book=price_book,
+        pricing_overrides=pricing_overrides, clear_pricing_overrides=clear_pricing_overrides,
+    )  # fmt: skip
     emit(ctx.obj, result, columns=DETAIL_COLUMNS)
+    announce_write(ctx.obj)
 
 
 @app.command("suspend")
-def suspend(ctx: typer.Context, customer_id: str = CUSTOMER_ID) -> None:
+def suspend(ctx: typer.Context, customer_id: CustomerId) -> None:
     """Suspend a customer: the proxy refuses its tokens until reactivated."""
     emit(ctx.obj, svc.set_status(ctx.obj, customer_id, "suspended"), columns=DETAIL_COLUMNS[:4])
+    announce_write(ctx.obj)
 
 
 @app.command("reactivate")
-def reactivate(ctx: typer.Context, customer_id: str = CUSTOMER_ID) -> None:
+def reactivate(ctx: typer.Context, customer_id: CustomerId) -> None:
     """Reactivate a suspended customer."""
     emit(ctx.obj, svc.set_status(ctx.obj, customer_id, "active"), columns=DETAIL_COLUMNS[:4])
+    announce_write(ctx.obj)
 
 
 @app.command("update-token")
 def update_token(
     ctx: typer.Context,
-    customer_id: str = CUSTOMER_ID,
-    token: str = typer.Option(None, "--token", help="Use this token instead of a generated one."),
+    customer_id: CustomerId,
+    token: Token = None,
     grace_period: str = typer.Option(
         "24h", "--grace-period", help="How long the old token keeps working (0 = stop now)."
     ),
-    expires_in: str = typer.Option(None, "--expires-in", help="New token's lifetime, e.g. 90d."),
+    expires_in: ExpiresIn = None,
 ) -> None:
     """Rotate a customer's token; the new one is shown once."""
     result = svc.rotate_token(
         ctx.obj, customer_id, token=token, grace_period=grace_period, expires_in=expires_in
     )
-    emit(
-        ctx.obj,
-        result,
-        columns=[
-            ("customer_id", "Customer ID"),
-            ("token", "New token"),
-            ("expires_at", "Expires"),
-            ("previous_token_prefix", "Previous token"),
-            ("previous_valid_until", "Previous valid until"),
-        ],
-    )
-    if ctx.obj.output == "table":
-        note("The new token is shown once and is not stored: give it to the customer now.")
+    emit(ctx.obj, result, columns=ROTATED_COLUMNS)
+    hint(ctx.obj, "The new token is shown once and is not stored: give it to the customer now.")
+    announce_write(ctx.obj)
 
 
 @app.command("revoke-token")
 def revoke_token(
     ctx: typer.Context,
-    customer_id: str = CUSTOMER_ID,
+    customer_id: CustomerId,
     previous_only: bool = typer.Option(
         False, "--previous-only", help="Revoke only the token still in its grace period."
     ),
@@ -277,20 +271,18 @@ def revoke_token(
     """Revoke a customer's token(s); the proxy refuses them within its auth cache time (30 s by
     default)."""
     result = svc.revoke_token(ctx.obj, customer_id, previous_only=previous_only)
-    emit(
-        ctx.obj,
-        result,
-        columns=[("customer_id", "Customer ID"), ("revoked", "Revoked"), ("revoked_at", "At")],
-    )
+    columns = [("customer_id", "Customer ID"), ("revoked", "Revoked"), ("revoked_at", "At")]
+    emit(ctx.obj, result, columns=columns)
+    announce_write(ctx.obj)
 
 
 @app.command("update-limits")
 def update_limits(
     ctx: typer.Context,
     customer_id: str = typer.Option(
-        None, "--customer-id", help="The customer's UUID (required without --from-csv)."
+        None, "--customer-id", help=CUSTOMER_HELP + " Required without --from-csv."
     ),
-    daily_limit: str = typer.Option(None, "--daily-limit", help="Requests per UTC day."),
+    daily_limit: DailyLimit = None,
     monthly_token_limit: str = typer.Option(
         None, "--monthly-token-limit", help="Input+output+cache tokens per UTC month."
     ),
@@ -322,14 +314,11 @@ def update_limits(
     if not customer_id:
         raise InvalidInput("give --customer-id ID (or --from-csv FILE)")
     result = svc.update_limits(
-        ctx.obj,
-        customer_id,
-        daily_request_limit=daily_limit,
-        monthly_token_limit=monthly_token_limit,
-        requests_per_minute=requests_per_minute,
-        monthly_budget=monthly_budget,
-        allowed_models=allowed_models or None,
+        ctx.obj, customer_id, daily_request_limit=daily_limit,
+        monthly_token_limit=monthly_token_limit, requests_per_minute=requests_per_minute,
+        monthly_budget=monthly_budget, allowed_models=allowed_models or None,
         allowed_cidrs=allowed_cidrs or None,
-    )
+    )  # fmt: skip
     emit(ctx.obj, result, columns=DETAIL_COLUMNS)
-    _unlimited_note(ctx.obj)
+    hint(ctx.obj, "Unset limits are unlimited.")
+    announce_write(ctx.obj)

@@ -8,8 +8,10 @@ from pathlib import Path
 import typer
 
 from ...core.errors import InvalidInput
-from ..app import app
-from ..render import emit, note, stderr_console
+from ...deploy.config import DEFAULT_TIMEOUT_SECONDS
+from ..app import announce_write, app
+from ..options import Yes
+from ..render import emit, for_people, note, print_table, stderr_console
 
 CHANGE_COLUMNS = [
     ("action", "Action"),
@@ -18,6 +20,13 @@ CHANGE_COLUMNS = [
     ("replacement", "Replacement"),
 ]
 OUTPUT_COLUMNS = [("key", "Output"), ("value", "Value")]
+STATUS_COLUMNS = [
+    ("stack_name", "Stack"),
+    ("region", "Region"),
+    ("status", "Status"),
+    ("reason", "Reason"),
+    ("last_updated", "Last updated"),
+]
 
 
 def _deploy_config(ctx, **options):
@@ -29,6 +38,13 @@ def _deploy_config(ctx, **options):
             options["prices_json"] = Path(prices).read_text(encoding="utf-8")
         except OSError as exc:
             raise InvalidInput(f"cannot read the price file {prices}: {exc.strerror}") from None
+    names = options.pop("model_names")
+    if names is not None:
+        try:
+            options["model_names_json"] = Path(names).read_text(encoding="utf-8")
+        except OSError as exc:
+            message = f"cannot read the model names file {names}: {exc.strerror}"
+            raise InvalidInput(message) from None
     return DeployConfig(
         stage=ctx.obj.stage,
         table_prefix=ctx.obj.table_prefix,
@@ -37,15 +53,14 @@ def _deploy_config(ctx, **options):
     )
 
 
-def _show_changes(changes) -> None:
-    from rich.table import Table
+def _change_rows(changes) -> list[dict]:
+    return [{key: getattr(change, key) for key, _ in CHANGE_COLUMNS} for change in changes]
 
-    table = Table(title="Changes")
-    for _, header in CHANGE_COLUMNS:
-        table.add_column(header)
-    for c in changes:
-        table.add_row(c.action, c.logical_id, c.resource_type, c.replacement or "")
-    stderr_console().print(table)
+
+def _show_changes(changes) -> None:
+    """The changes before a prompt: on stderr, so stdout keeps only the result."""
+    print_table({"changes": _change_rows(changes)}, rows_key="changes", columns=CHANGE_COLUMNS,
+                title="Changes", console=stderr_console())  # fmt: skip
 
 
 def _ask(question: str, yes: bool) -> bool:
@@ -72,7 +87,11 @@ def deploy(
         None, "--model", help="Model or inference profile id the proxy may invoke (repeat)."
     ),
     memory: int = typer.Option(512, "--memory", help="Proxy memory, MB."),
-    timeout: int = typer.Option(60, "--timeout", help="Proxy timeout, seconds."),
+    timeout: int = typer.Option(
+        DEFAULT_TIMEOUT_SECONDS,
+        "--timeout",
+        help="Proxy timeout, seconds (3-900): Lambda's and API Gateway's, the longest request.",
+    ),
     auth_cache_seconds: int = typer.Option(
         30,
         "--auth-cache-seconds",
@@ -83,6 +102,11 @@ def deploy(
     ),
     prices: str = typer.Option(
         None, "--prices", help="JSON price book for the budget limit (proxy environment)."
+    ),
+    model_names: str = typer.Option(
+        None,
+        "--model-names",
+        help="JSON file of extra model names -> Bedrock ids for the proxy (docs/proxy.md).",
     ),
     log_retention_days: int = typer.Option(
         30, "--log-retention-days", help="Days the proxy's CloudWatch log group keeps lines."
@@ -104,8 +128,13 @@ def deploy(
     access_logs: bool = typer.Option(
         False, "--access-logs", help="API Gateway access logs (needs the account's log role)."
     ),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Apply without asking."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show the changes, apply nothing."),
+    yes: Yes = False,
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Compare with the deployed template; no AWS write at all."
+    ),
+    preview: bool = typer.Option(
+        False, "--preview", help="CloudFormation's change-set preview (writes, then cleans up)."
+    ),
     template_out: Path = typer.Option(
         None, "--template-out", help="Write the template to FILE and stop (no AWS call)."
     ),
@@ -124,6 +153,7 @@ def deploy(
         auth_cache_seconds=auth_cache_seconds,
         cors_origins=tuple(cors_origin or ()),
         prices=prices,
+        model_names=model_names,
         log_retention_days=log_retention_days,
         throttle_rate=throttle_rate,
         throttle_burst=throttle_burst,
@@ -137,7 +167,9 @@ def deploy(
         write_template(cfg, template_out)
         note(f"Wrote the template to {template_out}")
         return
-    if not (yes or dry_run or sys.stdin.isatty()):
+    if dry_run and preview:
+        raise InvalidInput("give --dry-run (no write) or --preview (a change set), not both")
+    if not (yes or dry_run or preview or sys.stdin.isatty()):
         raise InvalidInput("not a terminal: pass --yes to apply without a prompt")
     from ...deploy import deployer
 
@@ -146,68 +178,72 @@ def deploy(
         return _ask(f"Apply these {len(changes)} change(s) to {cfg.stack_name}?", yes)
 
     result = deployer.deploy(
-        cfg,
-        session=ctx.obj.session(),
-        endpoint_url=ctx.obj.endpoint_url,
-        confirm=confirm,
-        on_event=_print_event,
-        notify=note,
-        dry_run=dry_run,
-        alarm_topic_arn=alarm_topic,
-        config_path=ctx.obj.config_file,
-    )
-    if result.outcome == "dry-run" and ctx.obj.output == "table":
-        _show_changes(result.changes)
+        cfg, session=ctx.obj.session(), endpoint_url=ctx.obj.endpoint_url, settings=ctx.obj,
+        confirm=confirm, on_event=_print_event, notify=note, dry_run=dry_run, preview=preview,
+        alarm_topic_arn=alarm_topic, config_path=ctx.obj.config_file,
+    )  # fmt: skip
+    _render_deploy(ctx.obj, result)
+    if result.outcome in ("created", "updated"):
+        announce_write(ctx.obj)
+
+
+def _render_deploy(settings, result) -> None:
     payload = {
         "stack_name": result.stack_name,
+        "region": result.region,
         "outcome": result.outcome,
-        "changes": [{c[0]: getattr(ch, c[0]) for c in CHANGE_COLUMNS} for ch in result.changes],
+        "changes": _change_rows(result.changes),
         "adopted": result.adopted,
         "outputs": _outputs_rows(result.outputs),
         "config_file": str(result.config_path) if result.config_path else None,
     }
-    if ctx.obj.output == "table":
+    previewed = result.outcome in ("dry-run", "preview")
+
+    def tables() -> None:
+        if previewed:
+            print_table(payload, rows_key="changes", columns=CHANGE_COLUMNS, title="Changes")
         if result.outputs:
-            emit(ctx.obj, payload, rows_key="outputs", columns=OUTPUT_COLUMNS, title="Outputs")
-        note(f"Stack {result.stack_name}: {result.outcome}")
-        if result.config_path:
-            note(f"Configuration written to {result.config_path}")
-    else:
-        emit(ctx.obj, payload, rows_key="outputs", columns=OUTPUT_COLUMNS)
+            print_table(payload, rows_key="outputs", columns=OUTPUT_COLUMNS, title="Outputs")
+
+    emit(settings, payload, csv_key="changes" if previewed else "outputs",
+         csv_columns=CHANGE_COLUMNS if previewed else OUTPUT_COLUMNS, table=tables)  # fmt: skip
+    for_people(settings, lambda: note(f"Stack {result.stack_name} ({result.region}): "
+                                      f"{result.outcome}"))  # fmt: skip
+    if result.config_path:
+        for_people(settings, lambda: note(f"Configuration written to {result.config_path}"))
 
 
 @app.command("status")
 def status(ctx: typer.Context) -> None:
-    """Show the stack's status and outputs."""
+    """Show the stack's status, its region and outputs."""
     from ...deploy import deployer
 
     name = ctx.obj.stack_name or f"{ctx.obj.table_prefix}-{ctx.obj.stage}"
-    info = deployer.stack_status(name, session=ctx.obj.session(), endpoint_url=ctx.obj.endpoint_url)
+    info = deployer.stack_status(
+        name, session=ctx.obj.session(), endpoint_url=ctx.obj.endpoint_url, settings=ctx.obj
+    )
     payload = {
         "stack_name": info.stack_name,
+        "region": info.region,
         "exists": info.exists,
         "status": info.status or "NOT_DEPLOYED",
         "reason": info.reason,
         "last_updated": info.last_updated,
         "outputs": _outputs_rows(info.outputs),
     }
-    if ctx.obj.output == "table":
-        emit(
-            ctx.obj,
-            payload,
-            columns=[("stack_name", "Stack"), ("status", "Status"), ("reason", "Reason"),
-                     ("last_updated", "Last updated")],
-        )  # fmt: skip
+
+    def tables() -> None:
+        print_table(payload, columns=STATUS_COLUMNS)
         if info.outputs:
-            emit(ctx.obj, payload, rows_key="outputs", columns=OUTPUT_COLUMNS, title="Outputs")
-    else:
-        emit(ctx.obj, payload, rows_key="outputs", columns=OUTPUT_COLUMNS)
+            print_table(payload, rows_key="outputs", columns=OUTPUT_COLUMNS, title="Outputs")
+
+    emit(ctx.obj, payload, columns=STATUS_COLUMNS, table=tables)
 
 
 @app.command("destroy")
 def destroy(
     ctx: typer.Context,
-    yes: bool = typer.Option(False, "--yes", "-y", help="Delete without asking."),
+    yes: Yes = False,
     delete_data: bool = typer.Option(
         False, "--delete-data", help="Also delete the tables and the usage-log bucket."
     ),
@@ -225,14 +261,9 @@ def destroy(
         return _ask(f"Delete stack {plan.stack_name}?", yes)
 
     result = deployer.destroy(
-        name,
-        session=ctx.obj.session(),
-        endpoint_url=ctx.obj.endpoint_url,
-        confirm=confirm,
-        on_event=_print_event,
-        notify=note,
-        delete_data=delete_data,
-    )
+        name, session=ctx.obj.session(), endpoint_url=ctx.obj.endpoint_url, settings=ctx.obj,
+        confirm=confirm, on_event=_print_event, notify=note, delete_data=delete_data,
+    )  # fmt: skip
     emit(
         ctx.obj,
         {
@@ -244,3 +275,5 @@ def destroy(
         columns=[("stack_name", "Stack"), ("outcome", "Outcome"), ("kept", "Kept"),
                  ("data_deleted", "Deleted data")],
     )  # fmt: skip
+    if result.outcome == "deleted":
+        announce_write(ctx.obj)

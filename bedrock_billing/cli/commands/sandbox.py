@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import signal
-import sys
 import threading
 
 import typer
 
 from ...core.errors import BillingError, InvalidInput
 from ..app import app
-from ..render import emit, note, stdout_console, to_json
+from ..render import emit, emit_line, note, stdout_console
 
 CALL_COLUMNS = [
     ("n", "#"),
@@ -61,7 +59,7 @@ def sandbox(
     try:
         previous = {s: signal.signal(s, lambda *_: stop.set()) for s in _STOP_SIGNALS}
         try:
-            _announce(box, settings.output)
+            _announce(box, settings)
             while not stop.wait(0.5):  # a timed wait lets the signal handlers run
                 pass
         finally:
@@ -77,12 +75,12 @@ def sandbox(
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _announce(box, output: str) -> None:
+def _announce(box, settings) -> None:
     info = box.info()
-    if output == "json":
-        sys.stdout.write(json.dumps(info, separators=(",", ":")) + "\n")
-        sys.stdout.flush()
-        return
+    emit_line(settings, info, lambda: _say_where(info))
+
+
+def _say_where(info: dict) -> None:
     endpoint = f"--endpoint-url {info['aws_endpoint_url']} --region {info['region']}"
     stage = "" if info["stage"] == "prod" else f" --stage {info['stage']}"
     note(
@@ -126,10 +124,7 @@ def demo(ctx: typer.Context) -> None:
         region=settings.region,
         notify=note,
     )
-    if settings.output == "json":
-        typer.echo(to_json(result.to_dict()))
-    else:
-        _render(settings, result)
+    emit(settings, result.to_dict(), table=lambda: _render(settings, result))
     for failure in result.failures:
         note(f"check failed: {failure}")
     if not result.ok:

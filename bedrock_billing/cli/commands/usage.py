@@ -7,8 +7,9 @@ import sys
 import typer
 
 from ...core.errors import InvalidInput
-from ..app import app
-from ..render import bar_chart, emit, note, progress, stdout_console, to_json
+from ..app import announce_write, app
+from ..options import AllCustomers, EndDate, OneCustomer, Period, StartDate, Yes
+from ..render import bar_chart, emit, for_people, note, print_table, progress, stdout_console
 
 COUNT_COLUMNS = [
     ("requests", "Requests"),
@@ -20,8 +21,14 @@ COUNT_COLUMNS = [
     ("errors", "Errors"),
     ("estimated", "Estimated"),
 ]
-ROW_COLUMNS = [("customer_id", "Customer"), ("day", "Day"), ("model", "Model")] + COUNT_COLUMNS
-CSV_COLUMNS = ROW_COLUMNS + [("total_tokens", "Total tokens")]  # a row's every field, in order
+ROW_COLUMNS = [
+    ("customer_name", "Customer"),
+    ("customer_id", "Id"),
+    ("day", "Day"),
+    ("model", "Model"),
+] + COUNT_COLUMNS
+# A row's every field, in order (the name last: scripts written before it keep working)
+CSV_COLUMNS = [*ROW_COLUMNS[1:], ("total_tokens", "Total tokens"), ("customer_name", "Customer")]
 DIFF_COLUMNS = [
     ("customer_id", "Customer"),
     ("day", "Day"),
@@ -31,9 +38,7 @@ DIFF_COLUMNS = [
     ("log_value", "Log"),
     ("difference", "Difference"),
 ]
-PERIOD = typer.Option(None, "--period", help="A month, YYYY-MM.")
-START = typer.Option(None, "--start-date", help="YYYY-MM-DD, inclusive (default: 1st of month).")
-END = typer.Option(None, "--end-date", help="YYYY-MM-DD, inclusive (default: today).")
+SHORT_ID = 8  # characters of an id a table shows: `show` and every --customer-id take it
 
 
 def _usage_per_key(ctx, customer_id, start_date, end_date, period) -> None:
@@ -51,11 +56,11 @@ def _usage_per_key(ctx, customer_id, start_date, end_date, period) -> None:
 @app.command("usage")
 def usage(
     ctx: typer.Context,
-    customer_id: str = typer.Option(None, "--customer-id", help="One customer."),
-    all_customers: bool = typer.Option(False, "--all", help="Every customer."),
-    start_date: str = START,
-    end_date: str = END,
-    period: str = PERIOD,
+    customer_id: OneCustomer = None,
+    all_customers: AllCustomers = False,
+    start_date: StartDate = None,
+    end_date: EndDate = None,
+    period: Period = None,
     group_by: str = typer.Option(
         "day,model", "--group-by", help="day, model, day,model, none; or key (one customer)."
     ),
@@ -72,32 +77,27 @@ def usage(
 
     with progress("Reading usage", show=all_customers or source == "athena") as update:
         report = report_usage(
-            ctx.obj,
-            customer_id=customer_id,
-            all_customers=all_customers,
-            start_date=start_date,
-            end_date=end_date,
-            period=period,
-            group_by=group_by,
-            source=source,
-            progress=update,
-        )
+            ctx.obj, customer_id=customer_id, all_customers=all_customers,
+            start_date=start_date, end_date=end_date, period=period, group_by=group_by,
+            source=source, progress=update,
+        )  # fmt: skip
     data = report.to_dict()
     for warning in data["warnings"]:
         note(f"warning: {warning}")
-    if ctx.obj.output != "table":
-        emit(ctx.obj, data, rows_key="rows", columns=CSV_COLUMNS)
-        return
+    emit(ctx.obj, data, rows_key="rows", columns=CSV_COLUMNS, table=lambda: _usage_tables(data))
+
+
+def _usage_tables(data: dict) -> None:
     title = (
         f"Usage {data['start_date']} to {data['end_date']} "
         f"({data['source']}, {data['customer_count']} customer(s))"
     )
     hidden = _hidden(data["group_by"], data["totals"])
     columns = [c for c in ROW_COLUMNS if c[0] not in hidden]
-    rows = [dict(r, customer_id=_short(r["customer_id"])) for r in data["rows"]]
-    emit(ctx.obj, {"rows": rows}, rows_key="rows", columns=columns, title=title)
+    rows = [dict(r, customer_id=r["customer_id"][:SHORT_ID]) for r in data["rows"]]
+    print_table({"rows": rows}, rows_key="rows", columns=columns, title=title)
     totals = [c for c in COUNT_COLUMNS if c[0] not in hidden]
-    emit(ctx.obj, {"rows": [data["totals"]]}, rows_key="rows", columns=totals, title="Totals")
+    print_table({"rows": [data["totals"]]}, rows_key="rows", columns=totals, title="Totals")
     series = [(d["day"][5:], d["requests"]) for d in data["daily"]]
     if any(v for _, v in series) and len(series) > 1:
         stdout_console().print("Requests per day (UTC)\n" + bar_chart(series), markup=False)
@@ -117,49 +117,24 @@ def _hidden(group_by: str, totals: dict) -> set[str]:
     return hidden
 
 
-def _short(customer_id: str) -> str:
-    return customer_id[:8] + "…"
-
-
 @app.command("reconcile")
 def reconcile(
     ctx: typer.Context,
-    period: str = PERIOD,
-    start_date: str = START,
-    end_date: str = END,
-    customer_id: str = typer.Option(None, "--customer-id", help="One customer (default: all)."),
+    period: Period = None,
+    start_date: StartDate = None,
+    end_date: EndDate = None,
+    customer_id: OneCustomer = None,
     repair: bool = typer.Option(
         False, "--repair", help="Rebuild a past day's counters from the log (asks first)."
     ),
     day: str = typer.Option(None, "--day", help="The day to repair, YYYY-MM-DD."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Repair without asking."),
+    yes: Yes = False,
 ) -> None:
     """Compare the proxy's counters with the request log; exit 5 on any difference."""
-    from ...services.usage_sources import reconcile_usage, repair_usage
+    from ...services.usage_sources import reconcile_usage
 
     if repair:
-        if not day:
-            raise InvalidInput("--repair needs --day YYYY-MM-DD")
-
-        def confirm(plan) -> bool:
-            if ctx.obj.output == "table":
-                title = f"Differences on {plan.day}"
-                emit(ctx.obj, plan.to_dict(), rows_key="rows", columns=DIFF_COLUMNS, title=title)
-            if yes:
-                return True
-            if not sys.stdin.isatty():
-                raise InvalidInput("not a terminal: pass --yes to repair without a prompt")
-            question = f"Rewrite the counters of {len(plan.customer_ids)} customer(s) from the log?"
-            return typer.confirm(question, default=False, err=True)
-
-        result = repair_usage(ctx.obj, day=day, confirm=confirm, customer_id=customer_id)
-        if ctx.obj.output == "json":
-            typer.echo(to_json(result.to_dict()))
-        note(
-            f"repaired {len(result.customers_repaired)} customer(s), {result.writes} write(s)"
-            if result.applied
-            else "nothing repaired"
-        )
+        _repair(ctx, day, customer_id, yes)
         return
     with progress("Reconciling") as update:
         report = reconcile_usage(
@@ -176,3 +151,30 @@ def reconcile(
         f"{data['start_date']} to {data['end_date']} (log: {data['log_source']})"
     )
     raise typer.Exit(report.exit_code)
+
+
+def _repair(ctx: typer.Context, day: str | None, customer_id: str | None, yes: bool) -> None:
+    from ...services.usage_sources import repair_usage
+
+    if not day:
+        raise InvalidInput("--repair needs --day YYYY-MM-DD")
+
+    def confirm(plan) -> bool:
+        for_people(ctx.obj, lambda: print_table(plan.to_dict(), rows_key="rows",
+                   columns=DIFF_COLUMNS, title=f"Differences on {plan.day}"))  # fmt: skip
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise InvalidInput("not a terminal: pass --yes to repair without a prompt")
+        question = f"Rewrite the counters of {len(plan.customer_ids)} customer(s) from the log?"
+        return typer.confirm(question, default=False, err=True)
+
+    result = repair_usage(ctx.obj, day=day, confirm=confirm, customer_id=customer_id)
+    emit(ctx.obj, result.to_dict(), rows_key="rows", columns=DIFF_COLUMNS, table=lambda: None)
+    note(
+        f"repaired {len(result.customers_repaired)} customer(s), {result.writes} write(s)"
+        if result.applied
+        else "nothing repaired"
+    )
+    if result.applied:
+        announce_write(ctx.obj)

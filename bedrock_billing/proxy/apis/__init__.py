@@ -6,6 +6,7 @@ path, a Function URL's root), on the path as API Gateway passes it (percent-enco
 
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass
 
@@ -18,8 +19,29 @@ from .legacy import CONVERSE_API, INVOKE_API
 # Operations the proxy answers itself (no token lookup beyond the caller's own, no Bedrock).
 PING = "ping"
 LIST_PROFILES = "list_inference_profiles"
+LIST_MODELS = "list_models"  # GET /v1/models (OpenAI's and Anthropic's model list)
 
 _MODEL = r"^(?:.*?)/model/(?P<model>[^?#]+?)/"
+
+
+class _Lazy:
+    """An adapter loaded on its first use, so the translators of APIs a container never
+    serves cost its cold start nothing (docs/proxy.md, "Lean cold start")."""
+
+    def __init__(self, module: str, name: str):
+        self._where = (module, name)
+        self._adapter = None
+
+    def __getattr__(self, attr):
+        if self._adapter is None:
+            module, name = self._where
+            self._adapter = getattr(importlib.import_module(module, __name__), name)
+        return getattr(self._adapter, attr)
+
+
+MESSAGES = _Lazy(".anthropic_messages", "MESSAGES")
+COUNT_MESSAGE_TOKENS = _Lazy(".anthropic_messages", "COUNT_MESSAGE_TOKENS")
+CHAT_COMPLETIONS = _Lazy(".openai_chat", "CHAT_COMPLETIONS")
 
 
 @dataclass(frozen=True)
@@ -47,6 +69,12 @@ ROUTES: tuple[Route, ...] = (
     _bedrock("converse-stream", CONVERSE, stream=True),
     _bedrock("count-tokens", COUNT_TOKENS),
     Route(("GET",), re.compile(r"^(?:.*)/inference-profiles/?$"), BEDROCK, LIST_PROFILES),
+    # Anthropic's Messages API and OpenAI's Chat Completions (matched on the path: Claude
+    # Code adds ?beta=true, which API Gateway passes apart from the path).
+    Route(("POST",), re.compile(r"^(?:.*?)/v1/messages/count_tokens/?$"), COUNT_MESSAGE_TOKENS),
+    Route(("POST",), re.compile(r"^(?:.*?)/v1/messages/?$"), MESSAGES),
+    Route(("POST",), re.compile(r"^(?:.*?)/v1/chat/completions/?$"), CHAT_COMPLETIONS),
+    Route(("GET",), re.compile(r"^(?:.*?)/v1/models/?$"), MESSAGES, LIST_MODELS),
     Route(("POST",), re.compile(r"^(?:.*)/bedrock/converse/?$"), CONVERSE_API),
     Route(("POST",), re.compile(r"^(?:.*/bedrock)?/?$"), INVOKE_API),
     # The API's root (a stage's root in an HTTP API event): a health check for clients
@@ -59,6 +87,10 @@ def adapter_for_path(path: str) -> Adapter:
     """Which format a refusal takes before a route is known (404, 405, a bad event)."""
     if "/model/" in path or path.rstrip("/").endswith("/inference-profiles"):
         return BEDROCK
+    if "/v1/messages" in path or path.rstrip("/").endswith("/v1/models"):
+        return MESSAGES
+    if "/v1/chat/" in path:
+        return CHAT_COMPLETIONS
     return INVOKE_API
 
 
@@ -78,5 +110,5 @@ def match(method: str, path: str) -> tuple[Route, dict[str, str]]:
         404,
         NOT_FOUND,
         "no such route: use POST /model/{modelId}/invoke (or converse, their streams) "
-        "or POST /bedrock",
+        "or POST /bedrock, /v1/messages, /v1/chat/completions",
     )

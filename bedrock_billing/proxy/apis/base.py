@@ -36,7 +36,7 @@ class Adapter:
     # ---- streams: live (the local server, a streaming deployment) or buffered (Lambda's
     # one-piece answer). The status and headers go out with the first event.
 
-    def stream_headers(self, call: Call, result_headers: dict[str, str]) -> dict[str, str]:
+    def stream_headers(self, call: Call) -> dict[str, str]:
         raise NotImplementedError
 
     def encode_event(self, call: Call, event: StreamEvent) -> bytes:

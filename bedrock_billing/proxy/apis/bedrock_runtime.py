@@ -98,7 +98,7 @@ class BedrockRuntimeAdapter(Adapter):
             out["Retry-After"] = str(err.retry_after)
         return body_response(status, dumps({"message": message}).encode(), out)
 
-    def stream_headers(self, call: Call, result_headers: dict[str, str]) -> dict[str, str]:
+    def stream_headers(self, call: Call) -> dict[str, str]:
         out = {"Content-Type": eventstream.CONTENT_TYPE}
         if call.operation == INVOKE:
             out["X-Amzn-Bedrock-Content-Type"] = "application/json"

@@ -41,7 +41,7 @@ class LegacyAdapter(Adapter):
     def refuse(self, err: ProxyError, request_id: str, headers: dict[str, str]) -> dict:
         return error_response(err, request_id, headers)
 
-    def stream_headers(self, call: Call, result_headers: dict[str, str]) -> dict[str, str]:
+    def stream_headers(self, call: Call) -> dict[str, str]:
         return {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 
     @staticmethod

@@ -80,9 +80,13 @@ class UsageReport:
     totals: dict[str, int]
     daily: list[tuple[date, dict[str, int]]]
     warnings: list[str] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)  # customer id -> name, where known
 
     def csv_rows(self) -> list[dict]:
-        return [row.to_dict() for row in self.rows]
+        return [
+            {**row.to_dict(), "customer_name": self.names.get(row.customer_id)}
+            for row in self.rows
+        ]
 
     def to_dict(self) -> dict:
         return {
@@ -94,7 +98,8 @@ class UsageReport:
             "customer_count": len(self.customer_totals),
             "rows": self.csv_rows(),
             "customers": [
-                {"customer_id": cid, **with_total_tokens(counts)}
+                {"customer_id": cid, "customer_name": self.names.get(cid),
+                 **with_total_tokens(counts)}
                 for cid, counts in self.customer_totals.items()
             ],
             "daily": [{"day": d.isoformat(), **with_total_tokens(c)} for d, c in self.daily],

@@ -1,7 +1,7 @@
 import pytest
 
-from bedrock_billing.config import config_path, resolve_settings
 from bedrock_billing.core.errors import InvalidInput
+from bedrock_billing.settings import config_path, resolve_settings
 
 
 def write_config(tmp_path, text):
@@ -32,7 +32,10 @@ def test_flags_beat_variables_beat_file(tmp_path, monkeypatch):
     )
     monkeypatch.setenv("AWS_REGION", "us-west-2")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://aws-env")
-    assert resolve_settings().region == "us-west-2"
+    with pytest.raises(InvalidInput, match="recorded in region eu-west-1.*AWS_REGION"):
+        resolve_settings()  # a stage's recorded region is not moved by an ambient variable
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    assert resolve_settings().region == "eu-west-1"
     assert resolve_settings().endpoint_url == "http://aws-env"
     monkeypatch.setenv("BEDROCK_BILLING_REGION", "ap-south-1")
     monkeypatch.setenv("BEDROCK_BILLING_OUTPUT", "json")
@@ -74,3 +77,17 @@ def test_broken_config_file_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("BEDROCK_BILLING_CONFIG", str(write_config(tmp_path, "[prod\n")))
     with pytest.raises(InvalidInput, match="cannot read config file"):
         resolve_settings()
+
+
+def test_a_sandbox_endpoint_does_not_take_the_recorded_stage_of_a_deployment(
+    tmp_path, monkeypatch
+):
+    path = write_config(
+        tmp_path, '[prod]\nregion = "eu-west-1"\nlog_bucket = "real-logs"\nstack_name = "x"\n'
+    )
+    monkeypatch.setenv("BEDROCK_BILLING_CONFIG", str(path))
+    real = resolve_settings()
+    assert (real.region, real.log_bucket) == ("eu-west-1", "real-logs")
+    sandbox = resolve_settings(endpoint_url="http://127.0.0.1:5000", region="us-east-1")
+    assert (sandbox.region, sandbox.log_bucket, sandbox.stack_name) == ("us-east-1", None, None)
+    assert sandbox.recorded_region is None
