@@ -15,7 +15,9 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from .errors import BillingError, InvalidInput, NotFound
+from .model_parameters import ModelParameters, read_model_parameters
 from .models import normalise_model_id
+from .origins import read_origins
 from .schema import ACTIVE, SUSPENDED, TOKEN_ACTIVE, TOKEN_PREVIOUS, TOKEN_REVOKED
 from .timeutil import parse_instant
 
@@ -248,6 +250,8 @@ class CustomerLimits:
     monthly_budget: Decimal | None = None
     allowed_models: frozenset[str] | None = None
     allowed_cidrs: tuple[str, ...] | None = None
+    allowed_origins: tuple[str, ...] | None = None
+    model_parameters: ModelParameters | None = None
 
 
 def _kind(value: object) -> str:
@@ -321,6 +325,10 @@ def read_customer_record(item: dict) -> CustomerLimits:
         problems += [problem] if problem else []
     cidrs, problem = _cidrs(item.get("allowed_cidrs"))
     problems += [problem] if problem else []
+    origins, problem = read_origins(item.get("allowed_origins"))
+    problems += [problem] if problem else []
+    parameters, problem = read_model_parameters(item.get("model_parameters"))
+    problems += [problem] if problem else []
     if problems:
         raise InvalidRecord("customer", problems)
     return CustomerLimits(
@@ -329,6 +337,8 @@ def read_customer_record(item: dict) -> CustomerLimits:
         monthly_budget=budget,
         allowed_models=models,
         allowed_cidrs=cidrs,
+        allowed_origins=origins,
+        model_parameters=parameters,
         **counts,
     )
 

@@ -70,6 +70,7 @@ LIMIT_ATTRIBUTES = (
     "monthly_budget",  # decimal string, currency units: estimated spend per month
     "allowed_models",  # list of foundation model ids (normalised); absent = all
     "allowed_cidrs",  # list of CIDRs the proxy accepts requests from; absent = any address
+    "allowed_origins",  # list of browser origins (CORS); absent = the deployment's list
 )
 
 # Usage table sort keys. Day items sort by date so a period is one key-range Query.

@@ -36,6 +36,7 @@ from ..core.customers import (
     read_token_record,
 )
 from ..core.items import ItemError, from_item
+from ..core.model_parameters import ModelParameters
 from ..core.timeutil import Clock
 from ..core.tokens import hash_token
 from . import errors as E
@@ -53,6 +54,8 @@ class Customer:
     monthly_budget_pico: int | None = None
     allowed_models: frozenset[str] | None = None
     allowed_cidrs: tuple[str, ...] | None = None
+    allowed_origins: tuple[str, ...] | None = None  # browser origins (CORS); None: any
+    model_parameters: ModelParameters | None = None  # defaults and cap (proxy/parameters.py)
     # The key the token belongs to (None: a token item from before keys) and its own limits.
     key_id: str | None = None
     test: bool = False
@@ -101,6 +104,8 @@ def parse_customer(item: dict) -> Customer:
         monthly_budget_pico=to_pico(budget) if budget is not None else None,
         allowed_models=record.allowed_models,
         allowed_cidrs=record.allowed_cidrs,
+        allowed_origins=record.allowed_origins,
+        model_parameters=record.model_parameters,
     )
 
 

@@ -64,6 +64,7 @@ MODEL_NOT_ALLOWED = "model_not_allowed"
 MODEL_NOT_PRICED = "model_not_priced"
 # 403: the source address API Gateway reports is outside the customer's or key's allowlist.
 IP_NOT_ALLOWED = "ip_not_allowed"
+ORIGIN_NOT_ALLOWED = "origin_not_allowed"  # a browser Origin outside the customer's list
 # 503: the customer's or token's stored item breaks docs/schema.md (the operator's fault);
 # refused until corrected, never served unlimited. The stack's alarm counts these.
 CUSTOMER_RECORD_INVALID = RECORD_INVALID_CODE

@@ -30,14 +30,14 @@ from ..core.errors import InvalidInput
 from ..core.logschema import INVALID_MODEL, SECURITY_EVENT_CODES
 from ..core.models import normalise_model_id
 from ..core.timeutil import Clock, system_clock
-from . import apis, bedrock
+from . import apis, bedrock, parameters
 from .apis.base import Adapter
 from .apis.bedrock_runtime import inference_profiles, ping
 from .auth import Authenticator
 from .call import COUNT_TOKENS, Call, StreamEvent
 from .config import ProxyConfig
 from .errors import ProxyError, bad_request
-from .events import cors_headers, parse_event, preflight
+from .events import cors_headers, hold_origin, parse_event, preflight
 from .logline import RequestLog, print_sink, write_failure_metric
 from .meter import CounterWriteFailed, Meter, guard_writes
 from .security import SecurityCounter
@@ -148,7 +148,9 @@ class Proxy:
             adapter = apis.adapter_for_path(request.path)
             cors = cors_headers(request.origin, self.config.cors_origins)
             if request.method == "OPTIONS":
-                return preflight(request.origin, self.config.cors_origins)  # not a request
+                return preflight(  # not a request: it carries no token
+                    request.origin, self.config.cors_origins, self.config.cors_per_customer
+                )
             route, params = apis.match(request.method, request.path)
             adapter = route.adapter
             log.wire_api = adapter.name
@@ -187,6 +189,8 @@ class Proxy:
         if route.local == apis.PING:
             return ping(request.request_id, headers)
         customer = self.auth.authenticate(route.adapter.token(request), request.source_ip)
+        hold_origin(request.origin, customer.allowed_origins, cors)
+        headers = {**cors, "X-Request-Id": request.request_id}
         models = customer.allowed_models
         if models is None:
             models = sorted(self.config.prices.models) if self.config.prices else []
@@ -213,10 +217,15 @@ class Proxy:
         log.model_id, log.foundation_model = call.model_id, model.foundation_model
         customer = self.auth.authenticate(token, request.source_ip)  # key, allowlist
         log.customer_id, log.key_id, log.test = customer.customer_id, customer.key_id, customer.test
+        hold_origin(request.origin, customer.allowed_origins, cors)
         client = self.bedrock()
         # CountTokens takes the foundation model's id, never an inference profile's.
         bedrock_id = model.foundation_model if call.operation == COUNT_TOKENS else model.model_id
         prepared = bedrock.prepare(client, call, bedrock_id)  # a bad request costs nothing
+        # The customer's defaults and max_tokens cap (before admission: a refusal is free).
+        prepared = parameters.apply(
+            call, prepared, model.foundation_model, customer.model_parameters
+        )
         if customer.test:  # a test key: the deterministic responder answers, never Bedrock
             client = self.test_responder
         if call.operation == COUNT_TOKENS:

@@ -29,6 +29,7 @@ LIMIT_COLUMNS = (
     "monthly_budget",
     "allowed_models",
     "allowed_cidrs",
+    "allowed_origins",
 )
 MAX_ROWS = 100_000
 Progress = Callable[[int, int], None]
@@ -190,6 +191,7 @@ def update_limits_from_csv(
             "monthly_budget": row.get("monthly_budget") or None,
             "allowed_models": row.get("allowed_models") or None,
             "allowed_cidrs": row.get("allowed_cidrs") or None,
+            "allowed_origins": row.get("allowed_origins") or None,
         }
         try:
             rules.validate_customer_id(row.get("customer_id", ""))

@@ -12,6 +12,9 @@ from typing import Any
 
 from ..core import customers as rules
 from ..core.errors import Conflict, InvalidInput, NotFound
+from ..core.model_parameters import read_model_parameters
+from ..core.model_parameters import update as update_parameters
+from ..core.origins import parse_origin_list
 from ..core.schema import (
     ACTIVE,
     DEFAULT_KEY_ID,
@@ -125,6 +128,7 @@ def public_customer(item: dict[str, Any]) -> dict[str, Any]:
         "token_expires_at": item.get("token_expires_at"),
         "limits": {name: item.get(name) for name in LIMIT_ATTRIBUTES},
         "pricing_overrides": item.get("pricing_overrides"),
+        "model_parameters": item.get("model_parameters"),
     }
 
 
@@ -494,6 +498,7 @@ _LIMIT_PARSERS = {
     "monthly_budget": lambda v: rules.parse_money_limit(v, "monthly budget"),
     "allowed_models": rules.parse_model_list,
     "allowed_cidrs": rules.parse_cidr_list,
+    "allowed_origins": parse_origin_list,
 }
 
 
@@ -510,7 +515,7 @@ def update_limits(
     if not given:
         raise InvalidInput(
             "no limit given: use --daily-limit, --monthly-token-limit, --requests-per-minute, "
-            "--monthly-budget, --allowed-models or --allowed-cidrs"
+            "--monthly-budget, --allowed-models, --allowed-cidrs or --allowed-origins"
         )
     sets: dict[str, Any] = {"updated_at": iso_z(clock())}
     removals = []
@@ -526,6 +531,37 @@ def update_limits(
     audit.record(
         settings, "limits.update", customer_id=customer_id, before=before,
         after=result["limits"], clock=clock,
+    )  # fmt: skip
+    return result
+
+
+def update_model_parameters(
+    settings, customer_id: str, *, clock: Clock = system_clock, **given: Any
+) -> dict[str, Any]:
+    """Set or clear the customer's model parameters (core/model_parameters.py): defaults the
+    proxy fills in and the max_tokens cap. A value not given is kept; 'unset' clears one."""
+    customer_id = resolve_customer_id(settings, customer_id)
+    if all(value is None for value in given.values()):
+        raise InvalidInput(
+            "no parameter given: use --max-tokens, --max-tokens-cap, --on-cap, --temperature "
+            "or --guardrail"
+        )
+    store = _store(settings)
+    item = store.get(customer_id)
+    current, _damaged = read_model_parameters(item.get("model_parameters"))  # a damaged map
+    stored = update_parameters(current, **given).to_item()  # is replaced by what is given
+    changes: dict[str, Any] = {"updated_at": iso_z(clock())}
+    removals: tuple[str, ...] = ()
+    if stored is None:
+        removals = ("model_parameters",)
+    else:
+        changes["model_parameters"] = stored
+    result = public_customer(
+        store.update(customer_id, changes, removals, expected_updated_at=item.get("updated_at"))
+    )
+    audit.record(
+        settings, "model_parameters.update", customer_id=customer_id,
+        before=item.get("model_parameters"), after=result["model_parameters"], clock=clock,
     )  # fmt: skip
     return result
 

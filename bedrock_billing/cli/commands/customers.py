@@ -45,6 +45,8 @@ DETAIL_COLUMNS = [
     ("limits.monthly_budget", "Monthly budget"),
     ("limits.allowed_models", "Allowed models"),
     ("limits.allowed_cidrs", "Allowed CIDRs"),
+    ("limits.allowed_origins", "Allowed origins"),
+    ("model_parameters", "Model parameters"),
     ("pricing_overrides", "Pricing overrides"),
 ]
 TOKEN_COLUMNS = [
@@ -298,6 +300,12 @@ def update_limits(
         "--allowed-cidrs",
         help="Source addresses allowed, CIDRs (IPv4/IPv6; repeat or comma-separate); 'any' clears.",
     ),
+    allowed_origins: list[str] = typer.Option(
+        None,
+        "--allowed-origins",
+        help="Browser origins allowed (CORS), scheme://host[:port]; repeat or comma-separate; "
+        "'any' clears.",
+    ),
     from_csv: str = typer.Option(
         None, "--from-csv", help="One customer per row: customer_id and limit columns."
     ),
@@ -317,8 +325,38 @@ def update_limits(
         ctx.obj, customer_id, daily_request_limit=daily_limit,
         monthly_token_limit=monthly_token_limit, requests_per_minute=requests_per_minute,
         monthly_budget=monthly_budget, allowed_models=allowed_models or None,
-        allowed_cidrs=allowed_cidrs or None,
+        allowed_cidrs=allowed_cidrs or None, allowed_origins=allowed_origins or None,
     )  # fmt: skip
     emit(ctx.obj, result, columns=DETAIL_COLUMNS)
     hint(ctx.obj, "Unset limits are unlimited.")
+    announce_write(ctx.obj)
+
+
+@app.command("update-model-parameters")
+def update_model_parameters(
+    ctx: typer.Context,
+    customer_id: CustomerId,
+    max_tokens: str = typer.Option(
+        None, "--max-tokens", help="Default max_tokens when a request sets none; 'unset' clears."
+    ),
+    max_tokens_cap: str = typer.Option(
+        None, "--max-tokens-cap", help="The most max_tokens a request may ask; 'unset' clears."
+    ),
+    on_cap: str = typer.Option(
+        None, "--on-cap", help="Above the cap: refuse (400, the default) or clamp to it."
+    ),
+    temperature: str = typer.Option(
+        None, "--temperature", help="Default temperature, 0 to 1; 'unset' clears."
+    ),
+    guardrail: str = typer.Option(
+        None, "--guardrail", help="Default guardrail, ID:VERSION (e.g. abc123:1); 'unset' clears."
+    ),
+) -> None:
+    """Model parameters the proxy fills in when a request leaves them out, and a max_tokens
+    cap; they hold for every wire API and key of the customer."""
+    result = svc.update_model_parameters(
+        ctx.obj, customer_id, max_tokens=max_tokens, max_tokens_cap=max_tokens_cap,
+        on_cap=on_cap, temperature=temperature, guardrail=guardrail,
+    )  # fmt: skip
+    emit(ctx.obj, result, columns=DETAIL_COLUMNS)
     announce_write(ctx.obj)

@@ -100,6 +100,11 @@ def deploy(
     cors_origin: list[str] = typer.Option(
         None, "--cors-origin", help="Browser origin allowed to call the API (repeat)."
     ),
+    cors_per_customer: bool = typer.Option(
+        False,
+        "--cors-per-customer",
+        help="Preflights pass for any origin; each customer's --allowed-origins decides.",
+    ),
     prices: str = typer.Option(
         None, "--prices", help="JSON price book for the budget limit (proxy environment)."
     ),
@@ -152,6 +157,7 @@ def deploy(
         timeout_seconds=timeout,
         auth_cache_seconds=auth_cache_seconds,
         cors_origins=tuple(cors_origin or ()),
+        cors_per_customer=cors_per_customer,
         prices=prices,
         model_names=model_names,
         log_retention_days=log_retention_days,
