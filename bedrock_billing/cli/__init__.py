@@ -7,9 +7,20 @@ import importlib
 from .app import app
 
 # Imported for their @app.command registrations, in the order `--help` lists them.
-for _module in (
-    "customers", "keys", "usage", "billing", "deploy", "sandbox", "audit", "configuration",
-):  # fmt: skip
+_COMMANDS = (
+    "customers",
+    "keys",
+    "usage",
+    "billing",
+    "alerts",
+    "webhooks",
+    "anomalies",
+    "deploy",
+    "sandbox",
+    "audit",
+    "configuration",
+)
+for _module in _COMMANDS:
     importlib.import_module(f"{__name__}.commands.{_module}")
 
 
