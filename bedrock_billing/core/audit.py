@@ -20,6 +20,12 @@ _HASH_SUFFIX = "_hash"
 _SECRET_OPTIONS = ("--token",)
 
 
+def _names_a_secret(name: str) -> bool:
+    """``signing_secret``, ``secret_ciphertext``, ``admin_password``: dropped as ``secret``
+    is (a display prefix such as ``token_prefix`` is kept)."""
+    return name.endswith(("_secret", "_password", "_ciphertext")) or name.startswith("secret_")
+
+
 def scrub(value: Any) -> Any:
     """A value with every secret removed: token fields and token hashes are dropped (a
     display prefix stays)."""
@@ -27,7 +33,7 @@ def scrub(value: Any) -> Any:
         out = {}
         for key, item in value.items():
             name = str(key).lower()
-            if name in SECRET_FIELDS or name.endswith(_HASH_SUFFIX):
+            if name in SECRET_FIELDS or name.endswith(_HASH_SUFFIX) or _names_a_secret(name):
                 continue
             out[str(key)] = scrub(item)
         return out

@@ -71,6 +71,19 @@ def record(
     return _store(settings).append(entry)
 
 
+def record_installation(
+    settings, action: str, details: dict[str, Any], *, clock: Clock = system_clock
+) -> str | None:
+    """``deploy`` / ``destroy``: append their record to the stage's trail. The stack change
+    has happened either way, so a record that cannot be written is returned as a warning
+    for the command to print, not raised (it would report a done deploy as failed)."""
+    try:
+        record(settings, action, after=details, clock=clock)
+    except Exception as exc:
+        return f"the audit record of {action} was not written ({type(exc).__name__})"
+    return None
+
+
 def list_audit(
     settings,
     *,

@@ -207,7 +207,17 @@ def deploy(
     )  # fmt: skip
     _render_deploy(ctx.obj, result)
     if result.outcome in ("created", "updated"):
+        _audit(ctx.obj, "deploy", {"stack_name": result.stack_name, "region": result.region,
+               "outcome": result.outcome, "changes": _change_rows(result.changes)})  # fmt: skip
         announce_write(ctx.obj)
+
+
+def _audit(settings, action: str, details: dict) -> None:
+    from ...services.audit import record_installation
+
+    warning = record_installation(settings, action, details)
+    if warning:
+        note(f"warning: {warning}")
 
 
 def _render_deploy(settings, result) -> None:
@@ -299,4 +309,6 @@ def destroy(
                  ("data_deleted", "Deleted data")],
     )  # fmt: skip
     if result.outcome == "deleted":
+        if not result.data_deleted:  # with --delete-data the trail's table is gone too
+            _audit(ctx.obj, "destroy", {"stack_name": result.stack_name, "kept": result.kept})
         announce_write(ctx.obj)
