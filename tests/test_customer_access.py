@@ -170,3 +170,15 @@ def test_deploy_cors_per_customer_reaches_the_proxys_environment():
     assert ProxyConfig.from_env(env).cors_per_customer is True
     assert "BEDROCK_BILLING_CORS_PER_CUSTOMER" not in DeployConfig(models=("m.x-v1",)).environment()
     assert ProxyConfig.from_env({}).cors_per_customer is False
+
+
+def test_a_test_keys_requests_are_not_counted_as_usage_in_the_metrics(settings, world, acme):
+    from bedrock_billing.services import keys as key_svc
+
+    cid, _ = acme
+    test_key = key_svc.create_key(settings, cid, name="sandbox", test=True)
+    proxy = world.make(request_metrics=True)
+    assert proxy.handle(event(claude_body(), test_key["token"]))["statusCode"] == 200
+    [record] = [m for m in world.metrics if "Requests" in m]
+    assert (record["Requests"], record["Tokens"], record["InputTokens"]) == (0, 0, 0)
+    assert world.bedrock.calls == []

@@ -125,9 +125,10 @@ def request_metrics(log: RequestLog, per_customer: bool = False) -> dict:
     """One EMF record for one request: separate from the usage line (whose keys are
     fixed), with no ``event_type`` so the usage-log pipeline leaves it out."""
     refused = not log.admitted
-    usage = log.usage
+    # A test key's answer is not usage (never billed): no request and no tokens here either.
+    usage = None if log.test else log.usage
     values = {
-        "Requests": 1 if log.admitted and log.status == 200 else 0,
+        "Requests": 1 if log.admitted and log.status == 200 and not log.test else 0,
         "Errors": 1 if log.admitted and log.status != 200 else 0,
         "Refusals": 1 if refused else 0,
         "Throttles": 1 if refused and log.status == 429 else 0,
