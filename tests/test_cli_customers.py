@@ -224,7 +224,8 @@ def test_update_model_parameters_sets_shows_and_refuses_bad_values():
     }  # fmt: skip
     assert run_json("show", cid)["model_parameters"] == params
     table = run("update-model-parameters", "--customer-id", cid, "--max-tokens", "500").stdout
-    assert "Model parameters" in table
+    assert "Model parameters" in table and "max_tokens=500" in table  # not a dict's repr
+    assert "{'" not in table
     for bad in (["--temperature", "2"], ["--on-cap", "ignore"], ["--max-tokens", "5000"], []):
         result = run("update-model-parameters", "--customer-id", cid, *bad, expect=2)
         assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
