@@ -150,6 +150,9 @@ class Sandbox:
             "log_bucket": self.log_bucket,
             "log_uri": f"s3://{self.log_bucket}/{self.log_prefix}",
             "account_id": self.account_id,
+            # The notifier's SNS topic: BEDROCK_BILLING_ALERTS_TOPIC_ARN for other shells'
+            # commands (invoice --finalize, anomalies --notify) to publish there too.
+            "alerts_topic_arn": self.alerts_topic_arn,
             "pid": os.getpid(),
         }
 

@@ -244,10 +244,9 @@ def run_invoices(
 
 
 def _announce(settings, run: InvoiceRun) -> None:
-    """``invoice.finalized`` for each invoice this run issued, where the stage has an alerts
-    topic (a deployed or sandbox stage). A failure is reported with the run's failures."""
-    if not settings.alerts_topic_arn:
-        return
+    """``invoice.finalized`` for each invoice this run issued, to the stage's alerts topic
+    and the customer's webhook where there is one. A failure is reported with the run's
+    failures."""
     from .notifications import announce_invoice, check_credits_low
 
     for doc, outcome in zip(run.invoices, run.outcomes, strict=False):

@@ -92,6 +92,7 @@ def _say_where(info: dict) -> None:
                 f"  AWS (moto)  {info['aws_endpoint_url']}",
                 f"  Bedrock     {info['bedrock_url']} (fake)",
                 f"  usage log   {info['log_uri']}",
+                f"  alerts      {info['alerts_topic_arn']} (SNS)",
                 "In another shell (no AWS setup needed):",
                 f"  bedrock-billing create --name Acme --email ops@acme.example {endpoint}{stage}",
                 f"  curl -X POST {info['proxy_url']} -H 'Content-Type: application/json' \\",
