@@ -18,6 +18,7 @@ _COMMANDS = (
     "deploy",
     "sandbox",
     "audit",
+    "console",
     "configuration",
 )
 for _module in _COMMANDS:

@@ -94,7 +94,8 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "wire_api",
         "string",
-        "the API the client spoke: bedrock-runtime | anthropic-messages | openai-chat | legacy",
+        "the API the client spoke: bedrock-runtime | anthropic-messages | openai-chat | legacy"
+        " | portal (a refused portal request)",
     ),
     Field(
         "delivered",

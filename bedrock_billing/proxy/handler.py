@@ -88,6 +88,7 @@ class Proxy:
         self.meter = Meter(self.dynamodb, c.tables.usage, sleep, c.test_key_requests_per_minute)
         self.test_responder = TestResponder()  # answers test keys: never Bedrock
         self.security = SecurityCounter()
+        self._account = None  # the portal's reader, built on its first request
 
     # ---- clients: built on first use, kept for the container's life
 
@@ -138,6 +139,15 @@ class Proxy:
                     )
         return self._bedrock
 
+    def account_reader(self):
+        """The customer portal's reads of the caller's own items (proxy/account.py)."""
+        if self._account is None:
+            from .account import AccountReader
+
+            currency = self.config.prices.currency if self.config.prices else "USD"
+            self._account = AccountReader(self.dynamodb, self.config.tables, currency)
+        return self._account
+
     # ---- serving
 
     def handle(self, event, context=None, stream: StreamWriter | None = None) -> dict:
@@ -165,7 +175,7 @@ class Proxy:
             adapter = route.adapter
             log.wire_api = adapter.name
             if route.local:
-                return self._local(route, request, cors)
+                return self._local(route, request, params, cors)
             response = self._serve(adapter, request, params, log, cors, stream, deadline)
         except ProxyError as err:
             response = self._refuse(adapter, err, log, cors)
@@ -196,11 +206,16 @@ class Proxy:
         adapter = adapter or apis.INVOKE_API
         return adapter.refuse(err, request_id, {**cors, "X-Request-Id": request_id})
 
-    def _local(self, route, request, cors: dict) -> dict:
-        """Answers the proxy gives itself: the health check and the inference-profile list."""
+    def _local(self, route, request, params, cors: dict) -> dict:
+        """Answers the proxy gives itself: the health check, the inference-profile and model
+        lists, and the customer portal (never metered, no usage log line)."""
         headers = {**cors, "X-Request-Id": request.request_id}
         if route.local == apis.PING:
             return ping(request.request_id, headers)
+        if route.local in apis.PORTAL_MARKERS:
+            from .apis import portal  # on first use: a lean cold start
+
+            return portal.serve(self, route.local, request, params, headers)
         customer = self.auth.authenticate(route.adapter.token(request), request.source_ip)
         hold_origin(request.origin, customer.allowed_origins, cors)
         headers = {**cors, "X-Request-Id": request.request_id}

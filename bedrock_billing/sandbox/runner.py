@@ -141,6 +141,7 @@ class Sandbox:
             # The anthropic SDK adds /v1/messages itself; the openai SDK wants the /v1.
             "anthropic_base_url": f"{self.proxy_server.url}/{self.stage}",
             "openai_base_url": f"{self.proxy_server.url}/{self.stage}/v1",
+            "portal_url": f"{self.proxy_server.url}/{self.stage}/portal",
             "aws_endpoint_url": self.aws_endpoint_url,
             "bedrock_url": self.bedrock_url,
             "region": self.region,
