@@ -27,7 +27,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "usage --customer-id 3f2a9c1e --period 2026-05",
         "usage --all --group-by model --source athena -o csv",
     ),
-    "reconcile": ("reconcile --period 2026-05", "reconcile --repair --day 2026-05-14 --yes"),
+    "reconcile": (
+        "reconcile --period 2026-05",
+        "reconcile --repair --day 2026-05-14 --yes",
+        "reconcile --against invocation-logs --period 2026-05",
+        "reconcile --against invocation-logs --period 2026-05 --repair --yes",
+    ),
     "invoice": (
         "invoice --all --period 2026-05",
         "invoice --all --finalize --format html --out invoices/",

@@ -104,6 +104,12 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field("request_bytes", "bigint", "the request body's size in bytes (admitted requests)"),
     Field("max_tokens", "bigint", "the output-token cap the request set, when it set one"),
+    Field(
+        "repaired",
+        "boolean",
+        "true on a line booked by reconcile --repair from Bedrock's invocation log",
+    ),
+    Field("note", "string", "why a repaired line was booked, and when"),
     Field("key_id", "string", "the customer's key that made the request (never its token)"),
     Field("test_key", "boolean", "true for a test key's request (never billed)"),
     Field("source_ip", "string", "the caller's address as API Gateway reports it"),

@@ -123,6 +123,8 @@ class RequestLog:
             "delivered": (not self.undelivered) if self.admitted else None,
             "request_bytes": self.request_bytes,
             "max_tokens": self.max_tokens,
+            "repaired": False,  # only reconcile --repair books a line (docs/reconcile.md)
+            "note": None,
             "key_id": self.key_id,
             "test_key": self.test,
             "source_ip": self.source_ip,
