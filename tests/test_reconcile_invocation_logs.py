@@ -180,7 +180,7 @@ def test_a_proxy_killed_after_bedrock_answered_is_reported_with_its_customer(box
     finally:
         proxy._bedrock = real
     # The proxy recorded its admission only: the usage-log reconcile calls it abandoned.
-    (admitted,) = log_lines(box, customer_id)
+    (admitted,) = log_lines(box, customer_id, admissions=True)
     assert admitted["event_type"] == "proxy_admitted"
     period = box.clock().strftime("%Y-%m")
     run("reconcile", "--period", period, "--output", "json", expect=5)
