@@ -123,8 +123,10 @@ def event(
     method: str = "POST",
     version: str = "1.0",
     headers: dict | None = None,
+    source_ip: str | None = None,
 ) -> dict:
-    """A Lambda proxy event in payload format 1.0 (REST API) or 2.0 (Function URL)."""
+    """A Lambda proxy event in payload format 1.0 (REST API) or 2.0 (Function URL);
+    ``source_ip`` is where API Gateway puts the caller's address in each format."""
     hdrs = {"Content-Type": "application/json", **(headers or {})}
     if token is not None:
         hdrs["Authorization"] = f"Bearer {token}"
@@ -135,7 +137,10 @@ def event(
             "version": "2.0",
             "rawPath": path,
             "headers": {k.lower(): v for k, v in hdrs.items()},
-            "requestContext": {"http": {"method": method, "path": path}, "requestId": request_id},
+            "requestContext": {
+                "http": {"method": method, "path": path, "sourceIp": source_ip},
+                "requestId": request_id,
+            },
             "body": raw,
             "isBase64Encoded": False,
         }
@@ -145,7 +150,11 @@ def event(
         "httpMethod": method,
         "headers": hdrs,
         "multiValueHeaders": {k: [v] for k, v in hdrs.items()},
-        "requestContext": {"requestId": request_id, "stage": "prod"},
+        "requestContext": {
+            "requestId": request_id,
+            "stage": "prod",
+            "identity": {"sourceIp": source_ip},
+        },
         "body": raw,
         "isBase64Encoded": False,
     }

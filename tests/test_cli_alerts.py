@@ -189,9 +189,15 @@ def test_daily_run_sends_token_expiring_once_per_token(customer):
         ("token.expiring", soon["customer_id"])
     ]
     assert first["events"][0]["token_prefix"].startswith("bbk_")
+    assert (first["events"][0]["key_id"], first["events"][0]["key_name"]) == ("default", "default")
     assert run_json("alerts", "daily")["count"] == 0  # once per token
+    # A named key's token says which key it is.
+    key = run_json("keys", "create", "--customer-id", soon["customer_id"], "--name", "ci",
+                   "--expires-in", "2d")  # fmt: skip
+    [event] = run_json("alerts", "daily")["events"]
+    assert (event["key_id"], event["key_name"]) == (key["key_id"], "ci")
     kept = run_json("webhooks", "deliveries", "--customer-id", soon["customer_id"])
-    assert [d["type"] for d in kept["deliveries"]] == ["token.expiring"]
+    assert [d["type"] for d in kept["deliveries"]] == ["token.expiring"] * 2
 
 
 def test_alerts_and_webhooks_share_the_other_commands_options_and_output(customer):

@@ -188,6 +188,8 @@ def test_update_limits_sets_and_clears():
         "requests_per_minute": 60,
         "monthly_budget": "250.00",
         "allowed_models": ["amazon.nova-lite-v1:0", "anthropic.claude-3-haiku-20240307-v1:0"],
+        "allowed_cidrs": None,
+        "allowed_origins": None,
     }
     cleared = run_json(
         "update-limits",
@@ -202,6 +204,31 @@ def test_update_limits_sets_and_clears():
     assert cleared["monthly_token_limit"] == 5000000
     run("update-limits", "--customer-id", cid, "--monthly-budget", "1.234", expect=2)
     run("update-limits", "--customer-id", cid, expect=2)
+    origins = run_json(
+        "update-limits", "--customer-id", cid, "--allowed-origins", "https://app.acme.example"
+    )["limits"]["allowed_origins"]
+    assert origins == ["https://app.acme.example"]
+    bad = run("update-limits", "--customer-id", cid, "--allowed-origins", "*", expect=2)
+    assert bad.stderr.startswith("Error: invalid origin")
+
+
+def test_update_model_parameters_sets_shows_and_refuses_bad_values():
+    cid = create()["customer_id"]
+    params = run_json(
+        "update-model-parameters", "--customer-id", cid[:8], "--max-tokens-cap", "2000",
+        "--on-cap", "clamp", "--temperature", "0.3", "--guardrail", "gr1:DRAFT",
+    )["model_parameters"]  # fmt: skip
+    assert params == {
+        "max_tokens_cap": 2000, "on_cap": "clamp", "temperature": "0.3",
+        "guardrail_id": "gr1", "guardrail_version": "DRAFT",
+    }  # fmt: skip
+    assert run_json("show", cid)["model_parameters"] == params
+    table = run("update-model-parameters", "--customer-id", cid, "--max-tokens", "500").stdout
+    assert "Model parameters" in table and "max_tokens=500" in table  # not a dict's repr
+    assert "{'" not in table
+    for bad in (["--temperature", "2"], ["--on-cap", "ignore"], ["--max-tokens", "5000"], []):
+        result = run("update-model-parameters", "--customer-id", cid, *bad, expect=2)
+        assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize(

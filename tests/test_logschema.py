@@ -94,7 +94,7 @@ def test_counted_refusals_are_the_proxy_refusals_raised_at_a_limit_or_model_chec
 
     assert set(logschema.COUNTED_REFUSAL_CODES) == {
         E.MODEL_NOT_ALLOWED, E.MODEL_NOT_PRICED, E.DAILY_LIMIT, E.MINUTE_LIMIT, E.TOKEN_LIMIT,
-        E.BUDGET_LIMIT,
+        E.BUDGET_LIMIT, E.KEY_DAILY_LIMIT,
     }  # fmt: skip
     for code in logschema.COUNTED_REFUSAL_CODES:
         assert f"'{code}'" in USAGE_BY_CUSTOMER_SQL

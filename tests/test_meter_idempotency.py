@@ -229,3 +229,45 @@ def test_write_tokens_are_stable_per_request_and_kind_and_fit_dynamodb():
     # Without a request id every admission still gets its own.
     bare = Admission("c1", normalise_model_id(HAIKU), at, None)
     assert bare.write_token("use") != Admission("c1", bare.model, at, None).write_token("use")
+
+
+def _key_token(lossy, cid: str, daily_limit: int) -> str:
+    """A named key with its own daily limit (its token item carries key_id and the limit)."""
+    token = put_token(lossy.ddb, lossy.tables, cid)
+    from bedrock_billing.core.tokens import hash_token
+
+    lossy.ddb.update_item(
+        TableName=lossy.tables.tokens,
+        Key={"token_hash": {"S": hash_token(token)}},
+        UpdateExpression="SET key_id = :k, daily_request_limit = :d",
+        ExpressionAttributeValues={":k": {"S": "k_ci"}, ":d": {"N": str(daily_limit)}},
+    )
+    return token
+
+
+def test_a_named_keys_refund_whose_answer_is_lost_gives_both_slots_back_once(lossy):
+    """The key's own day item rides in the same error transaction as main's ERR# marker:
+    a repeat changes neither the customer's meter nor the key's admissions."""
+    cid, _ = lossy.customer(daily_request_limit=10)
+    token = _key_token(lossy, cid, daily_limit=5)
+    lossy.proxy.handle(event(claude_body(), token))  # served: d15 = 1, key admitted = 1
+    lossy.bedrock.error = ("ServiceUnavailableException", "down")
+    net = LossyNetwork(lossy.ddb, "TransactWriteItems", lose=1)
+    assert lossy.proxy.handle(event(claude_body(), token))["statusCode"] == 503
+    assert net.sent == 2 and net.tokens[0] == net.tokens[1]
+    items = lossy.items(cid)
+    key_day = items[schema.key_day_key("k_ci", FixedClock(NOW)())]
+    assert items["METER#2025-03"]["d15"] == 1
+    assert (key_day["admitted"], key_day["errors"], key_day["requests"]) == (1, 1, 1)
+    assert items[DAY]["errors"] == 1
+
+
+def test_a_named_keys_own_400_keeps_both_slots(lossy):
+    cid, _ = lossy.customer(daily_request_limit=10)
+    token = _key_token(lossy, cid, daily_limit=5)
+    lossy.bedrock.error = ("ValidationException", "bad")
+    assert lossy.proxy.handle(event(claude_body(), token))["statusCode"] == 400
+    items = lossy.items(cid)
+    key_day = items[schema.key_day_key("k_ci", FixedClock(NOW)())]
+    assert items["METER#2025-03"]["d15"] == 1 and key_day["admitted"] == 1
+    assert key_day["errors"] == 1

@@ -113,3 +113,57 @@ def test_300_requests_from_32_threads_over_two_processes_admit_exactly_the_daily
     assert len(fake.calls) == 100  # refused requests never reached Bedrock
     day = items[f"DAY#{now.date().isoformat()}#{HAIKU}"]
     assert day["requests"] == 100 and day["refused"] == 200
+
+
+def test_300_requests_over_three_keys_admit_exactly_the_customers_daily_limit(
+    moto_server, two_proxies
+):
+    """Three named keys of one customer (one with its own daily limit of 40) share the
+    customer's limit of 100 atomically: exactly 100 admitted, the limited key never over
+    its 40, and every key slot taken for a request the customer's meter refused is given
+    back."""
+    from bedrock_billing.core.schema import key_day_key
+    from bedrock_billing.services import keys as key_svc
+    from bedrock_billing.settings import resolve_settings
+
+    stage, urls, fake = two_proxies
+    ddb = boto3.client("dynamodb", endpoint_url=moto_server, region_name="us-east-1", **CREDS)
+    tables = TableNames.for_stage(stage)
+    create_tables(ddb, tables)
+    cid = put_customer(ddb, tables, daily_request_limit=100)
+    settings = resolve_settings(stage=stage, endpoint_url=moto_server, region="us-east-1")
+    keys = [
+        key_svc.create_key(settings, cid, name="a"),
+        key_svc.create_key(settings, cid, name="b"),
+        key_svc.create_key(settings, cid, name="c", daily_limit="40"),
+    ]
+    body = claude_body("Hello")
+    sessions = {}
+
+    def one(n: int) -> tuple[int, int]:
+        session = sessions.setdefault(n % 32, requests.Session())
+        key = keys[n % 3]
+        response = session.post(
+            urls[n % 2] + "/prod/bedrock",
+            json=body,
+            timeout=60,
+            headers={"Authorization": f"Bearer {key['token']}"},
+        )
+        return n % 3, response.status_code
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        results = list(pool.map(one, range(300)))
+
+    statuses = [status for _, status in results]
+    assert statuses.count(200) == 100 and statuses.count(429) == 200
+    admitted = [sum(1 for k, s in results if k == i and s == 200) for i in range(3)]
+    assert sum(admitted) == 100 and admitted[2] <= 40
+    now = datetime.now(UTC)
+    items = usage_items(ddb, tables, cid)
+    assert items[meter_key(now)][day_attribute(now)] == 100
+    assert len(fake.calls) == 100
+    for i, key in enumerate(keys):
+        counters = items[key_day_key(key["key_id"], now)]
+        assert counters.get("requests", 0) == admitted[i]  # usage per key = what it was served
+    limited = items[key_day_key(keys[2]["key_id"], now)]
+    assert limited["admitted"] == admitted[2]  # no slot leaked by a refusal at the meter

@@ -320,3 +320,124 @@ def test_bedrock_routes_never_5xx_and_never_echo_a_token(world, fake_bedrock):
 
     check()
     assert seen["authenticated"] > seen["total"] // 3, seen
+
+
+# ---- Named keys, test keys and allowlists
+
+source_ips = st.one_of(
+    st.sampled_from(["203.0.113.9", "198.51.100.7", "2001:db8::5", "::ffff:203.0.113.9", ""]),
+    st.ip_addresses().map(str),
+    st.text(max_size=20),
+    st.none(),
+    st.integers(),
+)
+spoof_headers = st.dictionaries(
+    st.sampled_from(["X-Forwarded-For", "X-Real-IP", "Forwarded", "True-Client-IP"]),
+    st.sampled_from(["203.0.113.9", "2001:db8::5", "for=203.0.113.9", "", "x"]),
+    max_size=3,
+)
+
+
+def test_keys_test_keys_and_allowlists_never_5xx_never_leak_and_never_bypass(world, fake_bedrock):
+    """Whatever the source address, forwarding headers, key and body: no 5xx, no token in
+    an answer or a log line, a test key never reaches Bedrock, an address outside an
+    allowlist is always refused with ip_not_allowed (never served), and a revoked key is
+    always refused."""
+    from bedrock_billing.core.customers import address_allowed
+    from bedrock_billing.services import customers as customer_svc
+    from bedrock_billing.services import keys as key_svc
+    from bedrock_billing.settings import resolve_settings
+
+    world.proxy._bedrock = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=fake_bedrock.url,
+        region_name="us-east-1",
+        config=Config(retries={"total_max_attempts": 1}, signature_version="v4"),
+    )
+    proxy = world.make(auth_cache_ttl=0, negative_cache_ttl=0)
+    proxy._bedrock = world.proxy._bedrock
+    settings_ = resolve_settings(stage="test")
+    created = customer_svc.create_customer(settings_, name="Acme", email="ops@acme.example")
+    cid = created["customer_id"]
+    customer_svc.update_limits(settings_, cid, allowed_cidrs=["203.0.113.0/24", "2001:db8::/32"])
+    keys = {
+        "default": (created["token"], None),
+        "ci": (key_svc.create_key(settings_, cid, name="ci", daily_limit="5")["token"], None),
+        "test": (key_svc.create_key(settings_, cid, name="t", test=True)["token"], None),
+        "narrow": (
+            key_svc.create_key(settings_, cid, name="n", allowed_cidrs="203.0.113.0/28")["token"],
+            ("203.0.113.0/28",),
+        ),
+    }
+    revoked = key_svc.create_key(settings_, cid, name="gone")
+    key_svc.revoke_key(settings_, cid, revoked["key_id"])
+    keys["revoked"] = (revoked["token"], None)
+    tokens = [t for t, _ in keys.values()]
+    seen = {"served": 0, "outside": 0, "test": 0}
+
+    @settings(settings.get_profile("proxy-fuzz"), max_examples=400)
+    @given(
+        st.sampled_from(sorted(keys)),
+        source_ips,
+        spoof_headers,
+        st.sampled_from(["1.0", "2.0"]),
+        st.sampled_from(
+            [
+                "/bedrock",
+                f"/model/{HAIKU}/invoke",
+                f"/model/{HAIKU}/converse",
+                f"/model/{HAIKU}/converse-stream",
+            ]
+        ),  # fmt: skip
+    )
+    def check(name, ip, spoof, version, path):
+        token, key_cidrs = keys[name]
+        if "converse" in path:
+            body = {"messages": [{"role": "user", "content": [{"text": "hi"}]}]}
+        else:
+            body = {
+                "anthropic_version": "bedrock-2023-05-31",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "hi"}],
+            }
+        if path == "/bedrock":
+            body["modelId"] = HAIKU
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        headers.update(spoof)
+        context = (
+            {"http": {"method": "POST", "sourceIp": ip}, "requestId": "r-7"}
+            if version == "2.0"
+            else {"requestId": "r-8", "identity": {"sourceIp": ip}}
+        )
+        event = {"headers": headers, "body": json.dumps(body), "isBase64Encoded": False,
+                 "requestContext": context}  # fmt: skip
+        if version == "2.0":
+            event.update(version="2.0", rawPath=path)
+        else:
+            event.update(httpMethod="POST", path=path)
+        world.logs.clear()
+        before = len(fake_bedrock.calls)
+        response = proxy.handle(event)
+        status = response["statusCode"]
+        assert 200 <= status < 500, (event, response)
+        text = json.dumps(response) + json.dumps(world.logs)
+        assert not any(t in text for t in tokens)
+        address = ip if isinstance(ip, str) else None
+        inside = address_allowed(address, ("203.0.113.0/24", "2001:db8::/32")) and (
+            address_allowed(address, key_cidrs)
+        )
+        code = world.logs[0]["error_code"] if world.logs else None
+        if name == "revoked":
+            assert status in (401, 403) and code == "token_revoked"  # 403 in Bedrock's format
+        elif not inside:
+            assert status == 403 and code == "ip_not_allowed"
+            seen["outside"] += 1
+        if name == "test":
+            assert len(fake_bedrock.calls) == before
+            seen["test"] += status == 200
+        if status == 200:
+            seen["served"] += 1
+            assert inside and name != "revoked"
+
+    check()
+    assert seen["served"] and seen["outside"] and seen["test"], seen

@@ -9,6 +9,7 @@ from .app import app
 # Imported for their @app.command registrations, in the order `--help` lists them.
 _COMMANDS = (
     "customers",
+    "keys",
     "usage",
     "billing",
     "alerts",
@@ -16,6 +17,7 @@ _COMMANDS = (
     "anomalies",
     "deploy",
     "sandbox",
+    "audit",
     "console",
     "configuration",
 )

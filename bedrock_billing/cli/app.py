@@ -92,6 +92,9 @@ class BillingGroup(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        from ..services.audit import set_command_line  # the audit trail's command line
+
+        set_command_line(["bedrock-billing", *args])
         return super().parse_args(ctx, hoist_global_options(list(args)))
 
     def get_command(self, ctx, cmd_name: str):

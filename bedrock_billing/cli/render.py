@@ -44,6 +44,8 @@ def _cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, list | tuple):
         return ", ".join(_cell(v) for v in value)
+    if isinstance(value, dict):  # a settings map (model parameters): key=value, not a repr
+        return ", ".join(f"{k}={_cell(v)}" for k, v in value.items())
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)

@@ -6,6 +6,7 @@ whether a token works now, so the two can never disagree.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import uuid
 from collections.abc import Iterable
@@ -14,7 +15,9 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from .errors import BillingError, InvalidInput, NotFound
+from .model_parameters import ModelParameters, read_model_parameters
 from .models import normalise_model_id
+from .origins import read_origins
 from .schema import ACTIVE, SUSPENDED, TOKEN_ACTIVE, TOKEN_PREVIOUS, TOKEN_REVOKED
 from .timeutil import parse_instant
 
@@ -246,6 +249,9 @@ class CustomerLimits:
     requests_per_minute: int | None = None
     monthly_budget: Decimal | None = None
     allowed_models: frozenset[str] | None = None
+    allowed_cidrs: tuple[str, ...] | None = None
+    allowed_origins: tuple[str, ...] | None = None
+    model_parameters: ModelParameters | None = None
 
 
 def _kind(value: object) -> str:
@@ -317,6 +323,12 @@ def read_customer_record(item: dict) -> CustomerLimits:
     if item.get("allowed_models") is not None:
         models, problem = _models(item["allowed_models"])
         problems += [problem] if problem else []
+    cidrs, problem = _cidrs(item.get("allowed_cidrs"))
+    problems += [problem] if problem else []
+    origins, problem = read_origins(item.get("allowed_origins"))
+    problems += [problem] if problem else []
+    parameters, problem = read_model_parameters(item.get("model_parameters"))
+    problems += [problem] if problem else []
     if problems:
         raise InvalidRecord("customer", problems)
     return CustomerLimits(
@@ -324,16 +336,29 @@ def read_customer_record(item: dict) -> CustomerLimits:
         status=str(status),
         monthly_budget=budget,
         allowed_models=models,
+        allowed_cidrs=cidrs,
+        allowed_origins=origins,
+        model_parameters=parameters,
         **counts,
     )
 
 
 @dataclass(frozen=True)
 class TokenRecord:
+    """A token item: its owner, state and instants, and the key it belongs to (docs/schema.md,
+    "Named keys"): the key's id and name, the test flag, and the key's own limits, which
+    narrow the customer's. A token item written before keys existed has ``key_id`` None."""
+
     customer_id: str
     state: str
     expires_at: datetime | None
     grace_until: datetime | None
+    key_id: str | None = None
+    key_name: str | None = None
+    test: bool = False
+    daily_request_limit: int | None = None
+    allowed_models: frozenset[str] | None = None
+    allowed_cidrs: tuple[str, ...] | None = None
 
 
 def read_token_record(item: dict) -> TokenRecord:
@@ -357,6 +382,96 @@ def read_token_record(item: dict) -> TokenRecord:
             pass
         if instants[name] is None:
             problems.append(f"{name} is {_kind(value)}: expected an ISO 8601 instant")
+    key: dict = {}
+    for name in ("key_id", "key_name"):
+        value = item.get(name)
+        if value is not None and not (isinstance(value, str) and value and len(value) <= 200):
+            problems.append(f"{name} is {_kind(value)}: expected a non-empty string")
+        key[name] = value if isinstance(value, str) else None
+    test = item.get("test", False)
+    if not isinstance(test, bool):
+        problems.append(f"test is {_kind(test)}: expected a boolean (BOOL)")
+    daily = item.get("daily_request_limit")
+    problem = None if daily is None else _count_problem("daily_request_limit", daily)
+    problems += [problem] if problem else []
+    models = None
+    if item.get("allowed_models") is not None:
+        models, problem = _models(item["allowed_models"])
+        problems += [problem] if problem else []
+    cidrs, problem = _cidrs(item.get("allowed_cidrs"))
+    problems += [problem] if problem else []
     if problems:
         raise InvalidRecord("token", problems)
-    return TokenRecord(str(customer_id), str(state), **instants)
+    return TokenRecord(
+        str(customer_id),
+        str(state),
+        **instants,
+        **key,
+        test=bool(test),
+        daily_request_limit=daily,
+        allowed_models=models,
+        allowed_cidrs=cidrs,
+    )
+
+
+# ---- IP allowlists: CIDRs (IPv4 and IPv6), per customer and per key
+
+MAX_CIDRS = 100
+
+
+def parse_cidr_list(values: list[str] | str | None) -> list[str] | None:
+    """An allowlist given by an operator: CIDRs or single addresses (comma-separated text or
+    a list), normalised (``10.0.0.7/8`` is refused: host bits set); None or 'any' = no list."""
+    if values is None:
+        return None
+    items = values.split(",") if isinstance(values, str) else list(values)
+    out: list[str] = []
+    for raw in items:
+        for part in str(raw).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if part.lower() in UNLIMITED_WORDS + ("any", "all"):
+                return None
+            try:
+                network = ipaddress.ip_network(part, strict=True)
+            except ValueError:
+                raise InvalidInput(
+                    f"invalid CIDR {part[:60]!r}: e.g. 203.0.113.0/24 or 2001:db8::/32"
+                ) from None
+            if str(network) not in out:
+                out.append(str(network))
+    if len(out) > MAX_CIDRS:
+        raise InvalidInput(f"at most {MAX_CIDRS} CIDRs per allowlist")
+    return out or None
+
+
+def _cidrs(value: object) -> tuple[tuple[str, ...] | None, str | None]:
+    if value is None:
+        return None, None
+    if not isinstance(value, list) or not value:
+        return None, f"allowed_cidrs is {_kind(value)}: expected a list of CIDRs (L of S)"
+    for cidr in value:
+        try:
+            ipaddress.ip_network(cidr, strict=True)
+        except (TypeError, ValueError):
+            return None, f"allowed_cidrs holds {_kind(cidr)}: not a CIDR"
+    return tuple(value), None
+
+
+def address_allowed(address: str | None, cidrs: tuple[str, ...] | list[str] | None) -> bool:
+    """Whether ``address`` (API Gateway's source IP) is in one of ``cidrs``; no list = any
+    address; a list and no (or an unreadable) address = refused (fail closed)."""
+    if cidrs is None:
+        return True
+    try:
+        ip = ipaddress.ip_address((address or "").strip())
+    except ValueError:
+        return False
+    if getattr(ip, "ipv4_mapped", None):
+        ip = ip.ipv4_mapped  # ::ffff:203.0.113.7 is 203.0.113.7
+    for cidr in cidrs:
+        network = ipaddress.ip_network(cidr)
+        if ip.version == network.version and ip in network:
+            return True
+    return False

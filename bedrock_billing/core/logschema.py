@@ -14,6 +14,7 @@ from datetime import date, timedelta
 EVENT_INVOKE = "bedrock_invoke"  # Bedrock answered with success: billable
 EVENT_ERROR = "bedrock_error"  # admitted, but Bedrock (or the proxy) failed: not billed
 EVENT_REFUSED = "proxy_refused"  # refused by the proxy (auth, limit, bad input): not billed
+EVENT_TEST = "test_invoke"  # a test key's request, answered by the test responder: not billed
 # Written at admission, before the Bedrock call: never usage by itself. reconcile pairs it
 # with the request's outcome line by request_id (core/admissions.py).
 EVENT_ADMITTED = "proxy_admitted"
@@ -33,7 +34,21 @@ COUNTED_REFUSAL_CODES: tuple[str, ...] = (
     "requests_per_minute_exceeded",
     "monthly_token_limit_exceeded",
     "monthly_budget_exceeded",
+    "key_daily_request_limit_exceeded",
 )
+
+# Security events (counted per source address in the container, never written to DynamoDB):
+# the log line's ``security_events``; the stack alarms when one address reaches the threshold
+# within one container's five-minute window.
+SECURITY_EVENT_CODES: tuple[str, ...] = (
+    "invalid_token",
+    "token_revoked",
+    "token_expired",
+    "token_grace_expired",
+    "ip_not_allowed",
+)
+SECURITY_METRIC = "SecurityEventBursts"
+SECURITY_ALARM_THRESHOLD = 20
 
 UNKNOWN_MODEL = "unknown"  # the model of a refused/failed line without a foundation model
 # The model id logged for a request whose model id is not a Bedrock model id: what was
@@ -95,6 +110,14 @@ FIELDS: tuple[Field, ...] = (
         "true on a line booked by reconcile --repair from Bedrock's invocation log",
     ),
     Field("note", "string", "why a repaired line was booked, and when"),
+    Field("key_id", "string", "the customer's key that made the request (never its token)"),
+    Field("test_key", "boolean", "true for a test key's request (never billed)"),
+    Field("source_ip", "string", "the caller's address as API Gateway reports it"),
+    Field(
+        "security_events",
+        "bigint",
+        "for a security event: this address's events in this container's 5-minute window",
+    ),
 )
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)

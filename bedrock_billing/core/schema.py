@@ -49,6 +49,19 @@ TOKEN_ACTIVE = "active"
 TOKEN_PREVIOUS = "previous"
 TOKEN_REVOKED = "revoked"
 
+# Named keys (docs/schema.md, "Named keys"). A key is the token item(s) sharing a key_id (the
+# current token and, during a rotation's grace, the previous one); the customer item's
+# ``keys`` map lists them. The customer's own token (create / update-token) is its default key.
+DEFAULT_KEY_ID = "default"
+KEY_ATTRIBUTES = (
+    "key_id",
+    "key_name",
+    "test",
+    "daily_request_limit",
+    "allowed_models",
+    "allowed_cidrs",
+)  # copied from a key's token item to its rotated successor
+
 # Limits as stored on the customer item; an absent attribute means unlimited.
 LIMIT_ATTRIBUTES = (
     "daily_request_limit",  # int: admitted requests per UTC day
@@ -56,13 +69,31 @@ LIMIT_ATTRIBUTES = (
     "requests_per_minute",  # int: admitted requests per fixed UTC minute
     "monthly_budget",  # decimal string, currency units: estimated spend per month
     "allowed_models",  # list of foundation model ids (normalised); absent = all
+    "allowed_cidrs",  # list of CIDRs the proxy accepts requests from; absent = any address
+    "allowed_origins",  # list of browser origins (CORS); absent = the deployment's list
 )
 
 # Usage table sort keys. Day items sort by date so a period is one key-range Query.
 METER_PREFIX = "METER#"  # METER#YYYY-MM: the admission meter of one month
 DAY_PREFIX = "DAY#"  # DAY#YYYY-MM-DD#<foundation model id>: counters of one day and model
 MINUTE_PREFIX = "MIN#"  # MIN#YYYY-MM-DDTHH:MM: requests-per-minute window (TTL'd)
+KEY_PREFIX = "KEY#"  # KEY#<key id>#YYYY-MM-DD: one key's counters of one day (and its admission)
+TEST_MINUTE_PREFIX = "TMIN#"  # TMIN#<key id>#YYYY-MM-DDTHH:MM: a test key's minute (TTL'd)
 ERROR_MARKER_PREFIX = "ERR#"  # ERR#<request id>: this request's error was recorded (TTL'd)
+
+# Counter attributes of a KEY# item: the DAY# counters summed over models, plus ``admitted``
+# (the key's own daily admissions, checked only for a key with a daily limit) and
+# ``test_requests`` (answered by the test responder: never billed).
+KEY_COUNTERS = (
+    "requests",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_write_input_tokens",
+    "errors",
+    "admitted",
+    "test_requests",
+)
 
 # Counter attributes of a DAY# item (all integers, added with ADD).
 DAY_COUNTERS = (
@@ -108,6 +139,19 @@ def parse_day_key(sk: str) -> tuple[date, str]:
 
 def minute_key(instant: datetime) -> str:
     return f"{MINUTE_PREFIX}{instant.strftime('%Y-%m-%dT%H:%M')}"
+
+
+def key_day_key(key_id: str, day: date | datetime) -> str:
+    return f"{KEY_PREFIX}{key_id}#{day.year:04d}-{day.month:02d}-{day.day:02d}"
+
+
+def parse_key_day_key(sk: str) -> tuple[str, date]:
+    key_id, _, day = sk[len(KEY_PREFIX) :].rpartition("#")
+    return key_id, date.fromisoformat(day)
+
+
+def key_minute_key(key_id: str, instant: datetime) -> str:
+    return f"{TEST_MINUTE_PREFIX}{key_id}#{instant.strftime('%Y-%m-%dT%H:%M')}"
 
 
 def error_marker_key(request_id: str) -> str:

@@ -16,6 +16,8 @@ from .errors import InvalidInput
 
 TOKEN_PREFIX = "bbk_"
 """Generated tokens start with this, so a leaked one is recognisable (as GitHub's ``ghp_``)."""
+TEST_TOKEN_PREFIX = "bbk_test_"
+"""Test keys' tokens start with this (recognisable); the test flag itself is on the key record."""
 GENERATED_BYTES = 32  # 256 bits from the OS's CSPRNG
 MIN_ENTROPY_BITS = 128
 MIN_LENGTH = 22
@@ -23,9 +25,10 @@ MAX_LENGTH = 512
 DISPLAY_CHARS = 8
 
 
-def generate_token() -> str:
-    """A new token: ``bbk_`` and 256 random bits, URL-safe base64 without padding."""
-    return TOKEN_PREFIX + secrets.token_urlsafe(GENERATED_BYTES)
+def generate_token(test: bool = False) -> str:
+    """A new token: ``bbk_`` (``bbk_test_`` for a test key) and 256 random bits, URL-safe
+    base64 without padding."""
+    return (TEST_TOKEN_PREFIX if test else TOKEN_PREFIX) + secrets.token_urlsafe(GENERATED_BYTES)
 
 
 def hash_token(token: str) -> str:
@@ -35,7 +38,8 @@ def hash_token(token: str) -> str:
 
 def display_prefix(token: str) -> str:
     """A short, non-secret hint to tell tokens apart: its first characters and an ellipsis."""
-    body = token[len(TOKEN_PREFIX) :] if token.startswith(TOKEN_PREFIX) else token
+    prefix = TEST_TOKEN_PREFIX if token.startswith(TEST_TOKEN_PREFIX) else TOKEN_PREFIX
+    body = token[len(prefix) :] if token.startswith(prefix) else token
     head = token[: len(token) - len(body)] + body[:DISPLAY_CHARS]
     return head + "…"
 

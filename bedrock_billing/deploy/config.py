@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from bedrock_billing.core.errors import InvalidInput
 from bedrock_billing.core.logschema import LOG_TABLE
+from bedrock_billing.core.origins import valid_origin
 from bedrock_billing.core.schema import (
     DEFAULT_PREFIX,
     DEFAULT_STAGE,
@@ -72,7 +73,6 @@ LAMBDA_ENV_LIMIT = 4096
 _STAGE_RE = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{0,24}$")
 _MODEL_RE = re.compile(r"^[a-z0-9][a-z0-9.:_-]{2,199}$")
-_ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,7 @@ class DeployConfig:
     runtime: str = DEFAULT_RUNTIME
     auth_cache_seconds: int = 30
     cors_origins: tuple[str, ...] = ()
+    cors_per_customer: bool = False  # preflights pass; customers' allowed_origins decide
     prices_json: str | None = None  # inline price book for the budget limit (proxy env)
     model_names_json: str | None = None  # extra model names -> Bedrock ids (proxy env)
     log_retention_days: int = 30
@@ -195,6 +196,8 @@ class DeployConfig:
             # buffered one (proxy/streaming.py, docs/decisions.md).
             "AWS_LAMBDA_EXEC_WRAPPER": STREAM_WRAPPER_PATH,
         }
+        if self.cors_per_customer:
+            env["BEDROCK_BILLING_CORS_PER_CUSTOMER"] = "true"
         if self.prices_json:
             env["BEDROCK_BILLING_PRICES"] = self.prices_json
         if self.model_names_json:
@@ -244,7 +247,7 @@ def validate(cfg: DeployConfig) -> None:
             "token keeps working for up to that long"
         )
     for origin in cfg.cors_origins:
-        if not _ORIGIN_RE.match(origin):
+        if not valid_origin(origin):
             raise InvalidInput(
                 f"invalid CORS origin {origin!r}: give scheme://host[:port], no '*', no path"
             )

@@ -6,7 +6,12 @@ topic given as the AlarmTopicArn parameter, when there is one. Pure: returns res
 from __future__ import annotations
 
 from bedrock_billing.core.customers import RECORD_INVALID_CODE, RECORD_INVALID_METRIC
-from bedrock_billing.core.logschema import METRIC_NAMESPACE, METRIC_WRITE_FAILURES
+from bedrock_billing.core.logschema import (
+    METRIC_NAMESPACE,
+    METRIC_WRITE_FAILURES,
+    SECURITY_ALARM_THRESHOLD,
+    SECURITY_METRIC,
+)
 
 from .config import DeployConfig
 
@@ -61,9 +66,27 @@ def record_invalid_filter(cfg: DeployConfig) -> dict:
     }
 
 
+def security_filter(cfg: DeployConfig) -> dict:
+    """Counts log lines where one address reached the threshold of security events (bad
+    tokens, revoked or expired keys, requests outside an allowlist) in a container's window."""
+    resource = record_invalid_filter(cfg)
+    props = resource["Properties"]
+    props["FilterPattern"] = f"{{ $.security_events >= {SECURITY_ALARM_THRESHOLD} }}"
+    props["MetricTransformations"][0]["MetricName"] = SECURITY_METRIC
+    return resource
+
+
 def alarm_resources(cfg: DeployConfig) -> dict[str, dict]:
     fn = [{"Name": "FunctionName", "Value": {"Ref": "ProxyFunction"}}]
     return {
+        "SecurityEventsMetricFilter": security_filter(cfg),
+        "SecurityEventsAlarm": _alarm(
+            f"One address made {SECURITY_ALARM_THRESHOLD} or more security events (bad tokens, "
+            "revoked or expired keys, requests outside an allowlist) within 5 minutes",
+            METRIC_NAMESPACE,
+            SECURITY_METRIC,
+            [],
+        ),
         "RecordInvalidMetricFilter": record_invalid_filter(cfg),
         "CustomerRecordInvalidAlarm": _alarm(
             "The proxy refused a customer whose DynamoDB item breaks the schema "

@@ -223,7 +223,13 @@ class Notifier:
                 event = alerts.make_event(
                     alerts.TOKEN_EXPIRING,
                     customer_id,
-                    {"token_prefix": token.get("prefix"), "expires_at": token.get("expires_at")},
+                    {
+                        "token_prefix": token.get("prefix"),
+                        "expires_at": token.get("expires_at"),
+                        # which of the customer's keys (docs/schema.md, "Named keys")
+                        "key_id": token.get("key_id"),
+                        "key_name": token.get("key_name"),
+                    },
                     now,
                 )
                 marker = f"{alerts.ALERT_PREFIX}token-expiring#{str(token['token_hash'])[:24]}"

@@ -8,6 +8,12 @@ the clock on every request, cached or not, so they bite on time; a revocation, a
 suspension or a limit change bites within ``auth_cache_ttl`` (plus DynamoDB's replication
 delay, typically under a second).
 
+A token belongs to a named key (docs/schema.md, "Named keys"): the token item carries the
+key's id, its test flag and its own limits, so a key costs no extra read. The key's limits
+narrow the customer's (allowed models are intersected; a key's daily limit is checked by
+the meter in addition to the customer's); an IP allowlist on the customer or on the key is
+checked against API Gateway's source address (``Request.source_ip``), never a header.
+
 Items are read with the core's one codec and strictly (``core.customers``): a limit
 stored as a string or a fraction, ``allowed_models`` that is not a list, a malformed
 budget, status, state or instant refuse the customer with ``customer_record_invalid``
@@ -18,12 +24,19 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from ..core import schema
-from ..core.customers import InvalidRecord, TokenRecord, read_customer_record, read_token_record
+from ..core.customers import (
+    InvalidRecord,
+    TokenRecord,
+    address_allowed,
+    read_customer_record,
+    read_token_record,
+)
 from ..core.items import ItemError, from_item
+from ..core.model_parameters import ModelParameters
 from ..core.timeutil import Clock
 from ..core.tokens import hash_token
 from . import errors as E
@@ -40,6 +53,28 @@ class Customer:
     requests_per_minute: int | None = None
     monthly_budget_pico: int | None = None
     allowed_models: frozenset[str] | None = None
+    allowed_cidrs: tuple[str, ...] | None = None
+    allowed_origins: tuple[str, ...] | None = None  # browser origins (CORS); None: any
+    model_parameters: ModelParameters | None = None  # defaults and cap (proxy/parameters.py)
+    # The key the token belongs to (None: a token item from before keys) and its own limits.
+    key_id: str | None = None
+    test: bool = False
+    key_daily_limit: int | None = None
+
+
+def for_key(customer: Customer, token: TokenRecord) -> Customer:
+    """The customer as one of its keys sees it: the key's allowed models intersect the
+    customer's (a key never widens them); its daily limit is metered apart (meter.py)."""
+    models = customer.allowed_models
+    if token.allowed_models is not None:
+        models = token.allowed_models if models is None else models & token.allowed_models
+    return replace(
+        customer,
+        allowed_models=models,
+        key_id=token.key_id,
+        test=token.test,
+        key_daily_limit=token.daily_request_limit,
+    )
 
 
 def record_invalid() -> ProxyError:
@@ -68,6 +103,9 @@ def parse_customer(item: dict) -> Customer:
         requests_per_minute=record.requests_per_minute,
         monthly_budget_pico=to_pico(budget) if budget is not None else None,
         allowed_models=record.allowed_models,
+        allowed_cidrs=record.allowed_cidrs,
+        allowed_origins=record.allowed_origins,
+        model_parameters=record.model_parameters,
     )
 
 
@@ -103,6 +141,17 @@ def check_token(
         raise record_invalid()
     if customer.status != schema.ACTIVE and not allow_suspended:
         raise ProxyError(403, E.CUSTOMER_SUSPENDED, "the account is suspended")
+
+
+def check_address(token: TokenRecord, customer: Customer, source_ip: str | None) -> None:
+    """Refuse an address outside the customer's or the key's allowlist (both must allow)."""
+    if not (
+        address_allowed(source_ip, customer.allowed_cidrs)
+        and address_allowed(source_ip, token.allowed_cidrs)
+    ):
+        raise ProxyError(
+            403, E.IP_NOT_ALLOWED, "requests from this address are not allowed for this key"
+        )
 
 
 INVALID_RECORD = object()  # cached marker: the token's item could not be read
@@ -176,7 +225,9 @@ class Authenticator:
         except ProxyError:
             return token, None
 
-    def authenticate(self, token: str, allow_suspended: bool = False) -> Customer:
+    def authenticate(
+        self, token: str, source_ip: str | None = None, allow_suspended: bool = False
+    ) -> Customer:
         token_hash = hash_token(token)
         now = self.clock()
         hit, value = self.cache.get(token_hash, now)
@@ -191,4 +242,5 @@ class Authenticator:
             raise record_invalid()
         record, customer = value
         check_token(record, customer, now, allow_suspended)
-        return customer
+        check_address(record, customer, source_ip)
+        return for_key(customer, record)

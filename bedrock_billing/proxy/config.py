@@ -54,6 +54,9 @@ class ProxyConfig:
     negative_cache_ttl: float = 5.0
     auth_cache_size: int = 2048
     cors_origins: tuple[str, ...] = ()
+    # Preflights answer any origin; the real request is held to its customer's own
+    # ``allowed_origins`` (a preflight carries no token: docs/proxy.md, "CORS").
+    cors_per_customer: bool = False
     max_body_bytes: int = 6 * 1024 * 1024  # Lambda's own synchronous payload bound
     integration_timeout: float = 29.0  # API Gateway's default integration timeout, seconds
     near_timeout_fraction: float = 0.9  # flag requests that used this much of it
@@ -67,6 +70,8 @@ class ProxyConfig:
     region: str | None = None
     # Anthropic's model names and the operator's own, to Bedrock ids (core/model_names.py)
     model_names: ModelNames = field(default_factory=ModelNames)
+    # A test key's own rate limit (its requests never reach Bedrock and are never billed).
+    test_key_requests_per_minute: int = 10
     # CloudWatch EMF records per request (logline.request_metrics): on in a deployment,
     # off where a test builds its own config; per-customer dimensions only when asked.
     request_metrics: bool = False
@@ -96,6 +101,8 @@ class ProxyConfig:
             negative_cache_ttl=_number(env, "NEGATIVE_CACHE_TTL", cls.negative_cache_ttl),
             auth_cache_size=int(_number(env, "AUTH_CACHE_SIZE", cls.auth_cache_size, 1)),
             cors_origins=origins,
+            cors_per_customer=env.get(ENV + "CORS_PER_CUSTOMER", "").strip().lower()
+            in ("1", "true", "yes"),
             max_body_bytes=int(_number(env, "MAX_BODY_BYTES", cls.max_body_bytes, 1)),
             integration_timeout=_number(env, "INTEGRATION_TIMEOUT", cls.integration_timeout, 1),
             bedrock_read_timeout=_number(env, "BEDROCK_READ_TIMEOUT", cls.bedrock_read_timeout, 1),
@@ -104,6 +111,9 @@ class ProxyConfig:
             prices=PriceTable.from_env(env),
             region=region,
             model_names=_model_names(env, region),
+            test_key_requests_per_minute=int(
+                _number(env, "TEST_KEY_REQUESTS_PER_MINUTE", cls.test_key_requests_per_minute, 1)
+            ),
             request_metrics=_flag(env, "REQUEST_METRICS", True),
             customer_metrics=_flag(env, "CUSTOMER_METRICS", False),
         )

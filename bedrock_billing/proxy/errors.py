@@ -67,6 +67,9 @@ TOKEN_GRACE_EXPIRED = "token_grace_expired"
 CUSTOMER_SUSPENDED = "customer_suspended"
 MODEL_NOT_ALLOWED = "model_not_allowed"
 MODEL_NOT_PRICED = "model_not_priced"
+# 403: the source address API Gateway reports is outside the customer's or key's allowlist.
+IP_NOT_ALLOWED = "ip_not_allowed"
+ORIGIN_NOT_ALLOWED = "origin_not_allowed"  # a browser Origin outside the customer's list
 # 503: the customer's or token's stored item breaks docs/schema.md (the operator's fault);
 # refused until corrected, never served unlimited. The stack's alarm counts these.
 CUSTOMER_RECORD_INVALID = RECORD_INVALID_CODE
@@ -79,3 +82,5 @@ DAILY_LIMIT = "daily_request_limit_exceeded"
 MINUTE_LIMIT = "requests_per_minute_exceeded"
 TOKEN_LIMIT = "monthly_token_limit_exceeded"
 BUDGET_LIMIT = "monthly_budget_exceeded"
+KEY_DAILY_LIMIT = "key_daily_request_limit_exceeded"  # the key's own daily limit
+TEST_KEY_LIMIT = "test_key_rate_limit_exceeded"  # a test key's requests per minute

@@ -12,6 +12,8 @@ import json
 import uuid
 from dataclasses import dataclass, field
 
+from ..core.origins import normalise_origin, origin_allowed, valid_origin
+from . import errors as E
 from .errors import ProxyError, bad_request
 
 
@@ -184,8 +186,29 @@ def cors_headers(origin: str | None, allowed: tuple[str, ...]) -> dict[str, str]
     return {"Vary": "Origin"}
 
 
-def preflight(origin: str | None, allowed: tuple[str, ...]) -> dict:
+def hold_origin(origin: str | None, allowed: tuple[str, ...] | None, cors: dict) -> None:
+    """The real request's ``Origin`` against its customer's own list (``cors`` is updated
+    in place, so the answer or the refusal carries the right headers). No list or no
+    ``Origin`` header: the deployment's list applies, as before. An ``Origin`` is set by
+    browsers, not by other clients: this governs browsers, never replaces an allowlist."""
+    if allowed is None or origin is None:
+        return
+    cors.clear()
+    cors["Vary"] = "Origin"
+    if not origin_allowed(origin, allowed):
+        raise ProxyError(
+            403, E.ORIGIN_NOT_ALLOWED, "requests from this origin are not allowed for this account"
+        )
+    cors["Access-Control-Allow-Origin"] = origin
+
+
+def preflight(origin: str | None, allowed: tuple[str, ...], any_origin: bool = False) -> dict:
+    """The answer to a CORS preflight. ``any_origin`` (per-customer origins): every
+    well-formed origin may send the real request, which its customer's list then decides."""
     headers = cors_headers(origin, allowed)
+    if any_origin and origin and "Access-Control-Allow-Origin" not in headers:
+        if valid_origin(normalise_origin(origin)):
+            headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
     if "Access-Control-Allow-Origin" in headers:
         headers.update(
             {

@@ -27,10 +27,10 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core.errors import InvalidInput
-from ..core.logschema import INVALID_MODEL
+from ..core.logschema import INVALID_MODEL, SECURITY_EVENT_CODES
 from ..core.models import normalise_model_id
 from ..core.timeutil import Clock, system_clock
-from . import apis, bedrock
+from . import apis, bedrock, parameters
 from .apis.base import Adapter
 from .apis.bedrock_runtime import inference_profiles, ping
 from .auth import Authenticator
@@ -38,10 +38,12 @@ from .call import COUNT_TOKENS, Call, StreamEvent
 from .config import ProxyConfig
 from .deadline import Deadline, client_timeouts
 from .errors import ProxyError, bad_request
-from .events import cors_headers, parse_event, preflight
+from .events import cors_headers, hold_origin, parse_event, preflight
 from .logline import RequestLog, print_sink, request_metrics, write_failure_metric
 from .metadata import proxy_tags
 from .meter import CounterWriteFailed, Meter, guard_writes
+from .security import SecurityCounter
+from .testkeys import TestResponder
 from .usage import estimate
 
 LogSink = Callable[[dict], None]
@@ -84,7 +86,9 @@ class Proxy:
             c.negative_cache_ttl,
             c.auth_cache_size,
         )
-        self.meter = Meter(self.dynamodb, c.tables.usage, sleep)
+        self.meter = Meter(self.dynamodb, c.tables.usage, sleep, c.test_key_requests_per_minute)
+        self.test_responder = TestResponder()  # answers test keys: never Bedrock
+        self.security = SecurityCounter()
         self._account = None  # the portal's reader, built on its first request
 
     # ---- clients: built on first use, kept for the container's life
@@ -161,11 +165,13 @@ class Proxy:
         adapter: Adapter | None = None
         try:
             request = parse_event(event)
-            log.request_id = request.request_id
+            log.request_id, log.source_ip = request.request_id, request.source_ip
             adapter = apis.adapter_for_path(request.path)
             cors = cors_headers(request.origin, self.config.cors_origins)
             if request.method == "OPTIONS":
-                return preflight(request.origin, self.config.cors_origins)  # not a request
+                return preflight(  # not a request: it carries no token
+                    request.origin, self.config.cors_origins, self.config.cors_per_customer
+                )
             route, params = apis.match(request.method, request.path)
             adapter = route.adapter
             log.wire_api = adapter.name
@@ -195,6 +201,8 @@ class Proxy:
 
     def _refuse(self, adapter: Adapter | None, err: ProxyError, log: RequestLog, cors) -> dict:
         log.status, log.error_code = err.status, err.code
+        if err.code in SECURITY_EVENT_CODES:  # counted per address here, no DynamoDB write
+            log.security_events = self.security.count(log.source_ip, log.timestamp)
         request_id = log.request_id or "unknown"
         adapter = adapter or apis.INVOKE_API
         return adapter.refuse(err, request_id, {**cors, "X-Request-Id": request_id})
@@ -209,7 +217,9 @@ class Proxy:
             from .apis import portal  # on first use: a lean cold start
 
             return portal.serve(self, route.local, request, params, headers)
-        customer = self.auth.authenticate(route.adapter.token(request))
+        customer = self.auth.authenticate(route.adapter.token(request), request.source_ip)
+        hold_origin(request.origin, customer.allowed_origins, cors)
+        headers = {**cors, "X-Request-Id": request.request_id}
         models = customer.allowed_models
         if models is None:
             models = sorted(self.config.prices.models) if self.config.prices else []
@@ -236,17 +246,24 @@ class Proxy:
             log.model_id = INVALID_MODEL
             raise bad_request("invalid_model_id", exc.message) from None
         log.model_id, log.foundation_model = call.model_id, model.foundation_model
-        customer = self.auth.authenticate(token)
-        log.customer_id = customer.customer_id
+        customer = self.auth.authenticate(token, request.source_ip)  # key, allowlist
+        log.customer_id, log.key_id, log.test = customer.customer_id, customer.key_id, customer.test
+        hold_origin(request.origin, customer.allowed_origins, cors)
         client = self.bedrock()
         # CountTokens takes the foundation model's id, never an inference profile's.
         bedrock_id = model.foundation_model if call.operation == COUNT_TOKENS else model.model_id
         # Tagged with the customer and this request (invocation logs: docs/reconcile.md).
         tags = proxy_tags(customer.customer_id, log.request_id, self.config.tables.usage)
         prepared = bedrock.prepare(client, call, bedrock_id, tags)  # a bad request costs nothing
+        # The customer's defaults and max_tokens cap (before admission: a refusal is free).
+        prepared = parameters.apply(
+            call, prepared, model.foundation_model, customer.model_parameters
+        )
         log.request_bytes = bedrock.request_size(call, prepared)
         log.max_tokens = bedrock.requested_max_tokens(call, prepared)
         deadline.check()  # no time left to serve and record it: refused, nothing billed
+        if customer.test:  # a test key: the deterministic responder answers, never Bedrock
+            client = self.test_responder
         if call.operation == COUNT_TOKENS:
             self.meter.admit_free(customer, log.timestamp)
             result = self._call(client, call, prepared, None, log)
@@ -267,7 +284,9 @@ class Proxy:
         log.admitted = True
         # Before Bedrock is called: if nothing else is ever written for this request (the
         # function killed at its timeout), reconcile finds this line without an outcome.
-        self._emit(self.admission_sink, log.admission_line())
+        # A test key's answer is made in process and never billed: no line to pair.
+        if not customer.test:
+            self._emit(self.admission_sink, log.admission_line())
         headers = {**cors, "X-Request-Id": log.request_id, "x-amzn-RequestId": log.request_id}
         out = _StreamOut(adapter, call, stream, headers, log.request_id) if call.stream else None
         try:

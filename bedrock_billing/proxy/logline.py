@@ -18,6 +18,7 @@ from ..core.logschema import (
     EVENT_ERROR,
     EVENT_INVOKE,
     EVENT_REFUSED,
+    EVENT_TEST,
     FIELD_NAMES,
     METRIC_NAMESPACE,
     METRIC_WRITE_FAILURES,
@@ -57,10 +58,16 @@ class RequestLog:
     charged: bool | None = None  # set when the outcome's billing is decided apart from status
     request_bytes: int | None = None
     max_tokens: int | None = None
+    key_id: str | None = None  # the key's id (never its token)
+    test: bool = False  # a test key: answered by the test responder, never billed
+    source_ip: str | None = None  # API Gateway's source address (never a client's header)
+    security_events: int | None = None  # proxy/security.py: set on a security event only
 
     def event_type(self) -> str:
         if not self.admitted:
             return EVENT_REFUSED
+        if self.test:
+            return EVENT_TEST  # never billed, whatever the outcome
         if self.charged is not None:
             return EVENT_INVOKE if self.charged else EVENT_ERROR
         return EVENT_INVOKE if self.status == 200 else EVENT_ERROR
@@ -79,6 +86,8 @@ class RequestLog:
             "wire_api": self.wire_api,
             "request_bytes": self.request_bytes,
             "max_tokens": self.max_tokens,
+            "key_id": self.key_id,
+            "source_ip": self.source_ip,
         }
         return {name: known.get(name) for name in FIELD_NAMES}
 
@@ -116,6 +125,10 @@ class RequestLog:
             "max_tokens": self.max_tokens,
             "repaired": False,  # only reconcile --repair books a line (docs/reconcile.md)
             "note": None,
+            "key_id": self.key_id,
+            "test_key": self.test,
+            "source_ip": self.source_ip,
+            "security_events": self.security_events,
         }
         return record  # tests check its keys are exactly FIELD_NAMES, in order
 
@@ -153,9 +166,10 @@ def request_metrics(log: RequestLog, per_customer: bool = False) -> dict:
     """One EMF record for one request: separate from the usage line (whose keys are
     fixed), with no ``event_type`` so the usage-log pipeline leaves it out."""
     refused = not log.admitted
-    usage = log.usage
+    # A test key's answer is not usage (never billed): no request and no tokens here either.
+    usage = None if log.test else log.usage
     values = {
-        "Requests": 1 if log.admitted and log.status == 200 else 0,
+        "Requests": 1 if log.admitted and log.status == 200 and not log.test else 0,
         "Errors": 1 if log.admitted and log.status != 200 else 0,
         "Refusals": 1 if refused else 0,
         "Throttles": 1 if refused and log.status == 429 else 0,

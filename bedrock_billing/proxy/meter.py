@@ -13,6 +13,13 @@ limits are checked at admission against usage recorded so far: a request admitte
 under the limit can carry the month past it. The overshoot is bounded by the requests in
 flight at that moment, each at most its own input plus ``max_tokens`` (docs/proxy.md).
 
+Named keys (docs/schema.md): a key's day counters (``KEY#<key id>#date``) ride in the same
+transaction as a third item, so per-key usage costs no extra call. A key with its own daily
+limit costs one more conditional ``UpdateItem`` at admission (``admitted`` on that item),
+taken before the customer's meter and given back if the meter refuses; the customer's
+limits still hold across all its keys on the one meter item. A test key never touches the
+meter: one conditional ``UpdateItem`` on its own minute item, and one counter after.
+
 A request whose Bedrock call fails is counted in ``errors`` and never billed. It is given
 back its admission (``dNN`` - 1) unless the customer's own request caused the failure
 (Bedrock's 400 or 404, ``keeps_daily_slot``): those keep counting against the daily limit,
@@ -27,7 +34,8 @@ botocore's resend it:
 - the error transaction (count the error, give the daily slot back) also puts a per-request
   marker item ``ERR#<request id>`` with ``attribute_not_exists``: a repeat fails on the
   marker and changes nothing, so a slot is never given back twice;
-- the admission, requests-per-minute and refused-count ``UpdateItem``s are ``ADD``s that a
+- the admission, requests-per-minute, key-admission, test-key and refused-count
+  ``UpdateItem``s are ``ADD``s that a
   condition cannot make idempotent without a marker item per request (a second write
   unit on the hot path): they are never repeated when they may have landed (a lost answer,
   a 5xx), only when DynamoDB surely did not apply them (throttling, no connection).
@@ -82,6 +90,9 @@ class Admission:
     price: ModelPrice | None
     # The request's id (API Gateway's, unique per request): names its idempotent writes.
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    key_id: str | None = None
+    test: bool = False
+    key_counted: bool = False  # the key's own daily admission was taken (give it back on error)
 
     def write_token(self, kind: str) -> str:
         """The ``ClientRequestToken`` of this request's ``kind`` of write: the same on every
@@ -103,10 +114,11 @@ def _next_day(now: datetime) -> datetime:
 
 
 class Meter:
-    def __init__(self, dynamodb_getter, table: str, sleep=time.sleep):
+    def __init__(self, dynamodb_getter, table: str, sleep=time.sleep, test_rpm: int = 10):
         self._dynamodb = dynamodb_getter
         self.table = table
         self.sleep = sleep
+        self.test_rpm = test_rpm
 
     # ---- admission
 
@@ -135,20 +147,98 @@ class Meter:
                 "this model has no price configured and the account has a budget",
                 limit="monthly_budget",
             )
+        if customer.test:
+            self._admit_test(customer, now)
+            return Admission(
+                customer.customer_id, model, now, None, key_id=customer.key_id, test=True,
+                **({"request_id": request_id} if request_id else {}),
+            )
         self._refuse_zero_limits(customer, now)
-        counted_minute = False
-        if customer.requests_per_minute is not None:
-            self._admit_minute(customer, now)
-            counted_minute = True
+        counted_minute = counted_key = False
         try:
+            if customer.requests_per_minute is not None:
+                self._admit_minute(customer, now)
+                counted_minute = True
+            if customer.key_daily_limit is not None and customer.key_id:
+                self._admit_key(customer, now)
+                counted_key = True
             self._admit_meter(customer, now)
         except ProxyError:
             if counted_minute:
                 self._undo_minute(customer.customer_id, now)
+            if counted_key:
+                self._undo_key(customer, now)
             raise
-        if request_id:
-            return Admission(customer.customer_id, model, now, price, request_id)
-        return Admission(customer.customer_id, model, now, price)
+        return Admission(
+            customer.customer_id,
+            model,
+            now,
+            price,
+            key_id=customer.key_id,
+            key_counted=counted_key,
+            **({"request_id": request_id} if request_id else {}),
+        )
+
+    def _admit_test(self, customer: Customer, now: datetime) -> None:
+        """A test key's own low rate limit: one conditional ADD on its minute item."""
+        expires = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        try:
+            self._dynamodb().update_item(
+                TableName=self.table,
+                Key=self._key(customer.customer_id, schema.key_minute_key(customer.key_id, now)),
+                UpdateExpression="ADD #n :one SET #ttl = :ttl",
+                ConditionExpression="attribute_not_exists(#n) OR #n < :limit",
+                ExpressionAttributeNames={"#n": "n", "#ttl": "ttl"},
+                ExpressionAttributeValues={
+                    ":one": _n(1),
+                    ":limit": _n(self.test_rpm),
+                    ":ttl": _n(epoch_seconds(expires) + MINUTE_ITEM_LIFETIME),
+                },
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                raise ProxyError(
+                    429,
+                    E.TEST_KEY_LIMIT,
+                    f"test keys answer at most {self.test_rpm} requests per minute",
+                    retry_after=_seconds_until(now, expires),
+                ) from None
+            raise
+
+    def _admit_key(self, customer: Customer, now: datetime) -> None:
+        """The key's own daily limit: one conditional ADD on its KEY# day item."""
+        try:
+            self._dynamodb().update_item(
+                TableName=self.table,
+                Key=self._key(customer.customer_id, schema.key_day_key(customer.key_id, now)),
+                UpdateExpression="ADD #a :one",
+                ConditionExpression="attribute_not_exists(#a) OR #a < :limit",
+                ExpressionAttributeNames={"#a": "admitted"},
+                ExpressionAttributeValues={":one": _n(1), ":limit": _n(customer.key_daily_limit)},
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                end = _next_day(now)
+                raise ProxyError(
+                    429,
+                    E.KEY_DAILY_LIMIT,
+                    f"this key's daily request limit reached; it resets at {iso_z(end)}",
+                    limit="key_daily_request_limit",
+                    retry_after=_seconds_until(now, end),
+                ) from None
+            raise
+
+    def _undo_key(self, customer: Customer, now: datetime) -> None:
+        try:
+            self._dynamodb().update_item(
+                TableName=self.table,
+                Key=self._key(customer.customer_id, schema.key_day_key(customer.key_id, now)),
+                UpdateExpression="ADD #a :minus",
+                ExpressionAttributeNames={"#a": "admitted"},
+                ExpressionAttributeValues={":minus": _n(-1)},
+            )
+        except (ClientError, BotoCoreError):
+            pass  # at worst the key over-counts one refused request: stricter, not looser
 
     def admit_free(self, customer: Customer, now: datetime) -> None:
         """A call Bedrock does not bill (CountTokens): it takes a requests-per-minute slot
@@ -162,6 +252,13 @@ class Meter:
         # A limit of 0 would pass "attribute_not_exists" on an empty meter: refuse here.
         if customer.daily_request_limit is not None and customer.daily_request_limit <= 0:
             raise self._limit_error("daily_request_limit", now)
+        if customer.key_daily_limit is not None and customer.key_daily_limit <= 0:
+            raise ProxyError(
+                429,
+                E.KEY_DAILY_LIMIT,
+                "this key's daily request limit is 0",
+                limit="key_daily_request_limit",
+            )
         if customer.requests_per_minute is not None and customer.requests_per_minute <= 0:
             raise self._limit_error("requests_per_minute", now)
         if customer.monthly_token_limit is not None and customer.monthly_token_limit <= 0:
@@ -294,8 +391,20 @@ class Meter:
     # ---- after the call
 
     def record_success(self, admission: Admission, usage: Usage) -> None:
+        if admission.test:
+            self._retry(
+                lambda: self._add_key(admission, {"test_requests": 1}), idempotent=False
+            )
+            return
         spend = admission.price.cost(usage) if admission.price else 0
         day = admission.admitted_at
+        key_counts = {
+            "requests": 1,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_read_input_tokens": usage.cache_read_input_tokens,
+            "cache_write_input_tokens": usage.cache_write_input_tokens,
+        }
         self._transact(
             admission.customer_id,
             "ADD #tokens :tokens, #spend :spend",
@@ -311,8 +420,31 @@ class Meter:
                 "estimated": int(usage.estimated),
             },
             day,
+            self._key_update(admission, key_counts),
             token=admission.write_token(USAGE_WRITE),
         )
+
+    def _key_update(self, admission: Admission, counts: dict[str, int]) -> dict | None:
+        """The KEY# day item's ADDs, as a transaction item (None: a token without a key)."""
+        if not admission.key_id:
+            return None
+        counts = {k: v for k, v in counts.items() if v}
+        names = {f"#k{i}": name for i, name in enumerate(counts)}
+        values = {f":k{i}": _n(value) for i, value in enumerate(counts.values())}
+        return {
+            "TableName": self.table,
+            "Key": self._key(
+                admission.customer_id, schema.key_day_key(admission.key_id, admission.admitted_at)
+            ),
+            "UpdateExpression": "ADD " + ", ".join(f"#k{i} :k{i}" for i in range(len(counts))),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+
+    def _add_key(self, admission: Admission, counts: dict[str, int]) -> None:
+        update = self._key_update(admission, counts)
+        if update is not None:
+            self._dynamodb().update_item(**update)
 
     def record_error(self, admission: Admission, error: BaseException | None = None) -> None:
         """The call failed: count the error and, unless the customer's own request caused it
@@ -320,6 +452,8 @@ class Meter:
         transaction puts the request's ``ERR#`` marker only if it is absent, so a repeat
         after a lost answer changes nothing."""
         day = admission.admitted_at
+        if admission.test:
+            return  # the test responder does not fail after admission; nothing is billed
         give_back = error is None or not keeps_daily_slot(error)
         marker_sk = schema.error_marker_key(admission.request_id)
         marker = {
@@ -332,6 +466,8 @@ class Meter:
                 "ConditionExpression": "attribute_not_exists(sk)",
             }
         }
+        # The key's own daily slot goes back with the customer's (same rule, same marker).
+        key_counts = {"errors": 1, "admitted": -1 if admission.key_counted and give_back else 0}
         self._transact(
             admission.customer_id,
             "ADD #d :minus" if give_back else None,
@@ -340,6 +476,7 @@ class Meter:
             schema.day_key(day, admission.model.foundation_model),
             {"errors": 1},
             day,
+            self._key_update(admission, key_counts),
             token=admission.write_token(ERROR_WRITE),
             marker=marker,
         )
@@ -366,12 +503,13 @@ class Meter:
         day_sk,
         day_counters: dict[str, int],
         day: datetime,
+        key_update: dict | None = None,
         *,
         token: str,
         marker: dict | None = None,
     ) -> None:
-        """One transaction: the meter's update (if any), the DAY counters and the marker (if
-        any), under ``token`` on every attempt."""
+        """One transaction: the marker (if any), the meter's update (if any), the DAY
+        counters and the key's day counters (if any), under ``token`` on every attempt."""
         counters = {k: v for k, v in day_counters.items() if v or k in ("requests", "errors")}
         day_names = {f"#c{i}": name for i, name in enumerate(counters)}
         day_values = {f":c{i}": _n(value) for i, value in enumerate(counters.values())}
@@ -400,6 +538,8 @@ class Meter:
                 }
             }
         )
+        if key_update is not None:
+            items.append({"Update": key_update})
         self._retry(
             lambda: self._dynamodb().transact_write_items(
                 TransactItems=items, ClientRequestToken=token

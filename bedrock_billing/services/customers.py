@@ -12,8 +12,12 @@ from typing import Any
 
 from ..core import customers as rules
 from ..core.errors import Conflict, InvalidInput, NotFound
+from ..core.model_parameters import read_model_parameters
+from ..core.model_parameters import update as update_parameters
+from ..core.origins import parse_origin_list
 from ..core.schema import (
     ACTIVE,
+    DEFAULT_KEY_ID,
     LIMIT_ATTRIBUTES,
     SUSPENDED,
     TOKEN_ACTIVE,
@@ -25,6 +29,7 @@ from ..core.tokens import display_prefix, generate_token, hash_token, validate_s
 from ..settings import record_stage_region
 from ..stores.customers import CustomerStore
 from ..stores.dynamo import create_missing_tables, is_missing_table
+from . import audit
 from .pricebook import check_plan, read_overrides_file
 
 Notify = Callable[[str], None]
@@ -91,6 +96,9 @@ def _token_record(
         "prefix": display_prefix(token),
         "state": TOKEN_ACTIVE,
         "created_at": iso_z(now),
+        # The customer's own token is its default key (services/keys.py names the others).
+        "key_id": DEFAULT_KEY_ID,
+        "key_name": "default",
     }
     if expires_at:
         record["expires_at"] = iso_z(expires_at)
@@ -120,6 +128,7 @@ def public_customer(item: dict[str, Any]) -> dict[str, Any]:
         "token_expires_at": item.get("token_expires_at"),
         "limits": {name: item.get(name) for name in LIMIT_ATTRIBUTES},
         "pricing_overrides": item.get("pricing_overrides"),
+        "model_parameters": item.get("model_parameters"),
     }
 
 
@@ -135,8 +144,10 @@ def create_customer(
     price_book: str | None = None,
     clock: Clock = system_clock,
     notify: Notify | None = None,
+    audited: bool = True,
 ) -> dict[str, Any]:
-    """A new customer and its token; the token is in the result and nowhere else."""
+    """A new customer and its token; the token is in the result and nowhere else.
+    ``audited=False``: the caller records the change itself (a bulk import, once)."""
     name = rules.validate_name(name)
     email = rules.validate_email(email)
     if plan:
@@ -171,6 +182,10 @@ def create_customer(
         _create_tables_implicitly(settings, notify)
         store.create(customer, record)
     result = public_customer(customer)
+    if audited:
+        audit.record(
+            settings, "customer.create", customer_id=customer_id, after=result, clock=clock
+        )
     result["token"] = secret
     result["token_prefix"] = record["prefix"]
     return result
@@ -336,7 +351,7 @@ def rotate_token(
         tuple(removals),
     )
     old_prefix = store.tokens([old_hash])[0].get("prefix") if old_hash else None
-    return {
+    result = {
         "customer_id": customer_id,
         "token": secret,
         "token_prefix": new_record["prefix"],
@@ -344,6 +359,11 @@ def rotate_token(
         "previous_token_prefix": old_prefix,
         "previous_valid_until": iso_z(grace_until),
     }
+    audit.record(
+        settings, "token.rotate", customer_id=customer_id, key_id=DEFAULT_KEY_ID,
+        before={"token_prefix": old_prefix}, after=result, clock=clock,
+    )  # fmt: skip
+    return result
 
 
 def revoke_token(
@@ -381,11 +401,16 @@ def revoke_token(
         tuple(removals),
         expected=expected,
     )
-    return {
+    result = {
         "customer_id": customer_id,
         "revoked": [r.get("prefix") for r in records],
         "revoked_at": iso_z(now),
     }
+    audit.record(
+        settings, "token.revoke", customer_id=customer_id, key_id=DEFAULT_KEY_ID, after=result,
+        clock=clock,
+    )  # fmt: skip
+    return result
 
 
 def set_status(
@@ -395,8 +420,15 @@ def set_status(
     customer_id = resolve_customer_id(settings, customer_id)
     if status not in (ACTIVE, SUSPENDED):
         raise InvalidInput(f"invalid status {status!r}")
-    item = _store(settings).update(customer_id, {"status": status, "updated_at": iso_z(clock())})
-    return public_customer(item)
+    store = _store(settings)
+    before = public_customer(store.get(customer_id))
+    item = store.update(customer_id, {"status": status, "updated_at": iso_z(clock())})
+    result = public_customer(item)
+    action = "customer.suspend" if status == SUSPENDED else "customer.reactivate"
+    audit.record(
+        settings, action, customer_id=customer_id, before=before, after=result, clock=clock
+    )
+    return result
 
 
 def update_customer(
@@ -448,9 +480,15 @@ def update_customer(
             history.append({"plan": plan, "from_period": nxt})
         changes["plan_history"] = history
     changes["updated_at"] = iso_z(now)
-    return public_customer(
+    before = public_customer(store.get(customer_id))
+    result = public_customer(
         store.update(customer_id, changes, removals, expected_updated_at=read_at)
     )
+    audit.record(
+        settings, "customer.update", customer_id=customer_id, before=before, after=result,
+        clock=clock,
+    )  # fmt: skip
+    return result
 
 
 _LIMIT_PARSERS = {
@@ -459,6 +497,8 @@ _LIMIT_PARSERS = {
     "requests_per_minute": lambda v: rules.parse_count_limit(v, "requests per minute"),
     "monthly_budget": lambda v: rules.parse_money_limit(v, "monthly budget"),
     "allowed_models": rules.parse_model_list,
+    "allowed_cidrs": rules.parse_cidr_list,
+    "allowed_origins": parse_origin_list,
 }
 
 
@@ -475,7 +515,7 @@ def update_limits(
     if not given:
         raise InvalidInput(
             "no limit given: use --daily-limit, --monthly-token-limit, --requests-per-minute, "
-            "--monthly-budget or --allowed-models"
+            "--monthly-budget, --allowed-models, --allowed-cidrs or --allowed-origins"
         )
     sets: dict[str, Any] = {"updated_at": iso_z(clock())}
     removals = []
@@ -485,7 +525,45 @@ def update_limits(
             removals.append(key)
         else:
             sets[key] = parsed
-    return public_customer(_store(settings).update(customer_id, sets, tuple(removals)))
+    store = _store(settings)
+    before = public_customer(store.get(customer_id))["limits"]
+    result = public_customer(store.update(customer_id, sets, tuple(removals)))
+    audit.record(
+        settings, "limits.update", customer_id=customer_id, before=before,
+        after=result["limits"], clock=clock,
+    )  # fmt: skip
+    return result
+
+
+def update_model_parameters(
+    settings, customer_id: str, *, clock: Clock = system_clock, **given: Any
+) -> dict[str, Any]:
+    """Set or clear the customer's model parameters (core/model_parameters.py): defaults the
+    proxy fills in and the max_tokens cap. A value not given is kept; 'unset' clears one."""
+    customer_id = resolve_customer_id(settings, customer_id)
+    if all(value is None for value in given.values()):
+        raise InvalidInput(
+            "no parameter given: use --max-tokens, --max-tokens-cap, --on-cap, --temperature "
+            "or --guardrail"
+        )
+    store = _store(settings)
+    item = store.get(customer_id)
+    current, _damaged = read_model_parameters(item.get("model_parameters"))  # a damaged map
+    stored = update_parameters(current, **given).to_item()  # is replaced by what is given
+    changes: dict[str, Any] = {"updated_at": iso_z(clock())}
+    removals: tuple[str, ...] = ()
+    if stored is None:
+        removals = ("model_parameters",)
+    else:
+        changes["model_parameters"] = stored
+    result = public_customer(
+        store.update(customer_id, changes, removals, expected_updated_at=item.get("updated_at"))
+    )
+    audit.record(
+        settings, "model_parameters.update", customer_id=customer_id,
+        before=item.get("model_parameters"), after=result["model_parameters"], clock=clock,
+    )  # fmt: skip
+    return result
 
 
 def require_customer(settings, customer_id: str) -> dict[str, Any]:

@@ -139,6 +139,23 @@ def _totals(doc: dict[str, Any]) -> list[tuple[str, str]]:
     return [(label, money(doc, amount)) for label, amount in total_rows(doc)]
 
 
+KEY_HEADINGS = ("Key", "Requests", "Input tokens", "Output tokens", "Cache tokens")
+
+
+def key_rows(doc: dict[str, Any]) -> list[tuple[str, ...]]:
+    """Usage per key (plans with ``lines_per_key``): quantities, no amounts."""
+    return [
+        (
+            str(line.get("key_name") or line.get("key_id")),
+            f"{line['requests']:,}",
+            f"{line['input_tokens']:,}",
+            f"{line['output_tokens']:,}",
+            f"{line['cache_read_input_tokens'] + line['cache_write_input_tokens']:,}",
+        )
+        for line in doc.get("key_lines") or []
+    ]
+
+
 def render_markdown(doc: dict[str, Any], seller: Seller | None = None) -> str:
     seller = seller or Seller()
     title = f"# {'DRAFT ' if is_draft(doc) else ''}Invoice {doc['invoice_number']}"
@@ -147,6 +164,10 @@ def render_markdown(doc: dict[str, Any], seller: Seller | None = None) -> str:
     out += ["", "| Item | Quantity | Unit price | Amount |", "| --- | ---: | ---: | ---: |"]
     out += [f"| {d} | {q} | {p} | {a} |" for d, q, p, a in _rows(doc)]
     out += [""] + [f"**{k}:** {v}  " for k, v in _totals(doc)] + [""]
+    if doc.get("key_lines"):
+        out += ["## Usage per key", "", "| " + " | ".join(KEY_HEADINGS) + " |",
+                "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        out += ["| " + " | ".join(row) + " |" for row in key_rows(doc)] + [""]
     return "\n".join(out)
 
 
@@ -165,6 +186,17 @@ def render_html(doc: dict[str, Any], seller: Seller | None = None) -> str:
         f"<tr><th colspan=3>{e(k)}</th><td class=n>{e(v)}</td></tr>" for k, v in _totals(doc)
     )
     draft = f"<p class=draft>{e(DRAFT_NOTE)}</p>" if is_draft(doc) else ""
+    per_key = ""
+    if doc.get("key_lines"):
+        cells = "".join(
+            "<tr>" + "".join(f"<td{' class=n' if i else ''}>{e(v)}</td>"
+                             for i, v in enumerate(row)) + "</tr>"
+            for row in key_rows(doc)
+        )  # fmt: skip
+        heads = "".join(
+            f"<th{' class=n' if i else ''}>{h}</th>" for i, h in enumerate(KEY_HEADINGS)
+        )
+        per_key = f"<h2>Usage per key</h2><table><tr>{heads}</tr>{cells}</table>"
     title = f"{'DRAFT ' if is_draft(doc) else ''}Invoice {e(doc['invoice_number'])}"
     return (
         "<!doctype html><html><head><meta charset=utf-8>"
@@ -177,7 +209,7 @@ def render_html(doc: dict[str, Any], seller: Seller | None = None) -> str:
         "</style></head><body>"
         f"<h1>{title}</h1>{draft}<table>{head}</table>"
         "<table><tr><th>Item</th><th class=n>Quantity</th><th class=n>Unit price</th>"
-        f"<th class=n>Amount</th></tr>{lines}{totals}</table></body></html>\n"
+        f"<th class=n>Amount</th></tr>{lines}{totals}</table>{per_key}</body></html>\n"
     )
 
 

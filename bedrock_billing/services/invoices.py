@@ -22,10 +22,13 @@ from ..core.pricing import (
     plan_in_force,
     rate_period,
 )
+from ..core.schema import DEFAULT_KEY_ID
 from ..core.timeutil import Clock, Period, iso_z, parse_date, parse_duration, system_clock
 from ..stores.customers import CustomerStore
 from ..stores.invoices import InvoiceExists, InvoiceStore
+from ..stores.keys import KeyStore
 from ..stores.usage_counters import CounterStore
+from . import audit
 from .customers import require_customer, resolve_customer_id
 from .pricebook import PriceBookRef, load_book
 
@@ -104,14 +107,44 @@ def _check_settled(period: Period, now, settle: str, force: bool) -> None:
         )
 
 
+KEY_LINE_COUNTERS = ("requests", "input_tokens", "output_tokens", "cache_read_input_tokens",
+                     "cache_write_input_tokens")  # fmt: skip
+
+
+def key_lines(customer: dict[str, Any], period: Period, rows, keys: KeyStore) -> list[dict]:
+    """Each key's billable usage in ``period`` (KEY# counters; a test key's answers are not
+    usage), and what tokens without a key (made before keys) used: the lines add up to the
+    invoice's usage. Quantities only: the amounts stay on the charge lines, whose tiers,
+    minimum and discounts are decided on the customer's total (docs/pricing.md)."""
+    names = {kid: (entry or {}).get("name") for kid, entry in (customer.get("keys") or {}).items()}
+    names.setdefault(DEFAULT_KEY_ID, "default")
+    totals: dict[str, dict[str, int]] = {}
+    for day in keys.key_days(customer["customer_id"], period.first_day, period.last_day):
+        into = totals.setdefault(day["key_id"], dict.fromkeys(KEY_LINE_COUNTERS, 0))
+        for counter in KEY_LINE_COUNTERS:
+            into[counter] += day[counter]
+    lines = [
+        {"key_id": kid, "key_name": names.get(kid), **counts}
+        for kid, counts in sorted(totals.items())
+        if any(counts.values())
+    ]
+    rest = {c: sum(getattr(r, c) for r in rows) - sum(ln[c] for ln in lines)
+            for c in KEY_LINE_COUNTERS}  # fmt: skip
+    if any(v > 0 for v in rest.values()):
+        lines.append({"key_id": None, "key_name": "(tokens without a key)", **rest})
+    return lines
+
+
 def price_customer(
     customer: dict[str, Any],
     period: Period,
     book: PriceBookRef,
     counters: CounterStore,
     store: InvoiceStore,
+    keys: KeyStore | None = None,
 ) -> dict[str, Any]:
-    """The draft invoice document of one customer for ``period`` (nothing written)."""
+    """The draft invoice document of one customer for ``period`` (nothing written); with
+    lines per key when the plan asks for them (``lines_per_key``)."""
     cid = customer["customer_id"]
     rows = counters.read_customer(cid, period.first_day, period.last_day)
     plan = plan_in_force(customer.get("plan_history") or [], period) or customer.get("plan")
@@ -137,6 +170,8 @@ def price_customer(
         total_cents=to_cents(draft.total),
         has_usage=any(r.requests or r.total_tokens for r in rows),
     )
+    if keys is not None and book.book.plan(plan, period).lines_per_key:
+        doc["key_lines"] = key_lines(customer, period, rows, keys)
     return doc
 
 
@@ -169,6 +204,7 @@ def run_invoices(
     customers_store = CustomerStore(client, settings.tables)
     counters = CounterStore(client, settings.tables.usage)
     store = InvoiceStore(client, settings.tables.invoices)
+    keys = KeyStore(client, settings.tables)
     if customer_id:
         customers = [customers_store.get(resolve_customer_id(settings, customer_id))]
     else:
@@ -177,7 +213,8 @@ def run_invoices(
     for index, customer in enumerate(customers, 1):
         cid = customer["customer_id"]
         try:
-            _one(run, customer, chosen, book, counters, store, finalize, now, allow_unpriced)
+            _one(run, customer, chosen, book, counters, store, finalize, now, allow_unpriced,
+                 keys)  # fmt: skip
         except BillingError as exc:
             if customer_id:
                 raise
@@ -192,6 +229,10 @@ def run_invoices(
             run.failures.append({"customer_id": cid, "error": message})
         if progress:
             progress(index, len(customers))
+    for outcome in run.outcomes:
+        if outcome["outcome"] == "issued":
+            audit.record(settings, "invoice.finalize", customer_id=outcome.get("customer_id"),
+                         after=outcome, clock=clock)  # fmt: skip
     if finalize:
         _announce(settings, run)
     return run
@@ -221,7 +262,9 @@ def _announce(settings, run: InvoiceRun) -> None:
             )
 
 
-def _one(run, customer, period, book, counters, store, finalize, now, allow_unpriced) -> None:
+def _one(
+    run, customer, period, book, counters, store, finalize, now, allow_unpriced, keys=None
+) -> None:
     cid = customer["customer_id"]
     revision = 1
     if finalize:
@@ -231,7 +274,7 @@ def _one(run, customer, period, book, counters, store, finalize, now, allow_unpr
             run.outcomes.append(_outcome(latest, "existing"))
             return
         revision = last_revision + 1  # after a credit note, the period is issued again
-    doc = price_customer(customer, period, book, counters, store)
+    doc = price_customer(customer, period, book, counters, store, keys)
     for item in doc.get("unpriced", []):
         run.unpriced.append({"customer_id": cid, **item})
     if not doc.pop("has_usage"):
@@ -328,6 +371,7 @@ def add_credit(
         "note": note,
     }
     InvoiceStore(settings.client("dynamodb"), settings.tables.invoices).put_grant(cid, record)
+    audit.record(settings, "credits.add", customer_id=cid, after=record, clock=clock)
     return {"customer_id": cid, **record}
 
 
@@ -399,4 +443,6 @@ def void_invoice(
         "issued_at": iso_z(clock()),
     }
     store.put_credit_note(note, restores)
+    before = {"invoice_number": latest["invoice_number"], "status": "issued"}
+    audit.record(settings, "invoice.void", customer_id=cid, before=before, after=note, clock=clock)
     return note

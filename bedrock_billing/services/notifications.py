@@ -13,6 +13,7 @@ from ..core.schema import resource_base
 from ..core.timeutil import Clock, iso_z, system_clock
 from ..core.webhooks import check_url, new_signing_secret
 from ..stores.notifications import NotificationStore
+from . import audit
 from .customers import require_customer
 
 
@@ -63,17 +64,27 @@ def set_alerts(
         changes["credits_below"] = amount
     customer_id = require_customer(settings, customer_id)["customer_id"]
     store = _store(settings)
+    defaults = default_thresholds(settings)
+    before = _row(customer_id, store.settings(customer_id), defaults)
     store.update_settings(customer_id, changes)
-    return _row(customer_id, store.settings(customer_id), default_thresholds(settings))
+    after = _row(customer_id, store.settings(customer_id), defaults)
+    audit.record(settings, "alerts.set", customer_id=customer_id, before=before, after=after,
+                 clock=clock)  # fmt: skip
+    return after
 
 
 def clear_alerts(settings, customer_id: str, *, clock: Clock = system_clock) -> dict[str, Any]:
     customer_id = require_customer(settings, customer_id)["customer_id"]
     store = _store(settings)
+    defaults = default_thresholds(settings)
+    before = _row(customer_id, store.settings(customer_id), defaults)
     store.update_settings(
         customer_id, {"updated_at": iso_z(clock())}, remove=("thresholds", "credits_below")
     )
-    return _row(customer_id, store.settings(customer_id), default_thresholds(settings))
+    after = _row(customer_id, store.settings(customer_id), defaults)
+    audit.record(settings, "alerts.clear", customer_id=customer_id, before=before, after=after,
+                 clock=clock)  # fmt: skip
+    return after
 
 
 def list_alerts(settings, customer_id: str | None = None) -> dict[str, Any]:
@@ -115,7 +126,9 @@ def set_webhook(
                 f"stage {settings.stage} first (the stack creates it; so does the sandbox)"
             ) from None
         raise (aws_error(exc, webhook_key(settings)) or exc) from None
-    _store(settings).update_settings(
+    store = _store(settings)
+    before = store.settings(customer_id).get("webhook_url")
+    store.update_settings(
         customer_id,
         {
             "webhook_url": url,
@@ -124,6 +137,10 @@ def set_webhook(
             "updated_at": iso_z(clock()),
         },
     )
+    # The record names the URL and that a new secret was made; never the secret.
+    audit.record(settings, "webhook.set", customer_id=customer_id,
+                 before={"url": before}, after={"url": url, "signing_secret_renewed": True},
+                 clock=clock)  # fmt: skip
     return {"customer_id": customer_id, "url": url, "signing_secret": secret}
 
 
@@ -183,7 +200,11 @@ def redeliver(settings, event_id: str, *, notify=None, **overrides) -> dict[str,
     result = notifier_for(settings, **overrides).redeliver(record["customer_id"], event_id)
     if result is None:  # pragma: no cover - found a moment ago
         raise NotFound(f"no event with id {event_id}")
-    return _delivery_row(result)
+    row = _delivery_row(result)
+    audit.record(settings, "webhook.redeliver", customer_id=record["customer_id"],
+                 before={"event_id": event_id, "status": record.get("status")},
+                 after={"event_id": event_id, "status": row.get("status")})  # fmt: skip
+    return row
 
 
 def announce_invoice(settings, doc: dict[str, Any], notifier=None) -> dict | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from ...core.errors import InvalidInput
+from ...core.errors import EXIT_PARTIAL, InvalidInput
 from ...services import customers as svc
 from ..app import announce_write, app
 from ..options import (
@@ -18,7 +18,7 @@ from ..options import (
     PriceBook,
     Token,
 )
-from ..render import emit, hint, note
+from ..render import emit, hint, note, progress
 
 CUSTOMER_COLUMNS = [
     ("customer_id", "Customer ID"),
@@ -44,6 +44,9 @@ DETAIL_COLUMNS = [
     ("limits.requests_per_minute", "Requests per minute"),
     ("limits.monthly_budget", "Monthly budget"),
     ("limits.allowed_models", "Allowed models"),
+    ("limits.allowed_cidrs", "Allowed CIDRs"),
+    ("limits.allowed_origins", "Allowed origins"),
+    ("model_parameters", "Model parameters"),
     ("pricing_overrides", "Pricing overrides"),
 ]
 TOKEN_COLUMNS = [
@@ -85,15 +88,28 @@ def init(ctx: typer.Context) -> None:
 @app.command("create")
 def create(
     ctx: typer.Context,
-    name: str = typer.Option(..., "--name", help="Customer name."),
-    email: str = typer.Option(..., "--email", help="Billing contact email."),
+    name: str = typer.Option(None, "--name", help="Customer name (required without --from-csv)."),
+    email: str = typer.Option(None, "--email", help="Billing contact email."),
     token: Token = None,
     expires_in: ExpiresIn = None,
     daily_limit: DailyLimit = None,
     plan: Plan = None,
     price_book: PriceBook = None,
+    from_csv: str = typer.Option(
+        None, "--from-csv", help="Create one customer per row: name,email[,daily_limit,plan,...]."
+    ),
+    tokens_file: str = typer.Option(
+        None, "--tokens-file", help="With --from-csv: a new file (mode 0600) for the tokens."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --from-csv: check each row only."),
 ) -> None:
-    """Create a customer and its Bearer token (shown once, never stored)."""
+    """Create a customer and its Bearer token (shown once, never stored), or many from CSV."""
+    if from_csv:
+        _bulk_create(ctx, from_csv, tokens_file, dry_run, price_book, name or email or token)
+        return
+    if not name or not email:
+        missing = "--name" if not name else "--email"
+        raise InvalidInput(f"Missing option '{missing}' (or --from-csv FILE); see --help")
     result = svc.create_customer(
         ctx.obj, name=name, email=email, token=token, expires_in=expires_in,
         daily_limit=daily_limit, plan=plan, price_book=price_book, notify=note,
@@ -101,6 +117,41 @@ def create(
     emit(ctx.obj, result, columns=CREATED_COLUMNS)
     hint(ctx.obj, "The token is shown once and is not stored: give it to the customer now.")
     announce_write(ctx.obj)
+
+
+BULK_COLUMNS = [
+    ("row", "Row"),
+    ("name", "Name"),
+    ("customer_id", "Customer ID"),
+    ("result", "Result"),
+    ("error", "Error"),
+]
+
+
+def _bulk_report(ctx, report: dict) -> None:
+    emit(ctx.obj, report, rows_key="results", columns=BULK_COLUMNS, title="Rows")
+    note(
+        f"{report['succeeded']} of {report['rows']} row(s) "
+        f"{'would succeed' if report['dry_run'] else 'applied'}; {report['failed']} failed."
+    )
+    if report["failed"]:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _bulk_create(ctx, path, tokens_file, dry_run, price_book, single) -> None:
+    from ...services.bulk import create_from_csv
+
+    if single:
+        raise InvalidInput("--from-csv takes the customers from the file: drop --name/--email")
+    with progress("Creating customers", show=not dry_run) as update:
+        report = create_from_csv(
+            ctx.obj, path, tokens_file=tokens_file, dry_run=dry_run, price_book=price_book,
+            progress=update,
+        )  # fmt: skip
+    if not dry_run:
+        where = report["tokens_file"]
+        note(f"Tokens written to {where} (mode 0600): hand them over, then delete it.")
+    _bulk_report(ctx, report)
 
 
 @app.command("list")
@@ -230,7 +281,9 @@ def revoke_token(
 @app.command("update-limits")
 def update_limits(
     ctx: typer.Context,
-    customer_id: CustomerId,
+    customer_id: str = typer.Option(
+        None, "--customer-id", help=CUSTOMER_HELP + " Required without --from-csv."
+    ),
     daily_limit: DailyLimit = None,
     monthly_token_limit: str = typer.Option(
         None, "--monthly-token-limit", help="Input+output+cache tokens per UTC month."
@@ -242,13 +295,68 @@ def update_limits(
     allowed_models: list[str] = typer.Option(
         None, "--allowed-models", help="Model ids (repeat or comma-separate); 'all' clears."
     ),
+    allowed_cidrs: list[str] = typer.Option(
+        None,
+        "--allowed-cidrs",
+        help="Source addresses allowed, CIDRs (IPv4/IPv6; repeat or comma-separate); 'any' clears.",
+    ),
+    allowed_origins: list[str] = typer.Option(
+        None,
+        "--allowed-origins",
+        help="Browser origins allowed (CORS), scheme://host[:port]; repeat or comma-separate; "
+        "'any' clears.",
+    ),
+    from_csv: str = typer.Option(
+        None, "--from-csv", help="One customer per row: customer_id and limit columns."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --from-csv: check each row only."),
 ) -> None:
     """Set limits the proxy enforces; 'unlimited' clears one. Unset means unlimited."""
+    if from_csv:
+        from ...services.bulk import update_limits_from_csv
+
+        if customer_id:
+            raise InvalidInput("--from-csv takes the customers from the file: drop --customer-id")
+        _bulk_report(ctx, update_limits_from_csv(ctx.obj, from_csv, dry_run=dry_run))
+        return
+    if not customer_id:
+        raise InvalidInput("give --customer-id ID (or --from-csv FILE)")
     result = svc.update_limits(
         ctx.obj, customer_id, daily_request_limit=daily_limit,
         monthly_token_limit=monthly_token_limit, requests_per_minute=requests_per_minute,
         monthly_budget=monthly_budget, allowed_models=allowed_models or None,
+        allowed_cidrs=allowed_cidrs or None, allowed_origins=allowed_origins or None,
     )  # fmt: skip
     emit(ctx.obj, result, columns=DETAIL_COLUMNS)
     hint(ctx.obj, "Unset limits are unlimited.")
+    announce_write(ctx.obj)
+
+
+@app.command("update-model-parameters")
+def update_model_parameters(
+    ctx: typer.Context,
+    customer_id: CustomerId,
+    max_tokens: str = typer.Option(
+        None, "--max-tokens", help="Default max_tokens when a request sets none; 'unset' clears."
+    ),
+    max_tokens_cap: str = typer.Option(
+        None, "--max-tokens-cap", help="The most max_tokens a request may ask; 'unset' clears."
+    ),
+    on_cap: str = typer.Option(
+        None, "--on-cap", help="Above the cap: refuse (400, the default) or clamp to it."
+    ),
+    temperature: str = typer.Option(
+        None, "--temperature", help="Default temperature, 0 to 1; 'unset' clears."
+    ),
+    guardrail: str = typer.Option(
+        None, "--guardrail", help="Default guardrail, ID:VERSION (e.g. abc123:1); 'unset' clears."
+    ),
+) -> None:
+    """Model parameters the proxy fills in when a request leaves them out, and a max_tokens
+    cap; they hold for every wire API and key of the customer."""
+    result = svc.update_model_parameters(
+        ctx.obj, customer_id, max_tokens=max_tokens, max_tokens_cap=max_tokens_cap,
+        on_cap=on_cap, temperature=temperature, guardrail=guardrail,
+    )  # fmt: skip
+    emit(ctx.obj, result, columns=DETAIL_COLUMNS)
     announce_write(ctx.obj)

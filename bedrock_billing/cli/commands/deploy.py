@@ -100,6 +100,11 @@ def deploy(
     cors_origin: list[str] = typer.Option(
         None, "--cors-origin", help="Browser origin allowed to call the API (repeat)."
     ),
+    cors_per_customer: bool = typer.Option(
+        False,
+        "--cors-per-customer",
+        help="Preflights pass for any origin; each customer's --allowed-origins decides.",
+    ),
     prices: str = typer.Option(
         None, "--prices", help="JSON price book for the budget limit (proxy environment)."
     ),
@@ -181,6 +186,7 @@ def deploy(
         timeout_seconds=timeout,
         auth_cache_seconds=auth_cache_seconds,
         cors_origins=tuple(cors_origin or ()),
+        cors_per_customer=cors_per_customer,
         prices=prices,
         model_names=model_names,
         log_retention_days=log_retention_days,
@@ -220,7 +226,17 @@ def deploy(
     )  # fmt: skip
     _render_deploy(ctx.obj, result)
     if result.outcome in ("created", "updated"):
+        _audit(ctx.obj, "deploy", {"stack_name": result.stack_name, "region": result.region,
+               "outcome": result.outcome, "changes": _change_rows(result.changes)})  # fmt: skip
         announce_write(ctx.obj)
+
+
+def _audit(settings, action: str, details: dict) -> None:
+    from ...services.audit import record_installation
+
+    warning = record_installation(settings, action, details)
+    if warning:
+        note(f"warning: {warning}")
 
 
 def _render_deploy(settings, result) -> None:
@@ -315,4 +331,6 @@ def destroy(
                  ("data_deleted", "Deleted data")],
     )  # fmt: skip
     if result.outcome == "deleted":
+        if not result.data_deleted:  # with --delete-data the trail's table is gone too
+            _audit(ctx.obj, "destroy", {"stack_name": result.stack_name, "kept": result.kept})
         announce_write(ctx.obj)

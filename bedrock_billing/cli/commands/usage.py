@@ -58,6 +58,18 @@ ABANDONED_COLUMNS = [
 SHORT_ID = 8  # characters of an id a table shows: `show` and every --customer-id take it
 
 
+def _usage_per_key(ctx, customer_id, start_date, end_date, period) -> None:
+    from ...services.keys import key_usage
+    from .keys import emit_key_usage
+
+    if not customer_id:
+        raise InvalidInput("--group-by key needs --customer-id")
+    report = key_usage(
+        ctx.obj, customer_id, start_date=start_date, end_date=end_date, period=period
+    )
+    emit_key_usage(ctx.obj, report)
+
+
 @app.command("usage")
 def usage(
     ctx: typer.Context,
@@ -66,13 +78,19 @@ def usage(
     start_date: StartDate = None,
     end_date: EndDate = None,
     period: Period = None,
-    group_by: str = typer.Option("day,model", "--group-by", help="day, model, day,model, none."),
+    group_by: str = typer.Option(
+        "day,model", "--group-by", help="day, model, day,model, none; or key (one customer)."
+    ),
     source: str = typer.Option(
         "dynamodb", "--source", help="dynamodb (the proxy's counters) or athena (the log)."
     ),
 ) -> None:
     """Requests and tokens per customer, day and model (UTC), from counters or the log."""
     from ...services.usage_sources import report_usage
+
+    if group_by.strip().lower() == "key":  # the KEY# counters: one customer, per key and day
+        _usage_per_key(ctx, customer_id, start_date, end_date, period)
+        return
 
     with progress("Reading usage", show=all_customers or source == "athena") as update:
         report = report_usage(

@@ -198,3 +198,5 @@ class Plan:
     discounts: tuple[Discount, ...] = ()
     description: str = ""
     from_period: Period | None = None  # None: in force from the beginning
+    # The invoice also lists each key's usage (docs/pricing.md, "Lines per key").
+    lines_per_key: bool = False

@@ -273,8 +273,12 @@ def parse_discount(item: Any, source: str, path: str) -> Discount:
 
 
 def _parse_plan(name: str, version: dict, source: str, path: str) -> Plan:
-    allowed = {"description", "base_fee", "minimum", "charges", "discounts", "from"}
+    allowed = {"description", "base_fee", "minimum", "charges", "discounts", "from",
+               "lines_per_key"}  # fmt: skip
     _check_keys(version, allowed, source, path)
+    per_key = version.get("lines_per_key", False)
+    if not isinstance(per_key, bool):
+        raise InvalidInput(f"{_where(source, path)}.lines_per_key: expected true or false")
     charges_raw = version.get("charges", [])
     discounts_raw = version.get("discounts", [])
     for key, raw in (("charges", charges_raw), ("discounts", discounts_raw)):
@@ -303,6 +307,7 @@ def _parse_plan(name: str, version: dict, source: str, path: str) -> Plan:
         from_period=(
             _parse_period(version["from"], source, f"{path}.from") if "from" in version else None
         ),
+        lines_per_key=per_key,
     )
 
 

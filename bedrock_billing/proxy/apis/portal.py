@@ -101,7 +101,9 @@ def serve(proxy, marker: str, request: Request, params: dict[str, str], headers:
         return PORTAL.redirect(headers)
     # The token's own customer, whatever the URL says; a suspended customer may still read
     # their account and invoices (docs/decisions.md), never call a model.
-    customer = proxy.auth.authenticate(PORTAL.token(request), allow_suspended=True)
+    customer = proxy.auth.authenticate(  # the allowlist holds for the portal too
+        PORTAL.token(request), request.source_ip, allow_suspended=True
+    )
     reader = proxy.account_reader()
     cid = customer.customer_id
     if marker == ACCOUNT:
