@@ -88,3 +88,17 @@ def normalise_model_id(model_id: object) -> ModelRef:
     if not _FOUNDATION_ID.fullmatch(foundation):
         raise InvalidInput("modelId is not a valid Bedrock model id")
     return ModelRef(model_id, foundation, profile)
+
+
+def inference_scope(model_id: str | None) -> str:
+    """How AWS bills the call's routing: ``global`` for a global inference profile, ``geo``
+    for a geographic (cross-Region) one, ``in_region`` for anything else."""
+    if not model_id:
+        return "in_region"
+    try:
+        profile = normalise_model_id(model_id).profile
+    except InvalidInput:  # an id the proxy refused: it served nothing
+        return "in_region"
+    if not profile:
+        return "in_region"
+    return "global" if profile.startswith("global.") else "geo"
