@@ -101,7 +101,8 @@ def test_converse_records_tier_and_one_hour_cache_writes(world, fake, op):
 def test_a_five_minute_write_is_not_counted_as_one_hour(world, fake):
     proxy, token, logs = world
     body = converse_body(LONG + "5m", None, None)
-    assert proxy.handle(event(body, token, path=f"/model/us.{SONNET}/converse"))["statusCode"] == 200
+    path = f"/model/us.{SONNET}/converse"
+    assert proxy.handle(event(body, token, path=path))["statusCode"] == 200
     line = logs[-1]
     check_against_fake(line, fake)
     assert line["cache_write_input_tokens"] > 0 and line["cache_write_1h_input_tokens"] == 0

@@ -270,7 +270,9 @@ def make_outcome(
         output_tokens=output,
         cache_read_input_tokens=cached if cache_hit else 0,
         cache_write_input_tokens=cached if cache_hit is False else 0,
-        cache_write_1h_input_tokens=cached if cache_hit is False and prompt.cache_ttl == "1h" else 0,
+        cache_write_1h_input_tokens=(
+            cached if cache_hit is False and prompt.cache_ttl == "1h" else 0
+        ),
         words=[rng.choice(_WORDS) for _ in range(output)],
         hit_max_tokens=output >= prompt.max_tokens,
         first_byte_latency_ms=first_byte,
