@@ -27,7 +27,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "usage --customer-id 3f2a9c1e --period 2026-05",
         "usage --all --group-by model --source athena -o csv",
     ),
-    "reconcile": ("reconcile --period 2026-05", "reconcile --repair --day 2026-05-14 --yes"),
+    "reconcile": (
+        "reconcile --period 2026-05",
+        "reconcile --repair --day 2026-05-14 --yes",
+        "reconcile --against cur --period 2026-05 --cur-table cur_db.bedrock_cur",
+    ),
     "invoice": (
         "invoice --all --period 2026-05",
         "invoice --all --finalize --format html --out invoices/",

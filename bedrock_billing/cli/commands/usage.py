@@ -8,7 +8,7 @@ import typer
 
 from ...core.errors import InvalidInput
 from ..app import announce_write, app
-from ..options import AllCustomers, EndDate, OneCustomer, Period, StartDate, Yes
+from ..options import AllCustomers, EndDate, OneCustomer, Period, PriceBook, StartDate, Yes
 from ..render import bar_chart, emit, for_people, note, print_table, progress, stdout_console
 
 COUNT_COLUMNS = [
@@ -111,10 +111,30 @@ def reconcile(
     ),
     day: str = typer.Option(None, "--day", help="The day to repair, YYYY-MM-DD."),
     yes: Yes = False,
+    against: str = typer.Option(
+        "counters", "--against", help="counters (the log vs the counters) or cur (the AWS bill)."
+    ),
+    price_book: PriceBook = None,
+    cur_table: str = typer.Option(
+        None, "--cur-table", help="With --against cur: the CUR 2.0 export's Athena table."
+    ),
+    cur_s3: str = typer.Option(
+        None, "--cur-s3", help="With --against cur: s3://bucket/prefix/EXPORT/data (DuckDB)."
+    ),
+    tolerance: str = typer.Option(
+        None, "--tolerance", help="With --against cur: cost difference ignored (default 0.01)."
+    ),
 ) -> None:
-    """Compare the proxy's counters with the request log; exit 5 on any difference."""
+    """Compare the proxy's counters with the request log (exit 5 on any difference), or
+    with --against cur the log and the price book with the AWS bill (exit 6 until the
+    month's bill is final)."""
     from ...services.usage_sources import reconcile_usage
 
+    if against == "cur":
+        _against_cur(ctx, period, price_book, cur_table, cur_s3, tolerance)
+        return
+    if against != "counters":
+        raise InvalidInput(f"invalid --against {against!r}: choose counters or cur")
     if repair:
         _repair(ctx, day, customer_id, yes)
         return
@@ -131,6 +151,55 @@ def reconcile(
     note(
         f"{diffs} difference(s) over {data['customers_checked']} customer(s), "
         f"{data['start_date']} to {data['end_date']} (log: {data['log_source']})"
+    )
+    raise typer.Exit(report.exit_code)
+
+
+BILL_COLUMNS = [
+    ("model", "Model"),
+    ("usage_type", "Usage type"),
+    ("token_type", "Tokens"),
+    ("proxy_tokens", "Proxy"),
+    ("aws_tokens", "AWS"),
+    ("aws_cost", "AWS cost"),
+    ("book_cost", "Book cost"),
+    ("cost_difference", "Difference"),
+]
+FINDING_COLUMNS = [
+    ("kind", "Kind"),
+    ("model", "Model"),
+    ("usage_type", "Usage type"),
+    ("token_type", "Tokens"),
+    ("amount", "Amount"),
+    ("detail", "Explanation"),
+]
+
+
+def _against_cur(ctx, period, price_book, cur_table, cur_s3, tolerance) -> None:
+    from ...services.cur_sources import reconcile_cur
+
+    with progress("Reconciling with the AWS bill") as update:
+        report = reconcile_cur(
+            ctx.obj, period=period, price_book=price_book, cur_table=cur_table, cur_s3=cur_s3,
+            tolerance=tolerance, progress=update,
+        )  # fmt: skip
+    data = report.to_dict()
+    for warning in data["warnings"]:
+        note(f"warning: {warning}")
+
+    def tables() -> None:
+        print_table(data, rows_key="rows", columns=BILL_COLUMNS,
+                    title=f"Bedrock {data['period']}: the proxy and the book against AWS's bill")
+        if data["differences"]:
+            print_table(data, rows_key="differences", columns=FINDING_COLUMNS,
+                        title="Differences")  # fmt: skip
+
+    emit(ctx.obj, data, rows_key="rows", columns=BILL_COLUMNS, table=tables)
+    totals = data["totals"]
+    note(
+        f"{totals['differences']} difference(s) for {data['period']}: AWS charged "
+        f"{totals['aws_cost']}, the price book gives {totals['book_cost_of_aws_usage']} for "
+        f"AWS's usage ({'final' if data['final'] else 'not final'})"
     )
     raise typer.Exit(report.exit_code)
 
