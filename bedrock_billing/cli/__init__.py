@@ -7,7 +7,8 @@ import importlib
 from .app import app
 
 # Imported for their @app.command registrations, in the order `--help` lists them.
-for _module in ("customers", "usage", "billing", "deploy", "sandbox", "configuration"):
+_COMMANDS = ("customers", "usage", "billing", "reports", "deploy", "sandbox", "configuration")
+for _module in _COMMANDS:
     importlib.import_module(f"{__name__}.commands.{_module}")
 
 

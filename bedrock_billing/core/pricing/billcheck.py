@@ -159,6 +159,7 @@ def check_bill(
         return lines[key]
 
     findings: list[Finding] = []
+    proxy_rows = list(proxy_rows)
     for row in proxy_rows:
         day = date.fromisoformat(str(row["day"]))
         label = variant_label(str(row["service_tier"]), str(row["inference_scope"]))
@@ -173,6 +174,8 @@ def check_bill(
                 item.book_cost_of_proxy += tokens * price.price
 
     index = model_index(book)
+    for row in proxy_rows:  # a model the book lacks still meets its own line items
+        index.setdefault(model_words(str(row["model"])), str(row["model"]))
     open_items = total_items = 0
     unknown: dict[str, Decimal] = {}
     unclassified: dict[str, Decimal] = {}
