@@ -100,10 +100,11 @@ def proxy_rows(log):
             for r in log.query_range(PERIOD.first_day, PERIOD.last_day, sql, params)]  # fmt: skip
 
 
-def bill(tmp_path, log, aws_book: str, *, final=True, extra=()):
+def bill(tmp_path, log, aws_book: str, *, final=True, extra=(), fmt="parquet"):
     items = line_items_for(parse_price_book(aws_book), PERIOD, proxy_rows(log), final=final)
     root = tmp_path / "cur"
-    write_cur_parquet(root / f"BILLING_PERIOD={PERIOD}" / "part-0.parquet", [*items, *extra])
+    name = "part-0.parquet" if fmt == "parquet" else "part-0.csv.gz"
+    write_cur_parquet(root / f"BILLING_PERIOD={PERIOD}" / name, [*items, *extra], fmt)
     return LocalCurStore(root)
 
 
@@ -125,8 +126,9 @@ def test_a_bill_the_book_explains_is_clean(tmp_path, month):
         assert row["proxy_tokens"] == row["aws_tokens"]
 
 
-def test_a_price_change_the_book_missed_is_found_from_its_day(tmp_path, month):
-    report = run(month, bill(tmp_path, month, AWS_BOOK), BOOK)
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_price_change_the_book_missed_is_found_from_its_day(tmp_path, month, fmt):
+    report = run(month, bill(tmp_path, month, AWS_BOOK, fmt=fmt), BOOK)
     (finding,) = report.to_dict()["differences"]
     assert report.exit_code == EXIT_DIFFERENCES
     assert (finding["kind"], finding["model"], finding["token_type"]) == ("price", HAIKU, "input")

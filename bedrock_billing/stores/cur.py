@@ -41,6 +41,10 @@ def rows(records: Sequence[Sequence]) -> list[dict]:
     return out
 
 
+def _quoted(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 class LocalCurStore:
     """A CUR 2.0 export's Parquet files read by DuckDB: from a folder holding
     ``BILLING_PERIOD=...`` folders, or from S3 (copied to a temporary folder first)."""
@@ -65,8 +69,10 @@ class LocalCurStore:
     def _query(self, root: Path, period: Period) -> list[dict]:
         sql, params = cur_query(period)
         self.executed.append((sql, params))
-        files = sorted(root.glob(f"{PARTITION}={period}/*.parquet"))
-        if not files:
+        folder = root / f"{PARTITION}={period}"
+        parquet = sorted(folder.glob("*.parquet"))
+        csv = sorted(p for p in folder.glob("*") if p.name.endswith((".csv", ".csv.gz")))
+        if not parquet and not csv:
             return []
         try:
             import duckdb
@@ -78,12 +84,20 @@ class LocalCurStore:
         try:
             con.execute("SET TimeZone = 'UTC'")
             con.execute("CREATE OR REPLACE TEMP MACRO element_at(m, k) AS map_extract_value(m, k)")
-            glob = str(root / f"{PARTITION}=*" / "*.parquet").replace("'", "''")
-            con.execute(
-                f"CREATE OR REPLACE VIEW {CUR_TABLE} AS SELECT * FROM read_parquet('{glob}', "
-                f"hive_partitioning = true, hive_types = {{'{PARTITION}': 'VARCHAR'}}, "
-                "union_by_name = true)"
-            )
+            hive = f"hive_partitioning = true, hive_types = {{'{PARTITION}': 'VARCHAR'}}"
+            if parquet:
+                glob = _quoted(folder / "*.parquet")
+                source = f"read_parquet({glob}, {hive}, union_by_name = true)"
+            else:
+                # CSV exports write the map columns as JSON text, and every value as text
+                # (read as such: costs are cast to DECIMAL from their exact digits).
+                files = ", ".join(_quoted(p) for p in csv)
+                source = (
+                    f"(SELECT * REPLACE (TRY_CAST(CAST(NULLIF(product, '') AS JSON) AS "
+                    f"MAP(VARCHAR, VARCHAR)) AS product) FROM read_csv([{files}], header = true, "
+                    f"all_varchar = true, {hive}, union_by_name = true))"
+                )
+            con.execute(f"CREATE OR REPLACE VIEW {CUR_TABLE} AS SELECT * FROM {source}")
             return rows(con.execute(sql, params).fetchall())
         except duckdb.Error as exc:
             raise BillingError(f"local engine query of the CUR failed: {exc}") from None
@@ -102,7 +116,7 @@ class LocalCurStore:
             for page in pages:
                 for obj in page.get("Contents", []):
                     name = obj["Key"][len(prefix) :].replace("/", "_")
-                    if not name.endswith(".parquet"):
+                    if not name.endswith((".parquet", ".csv", ".csv.gz")):
                         continue
                     folder.mkdir(parents=True, exist_ok=True)
                     body = self._s3.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"]
@@ -126,7 +140,7 @@ class AthenaCurStore:
         return rows(self._athena.execute(sql, params, progress))
 
 
-def write_cur_parquet(path: str | Path, items: Sequence[dict]) -> Path:
+def write_cur_parquet(path: str | Path, items: Sequence[dict], fmt: str = "parquet") -> Path:
     """Write CUR 2.0-shaped line items (the columns core/billedusage.py reads) to one
     Parquet file with DuckDB, as the sandbox's stand-in for a Data Exports refresh."""
     import duckdb
@@ -165,7 +179,13 @@ def write_cur_parquet(path: str | Path, items: Sequence[dict]) -> Path:
                 ],
             )
         target = str(path).replace("'", "''")
-        con.execute(f"COPY cur TO '{target}' (FORMAT parquet)")
+        if fmt == "csv":  # as a CSV export: the map as JSON text, compressed
+            con.execute(
+                f"COPY (SELECT * REPLACE (CAST(product AS JSON) AS product) FROM cur) TO "
+                f"'{target}' (FORMAT csv, HEADER, COMPRESSION gzip)"
+            )
+        else:
+            con.execute(f"COPY cur TO '{target}' (FORMAT parquet)")
     finally:
         con.close()
     return path
