@@ -246,6 +246,8 @@ class CustomerLimits:
     requests_per_minute: int | None = None
     monthly_budget: Decimal | None = None
     allowed_models: frozenset[str] | None = None
+    # Application inference profiles made for the customer: (source model id, profile ARN)
+    inference_profiles: tuple[tuple[str, str], ...] = ()
 
 
 def _kind(value: object) -> str:
@@ -290,6 +292,18 @@ def _models(value: object) -> tuple[frozenset[str] | None, str | None]:
     return frozenset(value), None
 
 
+def _profiles(value: object) -> tuple[tuple[tuple[str, str], ...], str | None]:
+    from .models import is_application_profile_arn
+
+    shape = "expected a map of model id to application inference profile ARN (M of S)"
+    if not isinstance(value, dict):
+        return (), f"inference_profiles is {_kind(value)}: {shape}"
+    for source, arn in value.items():
+        if not _MODEL_ID.fullmatch(str(source)) or not is_application_profile_arn(arn):
+            return (), f"inference_profiles holds {_kind(arn)}: {shape}"
+    return tuple(sorted(value.items())), None
+
+
 def read_customer_record(item: dict) -> CustomerLimits:
     """The status and limits of a customer item (as ``core.items.from_item`` reads it).
 
@@ -317,6 +331,10 @@ def read_customer_record(item: dict) -> CustomerLimits:
     if item.get("allowed_models") is not None:
         models, problem = _models(item["allowed_models"])
         problems += [problem] if problem else []
+    profiles: tuple = ()
+    if item.get("inference_profiles") is not None:
+        profiles, problem = _profiles(item["inference_profiles"])
+        problems += [problem] if problem else []
     if problems:
         raise InvalidRecord("customer", problems)
     return CustomerLimits(
@@ -324,6 +342,7 @@ def read_customer_record(item: dict) -> CustomerLimits:
         status=str(status),
         monthly_budget=budget,
         allowed_models=models,
+        inference_profiles=profiles,
         **counts,
     )
 

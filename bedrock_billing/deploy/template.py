@@ -16,7 +16,7 @@ import json
 from bedrock_billing.core.schema import TABLE_KEYS, TTL_ATTRIBUTE
 
 from . import template_alarms, template_edge, template_logs
-from .bedrock_arns import invoke_statements
+from .bedrock_arns import application_profile_statements, invoke_statements
 from .config import ATHENA_RESULTS_PREFIX, LOG_PREFIX, DeployConfig
 
 HANDLER = "bedrock_billing.proxy.handler.lambda_handler"
@@ -124,6 +124,9 @@ def proxy_role(cfg: DeployConfig) -> dict:
                         "Version": "2012-10-17",
                         "Statement": [
                             *invoke_statements(cfg.models, cfg.routing_regions),
+                            *application_profile_statements(
+                                cfg.models, cfg.stage, cfg.routing_regions
+                            ),
                             *table_statements,
                             log_statement,
                         ],

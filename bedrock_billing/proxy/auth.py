@@ -40,6 +40,7 @@ class Customer:
     requests_per_minute: int | None = None
     monthly_budget_pico: int | None = None
     allowed_models: frozenset[str] | None = None
+    inference_profiles: tuple[tuple[str, str], ...] = ()  # (source model id, profile ARN)
 
 
 def record_invalid() -> ProxyError:
@@ -68,6 +69,7 @@ def parse_customer(item: dict) -> Customer:
         requests_per_minute=record.requests_per_minute,
         monthly_budget_pico=to_pico(budget) if budget is not None else None,
         allowed_models=record.allowed_models,
+        inference_profiles=record.inference_profiles,
     )
 
 

@@ -28,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core.errors import InvalidInput
 from ..core.logschema import INVALID_MODEL
-from ..core.models import normalise_model_id
+from ..core.models import normalise_model_id, route_through_profile
 from ..core.timeutil import Clock, system_clock
 from . import apis, bedrock
 from .apis.base import Adapter
@@ -207,9 +207,12 @@ class Proxy:
         log.model_id, log.foundation_model = call.model_id, model.foundation_model
         customer = self.auth.authenticate(token)
         log.customer_id = customer.customer_id
+        # The customer's application inference profile, if it has one for this model.
+        model, target = route_through_profile(customer.inference_profiles, model)
+        log.foundation_model = model.foundation_model
         client = self.bedrock()
         # CountTokens takes the foundation model's id, never an inference profile's.
-        bedrock_id = model.foundation_model if call.operation == COUNT_TOKENS else model.model_id
+        bedrock_id = model.foundation_model if call.operation == COUNT_TOKENS else target
         prepared = bedrock.prepare(client, call, bedrock_id)  # a bad request costs nothing
         if call.operation == COUNT_TOKENS:
             self.meter.admit_free(customer, log.timestamp)

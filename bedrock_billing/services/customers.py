@@ -120,6 +120,7 @@ def public_customer(item: dict[str, Any]) -> dict[str, Any]:
         "token_expires_at": item.get("token_expires_at"),
         "limits": {name: item.get(name) for name in LIMIT_ATTRIBUTES},
         "pricing_overrides": item.get("pricing_overrides"),
+        "inference_profiles": item.get("inference_profiles"),
     }
 
 
