@@ -124,3 +124,23 @@ def test_the_role_may_invoke_this_stages_profiles_and_their_models_only_through_
     text = json.dumps(routed["Resource"])
     assert f"${{AWS::Region}}::foundation-model/{HAIKU}" in text
     assert "us-west-2::foundation-model/anthropic.claude-3-5-sonnet-20241022-v2:0" in text
+
+
+@pytest.mark.usefixtures("moto_aws")
+def test_create_with_profiles_shows_the_token_even_when_a_profile_fails(monkeypatch):
+    import json
+
+    from bedrock_billing.services import inference_profiles
+    from tests.cli_helpers import run
+
+    plane = FakeControlPlane()
+    monkeypatch.setattr(inference_profiles, "control_plane", lambda settings: plane)
+    args = ["create", "--name", "Acme", "--email", "a@acme.example", "--region", "us-east-1",
+            "--inference-profile", HAIKU, "-o", "json"]  # fmt: skip
+    made = json.loads(run(*args).stdout)
+    assert made["token"].startswith("bbk_") and set(made["inference_profiles"]) == {HAIKU}
+    run(*args[:-4], "--inference-profile", "not a model", expect=2)
+    plane.fail = "ServiceQuotaExceededException"
+    failed = run(*args, expect=3)
+    assert json.loads(failed.stdout)["token"].startswith("bbk_")  # shown once, even so
+    assert "quota of application inference profiles" in failed.stderr

@@ -25,6 +25,12 @@ CUSTOMER_TAG = "bedrock-billing:customer-id"
 STAGE_TAG = "bedrock-billing:stage"
 
 
+def control_plane(settings):
+    """Bedrock's control-plane client (a function, so tests can put a fake in its place:
+    moto has no inference-profile API)."""
+    return settings.client("bedrock")
+
+
 def _source_arn(model_id: str, region: str, account: str) -> str:
     ref = normalise_model_id(model_id)
     if model_id.startswith("arn:") or ref.foundation_model.startswith("arn:"):
@@ -51,7 +57,7 @@ def add_inference_profile(
     normalise_model_id(model_id)
     if model_id in profiles:
         raise Conflict(f"the customer already has an inference profile for {model_id}")
-    bedrock = bedrock or settings.client("bedrock")
+    bedrock = bedrock or control_plane(settings)
     region = settings.session().region_name
     if account is None:
         account = settings.client("sts").get_caller_identity()["Account"]
