@@ -47,6 +47,9 @@ FILE_KEYS = (
     "seller_address",
     "seller_tax_id",
     "payment_terms_days",
+    "alert_thresholds",  # comma-separated percentages: the default for every customer
+    "alerts_topic_arn",  # the operator's SNS topic (a deploy output)
+    "webhook_key",  # KMS key id or alias that encrypts webhook signing secrets
 )
 # The keys only an operator sets; a deploy writes the others.
 OPERATOR_KEYS = (
@@ -58,6 +61,7 @@ OPERATOR_KEYS = (
     "seller_address",
     "seller_tax_id",
     "payment_terms_days",
+    "alert_thresholds",
 )
 # Variables that name a region without meaning to choose one for this tool.
 AMBIENT_REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
@@ -107,6 +111,9 @@ class Settings:
     seller_address: str | None = None
     seller_tax_id: str | None = None
     payment_terms_days: str | None = None
+    alert_thresholds: str | None = None
+    alerts_topic_arn: str | None = None
+    webhook_key: str | None = None
     config_file: Path | None = None
     debug: bool = False
     recorded_region: str | None = None  # the region the config file records for the stage

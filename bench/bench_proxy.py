@@ -115,7 +115,13 @@ def scenario(moto_url: str, n: int, **limits) -> dict:
     ddb.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
     bedrock = StubBedrock()
     proxy = Proxy(
-        ProxyConfig(tables=tables, prices=PriceTable.from_env({})),
+        # As deployed: EMF request metrics on, per customer too (they are log lines, no call).
+        ProxyConfig(
+            tables=tables,
+            prices=PriceTable.from_env({}),
+            request_metrics=True,
+            customer_metrics=True,
+        ),
         dynamodb=ddb,
         bedrock_runtime=bedrock,
         log_sink=lambda line: None,

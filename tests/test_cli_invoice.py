@@ -397,3 +397,40 @@ def test_quote_warns_about_unpriced_usage_on_stderr_in_every_format(output):
     )  # fmt: skip
     assert "warning: usage not priced by the plan" in result.stderr
     assert "acme.mystery-model-v1:0 input_tokens" in result.stderr
+
+
+def test_finalizing_sends_invoice_finalized_once_per_issued_invoice(seeded, monkeypatch):
+    settings, ids = seeded
+    topic = boto3.client("sns", region_name="us-east-1").create_topic(Name="ops")["TopicArn"]
+    monkeypatch.setenv("BEDROCK_BILLING_ALERTS_TOPIC_ARN", topic)
+    first = finalize_all()
+    finalize_all()  # issues nothing more: announces nothing more
+    kept = run_json("webhooks", "deliveries", "--stage", "test")["deliveries"]
+    assert sorted(d["customer_id"] for d in kept) == sorted(
+        o["customer_id"] for o in first["outcomes"] if o["outcome"] == "issued"
+    )
+    assert {d["type"] for d in kept} == {"invoice.finalized"}
+
+
+def test_credits_low_is_sent_once_when_an_invoice_draws_the_balance_below(seeded, monkeypatch):
+    settings, ids = seeded
+    cid = ids[1]
+    topic = boto3.client("sns", region_name="us-east-1").create_topic(Name="ops")["TopicArn"]
+    monkeypatch.setenv("BEDROCK_BILLING_ALERTS_TOPIC_ARN", topic)
+    run_json("credits", "add", "--customer-id", cid, "--amount", "1000.00",
+             "--effective", "2026-01-01", "--stage", "test")  # fmt: skip
+    draft = run_json("invoice", "--customer-id", cid, "--period", "2026-10", "--stage", "test",
+                     "--price-book", BOOK)["invoices"][0]  # fmt: skip
+    left = Decimal("1000.00") - Decimal(draft["subtotal"])
+    set_ = run_json("alerts", "set", "--customer-id", cid, "--credits-below",
+                    f"{left + Decimal('0.01'):.2f}", "--stage", "test")  # fmt: skip
+    assert set_["credits_below"] == f"{left + Decimal('0.01'):.2f}"
+    assert set_["thresholds"] == [50, 80, 100]  # thresholds untouched
+    run_json("invoice", "--customer-id", cid, "--period", "2026-10", "--stage", "test",
+             "--price-book", BOOK, "--finalize")  # fmt: skip
+    kept = run_json("webhooks", "deliveries", "--customer-id", cid, "--stage", "test")
+    types = sorted(d["type"] for d in kept["deliveries"])
+    assert types == ["credits.low", "invoice.finalized"]
+    assert run(
+        "alerts", "set", "--customer-id", cid, "--stage", "test", expect=2
+    ).stderr.startswith("Error: give --threshold")

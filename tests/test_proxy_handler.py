@@ -333,8 +333,10 @@ def test_lambda_handler_builds_its_proxy_from_the_environment(world, monkeypatch
     response = handler.lambda_handler(event(claude_body(), "bbk_unknown"), None)
     assert response["statusCode"] == 401
     assert handler._proxy.config.tables.tokens == world.tables.tokens
-    line = json.loads(capsys.readouterr().out.strip())  # one JSON line on stdout, as Lambda
+    # One JSON line on stdout, as Lambda, then the request's EMF metrics record.
+    line, metrics = (json.loads(x) for x in capsys.readouterr().out.strip().splitlines())
     assert line["error_code"] == "invalid_token" and tuple(line) == FIELD_NAMES
+    assert metrics["Refusals"] == 1 and "event_type" not in metrics
     monkeypatch.setattr(handler, "_proxy", None)
 
 

@@ -258,6 +258,6 @@ def test_the_stack_alarms_on_the_log_lines_of_such_refusals(world):
     watched = {
         (a["Properties"]["Namespace"], a["Properties"]["MetricName"])
         for a in resources.values()
-        if a["Type"] == "AWS::CloudWatch::Alarm"
+        if a["Type"] == "AWS::CloudWatch::Alarm" and "Namespace" in a["Properties"]
     }
     assert (transform["MetricNamespace"], transform["MetricName"]) in watched

@@ -7,7 +7,18 @@ import importlib
 from .app import app
 
 # Imported for their @app.command registrations, in the order `--help` lists them.
-_COMMANDS = ("customers", "usage", "billing", "reports", "deploy", "sandbox", "configuration")
+_COMMANDS = (
+    "customers",
+    "usage",
+    "billing",
+    "reports",
+    "alerts",
+    "webhooks",
+    "anomalies",
+    "deploy",
+    "sandbox",
+    "configuration",
+)
 for _module in _COMMANDS:
     importlib.import_module(f"{__name__}.commands.{_module}")
 

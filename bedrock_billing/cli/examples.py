@@ -43,6 +43,19 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "credits add": ("credits add --customer-id 3f2a9c1e --amount 100.00 --expires 2026-12-31",),
     "credits list": ("credits list --customer-id 3f2a9c1e -o json",),
     "prices export": ("prices export --plan pro --out prices.json",),
+    "alerts set": (
+        "alerts set --customer-id 3f2a9c1e --threshold 80 --threshold 100",
+        "alerts set --customer-id 3f2a9c1e --credits-below 25.00",
+    ),
+    "alerts list": ("alerts list", "alerts list --customer-id 3f2a9c1e -o json"),
+    "alerts clear": ("alerts clear --customer-id 3f2a9c1e",),
+    "alerts daily": ("alerts daily --within 7 -o json",),
+    "webhooks set": (
+        "webhooks set --customer-id 3f2a9c1e --url https://hooks.example.com/bb -o json",
+    ),
+    "webhooks deliveries": ("webhooks deliveries --failed", "webhooks deliveries -o csv"),
+    "webhooks redeliver": ("webhooks redeliver evt_5f0c2d9a8e7b4c1d9f3a6b2e4c8d0a1f",),
+    "anomalies": ("anomalies", "anomalies --period 2026-05 --notify -o json"),
     "deploy": (
         "deploy --model anthropic.claude-3-haiku-20240307-v1:0 --yes",
         "deploy --dry-run",

@@ -105,6 +105,9 @@ class DeployConfig:
     waf_rate_limit: int | None = None  # requests per IP per 5 minutes; None: no web ACL
     reserved_concurrency: int | None = None  # the proxy's reserved concurrent executions
     access_logs: bool = False  # API Gateway access logs (needs the account's logging role)
+    customer_metrics: bool = False  # per-customer EMF metrics (docs/metrics.md: $0.90/customer)
+    quicksight: bool = False  # a QuickSight data source and data set (template_quicksight.py)
+    quicksight_principal: str | None = None  # the QuickSight user or group ARN that owns them
 
     def __post_init__(self) -> None:
         validate(self)
@@ -189,6 +192,8 @@ class DeployConfig:
             env["BEDROCK_BILLING_PRICES"] = self.prices_json
         if self.model_names_json:
             env["BEDROCK_BILLING_MODEL_NAMES"] = self.model_names_json
+        if self.customer_metrics:
+            env["BEDROCK_BILLING_CUSTOMER_METRICS"] = "on"
         return env
 
 
@@ -244,6 +249,14 @@ def validate(cfg: DeployConfig) -> None:
         raise InvalidInput(
             f"the WAF rate limit must be {WAF_RATE_LIMIT_MIN} to {WAF_RATE_LIMIT_MAX:,} "
             "requests per IP per 5 minutes"
+        )
+    if cfg.quicksight and not re.fullmatch(
+        r"arn:aws[a-z-]*:quicksight:[a-z0-9-]+:\d{12}:(user|group)/[\w+=,.@/-]+",
+        cfg.quicksight_principal or "",
+    ):
+        raise InvalidInput(
+            "--quicksight needs --quicksight-principal: the ARN of the QuickSight user or "
+            "group that owns the data set (arn:aws:quicksight:REGION:ACCOUNT:user/default/NAME)"
         )
     if cfg.reserved_concurrency is not None and cfg.reserved_concurrency < 1:
         raise InvalidInput(

@@ -28,6 +28,7 @@ INCLUDE = (
     ("proxy", "*.py", True),
     ("proxy", STREAM_BOOTSTRAP_NAME, False),
     ("core", "*.py", True),
+    ("notifier", "*.py", True),  # the notifier function runs from the same zip
     ("data", "*.json", False),
 )
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold

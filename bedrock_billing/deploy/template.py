@@ -15,7 +15,14 @@ import json
 
 from bedrock_billing.core.schema import TABLE_KEYS, TTL_ATTRIBUTE
 
-from . import template_alarms, template_edge, template_logs
+from . import (
+    template_alarms,
+    template_dashboard,
+    template_edge,
+    template_logs,
+    template_notify,
+    template_quicksight,
+)
 from .bedrock_arns import application_profile_statements, invoke_statements
 from .config import ATHENA_RESULTS_PREFIX, LOG_PREFIX, DeployConfig
 
@@ -52,6 +59,7 @@ OUTPUT_CONFIG_KEYS = {
     "AthenaOutputLocation": "athena_output_location",
     "LogBucket": "log_bucket",
     "LogPrefix": "log_prefix",
+    **template_notify.OUTPUT_CONFIG_KEYS,
 }
 
 
@@ -315,8 +323,12 @@ def build_template(cfg: DeployConfig) -> dict:
     resources.update(template_logs.firehose_resources(cfg))
     resources.update(template_logs.analytics_resources(cfg))
     resources.update(template_alarms.alarm_resources(cfg))
+    resources.update(template_dashboard.dashboard_resources(cfg))
+    resources.update(template_quicksight.quicksight_resources(cfg))
     resources.update(template_edge.edge_resources(cfg))
     template_edge.apply_to_stage(cfg, resources)
+    resources.update(template_notify.notify_resources(cfg))
+    template_notify.enable_stream(resources)
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"bedrock-billing, stage {cfg.stage}: proxy, tables, usage log pipeline",
@@ -336,7 +348,7 @@ def build_template(cfg: DeployConfig) -> dict:
             "HasAlarmTopic": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]}
         },
         "Resources": resources,
-        "Outputs": outputs(cfg),
+        "Outputs": {**outputs(cfg), **template_notify.notify_outputs()},
     }
 
 

@@ -181,17 +181,29 @@ def map_error(exc: Exception) -> ProxyError:
         return ProxyError(400, "invalid_request", _param_text(exc), billable_error=True)
     if isinstance(exc, (ReadTimeoutError, ConnectTimeoutError)):
         return ProxyError(
-            504, "bedrock_timeout", _MESSAGES[504], billable_error=True,
-            aws_code="ModelTimeoutException", aws_status=408,
+            504,
+            "bedrock_timeout",
+            _MESSAGES[504],
+            billable_error=True,
+            aws_code="ModelTimeoutException",
+            aws_status=408,
         )
     if isinstance(exc, (EndpointConnectionError, BotoCoreError)):
         return ProxyError(
-            502, "bedrock_unreachable", _MESSAGES[502], billable_error=True,
-            aws_code="ServiceUnavailableException", aws_status=503,
+            502,
+            "bedrock_unreachable",
+            _MESSAGES[502],
+            billable_error=True,
+            aws_code="ServiceUnavailableException",
+            aws_status=503,
         )
     return ProxyError(
-        502, "bedrock_error", _MESSAGES[502], billable_error=True,
-        aws_code="InternalServerException", aws_status=500,
+        502,
+        "bedrock_error",
+        _MESSAGES[502],
+        billable_error=True,
+        aws_code="InternalServerException",
+        aws_status=500,
     )
 
 
@@ -282,8 +294,9 @@ def _body_params(model, body: dict, model_id: str) -> dict:
     params["modelId"] = model_id
     report = ParamValidator().validate(params, shape)
     if report.has_errors():
-        raise bad_request("invalid_request", _param_text(ParamValidationError(
-            report=report.generate_report())))
+        raise bad_request(
+            "invalid_request", _param_text(ParamValidationError(report=report.generate_report()))
+        )
     return params
 
 

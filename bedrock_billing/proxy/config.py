@@ -33,6 +33,17 @@ def _number(env, name: str, default: float, minimum: float = 0) -> float:
     return value
 
 
+def _flag(env, name: str, default: bool) -> bool:
+    raw = (env.get(ENV + name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "on", "yes"):
+        return True
+    if raw in ("0", "false", "off", "no"):
+        return False
+    raise ConfigError(f"{ENV}{name} must be on or off, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class ProxyConfig:
     tables: TableNames = field(default_factory=TableNames.for_stage)
@@ -51,6 +62,10 @@ class ProxyConfig:
     region: str | None = None
     # Anthropic's model names and the operator's own, to Bedrock ids (core/model_names.py)
     model_names: ModelNames = field(default_factory=ModelNames)
+    # CloudWatch EMF records per request (logline.request_metrics): on in a deployment,
+    # off where a test builds its own config; per-customer dimensions only when asked.
+    request_metrics: bool = False
+    customer_metrics: bool = False
 
     @classmethod
     def from_env(cls, env: dict | os._Environ | None = None) -> ProxyConfig:
@@ -82,6 +97,8 @@ class ProxyConfig:
             prices=PriceTable.from_env(env),
             region=region,
             model_names=_model_names(env, region),
+            request_metrics=_flag(env, "REQUEST_METRICS", True),
+            customer_metrics=_flag(env, "CUSTOMER_METRICS", False),
         )
 
 

@@ -38,7 +38,7 @@ from .call import COUNT_TOKENS, Call, StreamEvent
 from .config import ProxyConfig
 from .errors import ProxyError, bad_request
 from .events import cors_headers, parse_event, preflight
-from .logline import RequestLog, print_sink, write_failure_metric
+from .logline import RequestLog, print_sink, request_metrics, write_failure_metric
 from .meter import CounterWriteFailed, Meter, guard_writes
 
 LogSink = Callable[[dict], None]
@@ -167,6 +167,8 @@ class Proxy:
         log.near_timeout = log.duration_ms >= timeout_ms * self.config.near_timeout_fraction
         if log.api != COUNT_TOKENS:  # free calls are not usage (docs/proxy.md)
             self._emit(self.log_sink, log.line())
+        if self.config.request_metrics:
+            self._emit(self.metric_sink, request_metrics(log, self.config.customer_metrics))
         return response
 
     def _refuse(self, adapter: Adapter | None, err: ProxyError, log: RequestLog, cors) -> dict:

@@ -20,6 +20,7 @@ from ..core.logschema import (
     METRIC_NAMESPACE,
     METRIC_WRITE_FAILURES,
 )
+from ..core.metrics import CUSTOMER_METRICS, DIMENSION_CUSTOMER, DIMENSION_MODEL, REQUEST_METRICS
 from ..core.models import inference_scope
 from ..core.timeutil import epoch_seconds, iso_z
 
@@ -110,3 +111,47 @@ def write_failure_metric(log: RequestLog) -> dict:
         "request_id": log.request_id,
         "customer_id": log.customer_id,
     }
+
+
+def request_metrics(log: RequestLog, per_customer: bool = False) -> dict:
+    """One EMF record for one request: separate from the usage line (whose keys are
+    fixed), with no ``event_type`` so the usage-log pipeline leaves it out."""
+    refused = not log.admitted
+    usage = log.usage
+    values = {
+        "Requests": 1 if log.admitted and log.status == 200 else 0,
+        "Errors": 1 if log.admitted and log.status != 200 else 0,
+        "Refusals": 1 if refused else 0,
+        "Throttles": 1 if refused and log.status == 429 else 0,
+        "Latency": log.duration_ms,
+        "InputTokens": getattr(usage, "input_tokens", 0) or 0,
+        "OutputTokens": getattr(usage, "output_tokens", 0) or 0,
+        "Tokens": getattr(usage, "token_count", 0) or 0,
+    }
+    directives = [
+        {
+            "Namespace": METRIC_NAMESPACE,
+            "Dimensions": [[DIMENSION_MODEL], []],
+            "Metrics": [{"Name": name, "Unit": unit} for name, unit in REQUEST_METRICS],
+        }
+    ]
+    record: dict = {
+        "_aws": {
+            "Timestamp": epoch_seconds(log.timestamp) * 1000 if log.timestamp else 0,
+            "CloudWatchMetrics": directives,
+        },
+        DIMENSION_MODEL: log.foundation_model or "none",
+        **values,
+        "request_id": log.request_id,
+    }
+    if per_customer and log.customer_id:
+        units = dict(REQUEST_METRICS)
+        directives.append(
+            {
+                "Namespace": METRIC_NAMESPACE,
+                "Dimensions": [[DIMENSION_CUSTOMER]],
+                "Metrics": [{"Name": n, "Unit": units[n]} for n in CUSTOMER_METRICS],
+            }
+        )
+        record[DIMENSION_CUSTOMER] = log.customer_id
+    return record

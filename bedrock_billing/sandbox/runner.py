@@ -95,6 +95,8 @@ class Sandbox:
         self.proxy_server: Any = None
         self.tls_proxy_server: Any = None
         self.log_sink: Any = None
+        self.notifier_pump: Any = None
+        self.alerts_topic_arn: str | None = None
         self._session: Any = None
         self._clients: list[Any] = []
         self._saved_env: dict[str, str] = {}
@@ -173,6 +175,7 @@ class Sandbox:
             table_prefix=self.table_prefix,
             log_bucket=self.log_bucket,
             log_prefix=self.log_prefix,
+            alerts_topic_arn=self.alerts_topic_arn,
         )
         settings._session = self._session
         return settings
@@ -264,6 +267,25 @@ class Sandbox:
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
         s3.create_bucket(**kwargs)
         write_sandbox_marker(s3, self.log_bucket, log_prefix=self.log_prefix, clock=self.clock)
+        self._create_notify_resources()
+
+    def _create_notify_resources(self) -> None:
+        """The alerts topic and the signing secrets' key, named as the deploy names them."""
+        from ..core.alerts import alerts_topic_name, webhook_key_alias
+        from ..core.schema import resource_base
+
+        base = resource_base(self.stage, self.table_prefix)
+        sns = self._client("sns", self.aws_endpoint_url)
+        self.alerts_topic_arn = sns.create_topic(Name=alerts_topic_name(base))["TopicArn"]
+        kms = self._client("kms", self.aws_endpoint_url)
+        alias = webhook_key_alias(base)
+        try:
+            kms.describe_key(KeyId=alias)  # moto's state outlives a sandbox in one process
+            return
+        except kms.exceptions.NotFoundException:
+            pass
+        key = kms.create_key(Description="bedrock-billing sandbox: webhook signing secrets")
+        kms.create_alias(AliasName=alias, TargetKeyId=key["KeyMetadata"]["KeyId"])
 
     def _start_proxy(self) -> None:
         from ..proxy.config import ENV, ConfigError, ProxyConfig
@@ -297,12 +319,19 @@ class Sandbox:
         )
         s3 = self._client("s3", self.aws_endpoint_url, max_pool_connections=64)
         self.log_sink = S3LogSink(s3, self.log_bucket, self.log_prefix, clock=self.clock)
+        self.notifier_pump = self._notifier_pump()
+        sink, pump = self.log_sink, self.notifier_pump
+
+        def log_and_notify(record: dict) -> None:
+            sink(record)
+            pump.kick()  # the notifier looks at the meter after every request
+
         proxy = Proxy(
             config,
             dynamodb=dynamodb,
             bedrock_runtime=bedrock,
             clock=self.clock,
-            log_sink=self.log_sink,
+            log_sink=log_and_notify,
         )
         self.proxy_server = _listen(
             ProxyServer(proxy, host=self.host, port=self.requested_port), "--port"
@@ -312,12 +341,24 @@ class Sandbox:
             "--tls-port",
         )
 
+    def _notifier_pump(self):
+        from ..services.notifications import notifier_for
+        from .meterstream import MeterStream
+        from .notify import NotifierPump
+
+        settings = self.settings()
+        stream = MeterStream(self._client("dynamodb", self.aws_endpoint_url), settings.tables.usage)
+        return NotifierPump(stream, notifier_for(settings, clock=self.clock)).start()
+
     def stop(self) -> None:
         """Stop the proxy first (no new lines), flush the log, then the fake and moto."""
         for server in (self.tls_proxy_server, self.proxy_server):
             if server is not None:
                 server.stop()
         self.proxy_server = self.tls_proxy_server = None
+        pump, self.notifier_pump = self.notifier_pump, None
+        if pump is not None:
+            pump.stop()
         sink, self.log_sink = self.log_sink, None
         if sink is not None and self.moto is not None:
             try:

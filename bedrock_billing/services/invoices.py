@@ -197,7 +197,34 @@ def run_invoices(
             run.failures.append({"customer_id": cid, "error": message})
         if progress:
             progress(index, len(customers))
+    if finalize:
+        _announce(settings, run)
     return run
+
+
+def _announce(settings, run: InvoiceRun) -> None:
+    """``invoice.finalized`` for each invoice this run issued, where the stage has an alerts
+    topic (a deployed or sandbox stage). A failure is reported with the run's failures."""
+    if not settings.alerts_topic_arn:
+        return
+    from .notifications import announce_invoice, check_credits_low
+
+    for doc, outcome in zip(run.invoices, run.outcomes, strict=False):
+        if outcome.get("outcome") != "issued":
+            continue
+        try:
+            announce_invoice(settings, doc)
+            if Decimal(doc.get("credit_total") or 0) > 0:
+                cid = doc["customer_id"]
+                balance = list_credits(settings, cid)["usable_balance"]
+                check_credits_low(settings, cid, doc["period"], balance)
+        except Exception as exc:
+            run.failures.append(
+                {
+                    "customer_id": doc["customer_id"],
+                    "error": f"invoice.finalized not sent: {type(exc).__name__}",
+                }
+            )
 
 
 def _one(run, customer, period, book, counters, store, finalize, now, allow_unpriced) -> None:

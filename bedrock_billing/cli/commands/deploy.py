@@ -128,6 +128,20 @@ def deploy(
     access_logs: bool = typer.Option(
         False, "--access-logs", help="API Gateway access logs (needs the account's log role)."
     ),
+    customer_metrics: bool = typer.Option(
+        False,
+        "--customer-metrics",
+        help="Per-customer CloudWatch metrics (3 per active customer, ~$0.90/month each).",
+    ),
+    quicksight: bool = typer.Option(
+        False,
+        "--quicksight",
+        help="Add a QuickSight data source and data set over the usage log (QuickSight is "
+        "billed per user; see docs/metrics.md).",
+    ),
+    quicksight_principal: str = typer.Option(
+        None, "--quicksight-principal", help="QuickSight user or group ARN that owns them."
+    ),
     yes: Yes = False,
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Compare with the deployed template; no AWS write at all."
@@ -160,6 +174,9 @@ def deploy(
         waf_rate_limit=waf_rate_limit,
         reserved_concurrency=reserved_concurrency,
         access_logs=access_logs,
+        customer_metrics=customer_metrics,
+        quicksight=quicksight,
+        quicksight_principal=quicksight_principal,
     )
     if template_out is not None:
         from ...deploy.template import write_template
