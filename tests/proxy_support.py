@@ -326,6 +326,7 @@ def world(aws_env):
         clock = FixedClock("2025-03-15T12:00:00Z")
         stub = StubBedrock()
         logs: list[dict] = []
+        admissions: list[dict] = []  # the lines written at admission, apart from outcomes
         metrics: list[dict] = []
         config = ProxyConfig(tables=tables, prices=PriceTable.from_env({}))
 
@@ -338,6 +339,7 @@ def world(aws_env):
                 clock=clock,
                 log_sink=logs.append,
                 metric_sink=metrics.append,
+                admission_sink=admissions.append,
                 sleep=lambda s: None,
             )
 
@@ -348,6 +350,7 @@ def world(aws_env):
             clock=clock,
             bedrock=stub,
             logs=logs,
+            admissions=admissions,
             metrics=metrics,
             proxy=make(),
             make=make,

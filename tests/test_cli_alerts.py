@@ -201,6 +201,7 @@ def test_alerts_and_webhooks_share_the_other_commands_options_and_output(custome
     assert "Wrote to stage prod, region us-east-1" in made.stderr
     listed = run_json("alerts", "list", "--customer-id", prefix)
     assert listed["count"] == 1 and listed["alerts"][0]["thresholds"] == [75]
+    assert "Fired: none yet" in run("alerts", "list", "--customer-id", prefix).stdout
     assert run("alerts", "list", "-o", "csv").stdout.splitlines() == [
         "customer_id,thresholds,source,credits_below,webhook_url",
         f"{customer},75,customer,,",
@@ -221,3 +222,16 @@ def test_alerts_and_webhooks_share_the_other_commands_options_and_output(custome
         assert "Global options" in text and "Examples:" in text, command
         assert "bedrock-billing " + " ".join(command) in text, command
         assert "<bool>" not in text, command
+
+
+def test_a_webhook_on_a_stage_that_was_never_deployed_says_so(customer):
+    run("init", "--stage", "bare")
+    cid = run_json("create", "--name", "B", "--email", "b@x.example", "--stage", "bare")[
+        "customer_id"
+    ]
+    result = run("webhooks", "set", "--customer-id", cid, "--url", "https://hooks.example.com/x",
+                 "--stage", "bare", expect=3)  # fmt: skip
+    assert result.stderr == (
+        "Error: the webhook signing key alias/bedrock-billing-bare-webhooks does not exist: "
+        "deploy stage bare first (the stack creates it; so does the sandbox)\n"
+    )

@@ -412,6 +412,27 @@ def test_finalizing_sends_invoice_finalized_once_per_issued_invoice(seeded, monk
     assert {d["type"] for d in kept} == {"invoice.finalized"}
 
 
+def test_without_a_topic_only_customers_with_a_webhook_get_invoice_finalized(seeded):
+    import json as _json
+
+    from bedrock_billing.core.alerts import webhook_key_alias
+    from tests.webhook_support import Receiver
+
+    settings, ids = seeded
+    kms = boto3.client("kms", region_name="us-east-1")
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=webhook_key_alias("bedrock-billing-test"), TargetKeyId=key)
+    with Receiver() as receiver:
+        run_json("webhooks", "set", "--customer-id", ids[0], "--url", receiver.url,
+                 "--allow-private-url", "--stage", "test")  # fmt: skip
+        finalize_all()
+    [(headers, body)] = receiver.received
+    event = _json.loads(body)
+    assert (event["type"], event["customer_id"]) == ("invoice.finalized", ids[0])
+    kept = run_json("webhooks", "deliveries", "--stage", "test")["deliveries"]
+    assert [(d["customer_id"], d["status"]) for d in kept] == [(ids[0], "delivered")]
+
+
 def test_credits_low_is_sent_once_when_an_invoice_draws_the_balance_below(seeded, monkeypatch):
     settings, ids = seeded
     cid = ids[1]

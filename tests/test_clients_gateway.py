@@ -83,6 +83,7 @@ def world(moto_server, aws_credentials):
             dynamodb=ddb,
             bedrock_runtime=bedrock,
             log_sink=sink,
+            admission_sink=[].append,  # the outcome lines only (one per request)
         )
         cid = put_customer(ddb, tables, daily_request_limit=50)
         token = put_token(ddb, tables, cid)

@@ -126,6 +126,34 @@ def test_proxy_table_access_is_per_table_and_read_only_on_customers_and_tokens(t
     assert not any("Scan" in a or "Delete" in a for acts in by_table.values() for a in acts)
 
 
+def test_proxy_reads_of_the_customer_portal_are_scoped_to_their_tables(template):
+    proxy = template["Resources"]["ProxyRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    statements = [s for s in proxy["Statement"] if s["Action"][0].startswith("dynamodb:")]
+    for statement in statements:  # one table per statement, never a wildcard
+        assert len(statement["Resource"]) == 1 and "Fn::GetAtt" in statement["Resource"][0]
+    by_table = {s["Resource"][0]["Fn::GetAtt"][0]: s["Action"] for s in statements}
+    # The portal: the caller's meter (GetItem) and day counters (Query), its invoices
+    # (Query, GetItem); the error transaction's ERR# marker is a Put (PutItem).
+    assert sorted(by_table["UsageTable"]) == [
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem",
+    ]  # fmt: skip
+    assert sorted(by_table["InvoicesTable"]) == ["dynamodb:GetItem", "dynamodb:Query"]
+    # Reads only: nothing writes customers, tokens or invoices, nothing reads in bulk.
+    writes = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
+    for table in ("CustomersTable", "TokensTable", "InvoicesTable"):
+        assert not any(a.endswith(writes) for a in by_table[table]), table
+    assert not any(a.endswith(("Scan", "BatchGetItem", "PartiQLSelect")) for s in statements
+                   for a in s["Action"])  # fmt: skip
+
+
+def test_greedy_route_serves_the_portal_and_account_paths_with_get(template):
+    # Every method of every path reaches the proxy, which routes GET /portal, /v1/account...
+    resources = template["Resources"]
+    assert resources["ApiProxyResource"]["Properties"]["PathPart"] == "{proxy+}"
+    method = resources["ApiProxyMethod"]["Properties"]
+    assert method["HttpMethod"] == "ANY" and method["ResourceId"] == {"Ref": "ApiProxyResource"}
+
+
 def test_tables_are_on_demand_recoverable_encrypted_retained_with_ttl(template):
     tables = resources_of(template, "AWS::DynamoDB::Table")
     names = TableNames.for_stage("prod", "bedrock-billing").as_dict()

@@ -58,9 +58,14 @@ def test_refusals_and_throttles_and_customer_dimension(world):
     proxy.handle(event(claude_body(), token))
     proxy.handle(event(claude_body(), token))  # over the daily limit
     proxy.handle(event(claude_body(), "bbk_" + "x" * 43))  # unknown token
+    # A stranger naming made-up models must not mint a metric (billed monthly) per name.
+    made_up = dict(claude_body(), modelId="anthropic.made-up-7f3a9c-v1:0")
+    proxy.handle(event(made_up, "bbk_" + "y" * 43))
     for record in world.metrics:
         check_emf(record)
-    first, limited, unknown = world.metrics
+    first, limited, unknown, stranger = world.metrics
+    assert first["Model"] == "anthropic.claude-3-haiku-20240307-v1:0"
+    assert limited["Model"] == unknown["Model"] == stranger["Model"] == "other"
     assert first["CustomerId"] == cid and first["Requests"] == 1
     assert (limited["Refusals"], limited["Requests"]) == (1, 0)
     assert unknown["Refusals"] == 1 and "CustomerId" not in unknown

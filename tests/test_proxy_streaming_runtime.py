@@ -96,6 +96,7 @@ def deployed_proxy(w, bedrock) -> Proxy:
         bedrock_runtime=bedrock,
         clock=w.clock,
         log_sink=w.logs.append,
+        admission_sink=[].append,  # the outcome lines only (one per request)
         metric_sink=w.metrics.append,
         sleep=lambda s: None,
     )

@@ -174,6 +174,9 @@ def test_sandbox_serves_another_shell_with_no_aws_setup_and_frees_its_ports(tmp_
         # The SDK base URLs reach the same proxy (the model list is free: no usage changes).
         assert info["anthropic_base_url"] + "/bedrock" == info["proxy_url"]
         assert info["openai_base_url"] == info["anthropic_base_url"] + "/v1"
+        assert info["portal_url"] == info["anthropic_base_url"] + "/portal"
+        page, account = _portal(info["portal_url"], made["token"])
+        assert page.startswith("<!doctype html>") and account["customer_id"] == made["customer_id"]
         openai = pytest.importorskip("openai")
         listed = openai.OpenAI(base_url=info["openai_base_url"], api_key=made["token"])
         assert "claude-3-haiku-20240307" in [m.id for m in listed.models.list()]
@@ -200,6 +203,17 @@ def test_sandbox_serves_another_shell_with_no_aws_setup_and_frees_its_ports(tmp_
     assert "Traceback" not in err
     for port in ports:
         assert_port_free("127.0.0.1", port)
+
+
+def _portal(portal_url: str, token: str) -> tuple[str, dict]:
+    """The portal's page, and the account it shows for ``token`` (no proxy, loopback)."""
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    page = opener.open(portal_url, timeout=30).read().decode()
+    account_url = portal_url.rsplit("/portal", 1)[0] + "/v1/account"
+    request = urllib.request.Request(account_url, headers={"Authorization": f"Bearer {token}"})
+    return page, json.loads(opener.open(request, timeout=30).read())
 
 
 def test_sandbox_stops_on_sigterm_too(tmp_path):

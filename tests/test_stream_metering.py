@@ -84,6 +84,7 @@ def stack(moto_server, fake, aws_credentials):
         dynamodb=ddb,
         bedrock_runtime=bedrock,
         log_sink=logs.append,
+        admission_sink=[].append,  # the outcome lines only (one per request)
     )
     cid = put_customer(ddb, tables, daily_request_limit=50)
     token = put_token(ddb, tables, cid)

@@ -17,6 +17,7 @@ _COMMANDS = (
     "anomalies",
     "deploy",
     "sandbox",
+    "console",
     "configuration",
 )
 for _module in _COMMANDS:

@@ -66,5 +66,6 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "destroy": ("destroy --stage dev --yes",),
     "sandbox": ("sandbox --port 0 --output json",),
     "demo": ("demo", "demo -o json"),
+    "console": ("console", "console --port 0 -o json", "console --stage dev --profile billing"),
     "config show": ("config show", "config show --stage dev -o json"),
 }

@@ -14,6 +14,9 @@ from datetime import date, timedelta
 EVENT_INVOKE = "bedrock_invoke"  # Bedrock answered with success: billable
 EVENT_ERROR = "bedrock_error"  # admitted, but Bedrock (or the proxy) failed: not billed
 EVENT_REFUSED = "proxy_refused"  # refused by the proxy (auth, limit, bad input): not billed
+# Written at admission, before the Bedrock call: never usage by itself. reconcile pairs it
+# with the request's outcome line by request_id (core/admissions.py).
+EVENT_ADMITTED = "proxy_admitted"
 
 # The CloudWatch metric the proxy emits for a lost counter write (Embedded Metric Format),
 # and the deploy's alarm watches: one contract, so both sides name it from here.
@@ -48,7 +51,9 @@ class Field:
 
 FIELDS: tuple[Field, ...] = (
     Field("timestamp", "string", "ISO 8601 UTC instant of admission, with Z"),
-    Field("event_type", "string", "bedrock_invoke | bedrock_error | proxy_refused"),
+    Field(
+        "event_type", "string", "bedrock_invoke | bedrock_error | proxy_refused | proxy_admitted"
+    ),
     Field("request_id", "string", "the proxy's request id (API Gateway's, or generated)"),
     Field("customer_id", "string", "customer UUID; null when the token was not recognised"),
     Field("model_id", "string", "the model id as the client sent it"),
@@ -76,12 +81,20 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "counter_write_failed", "boolean", "true when the DynamoDB counters could not be written"
     ),
-    Field("near_timeout", "boolean", "true when the call ran close to the integration timeout"),
+    Field("near_timeout", "boolean", "true when the call used 90% of the time it was allowed"),
     Field(
         "wire_api",
         "string",
-        "the API the client spoke: bedrock-runtime | anthropic-messages | openai-chat | legacy",
+        "the API the client spoke: bedrock-runtime | anthropic-messages | openai-chat | legacy"
+        " | portal (a refused portal request)",
     ),
+    Field(
+        "delivered",
+        "boolean",
+        "false when the client did not receive the whole answer; null when not admitted",
+    ),
+    Field("request_bytes", "bigint", "the request body's size in bytes (admitted requests)"),
+    Field("max_tokens", "bigint", "the output-token cap the request set, when it set one"),
 )
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)

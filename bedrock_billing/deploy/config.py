@@ -108,6 +108,8 @@ class DeployConfig:
     customer_metrics: bool = False  # per-customer EMF metrics (docs/metrics.md: $0.90/customer)
     quicksight: bool = False  # a QuickSight data source and data set (template_quicksight.py)
     quicksight_principal: str | None = None  # the QuickSight user or group ARN that owns them
+    # Charge a generation the client never received in full (docs/proxy.md): the default.
+    charge_undelivered: bool = True
 
     def __post_init__(self) -> None:
         validate(self)
@@ -184,6 +186,7 @@ class DeployConfig:
             "BEDROCK_BILLING_CORS_ORIGINS": ",".join(self.cors_origins),
             # API Gateway waits as long as the function runs (template.api_resources).
             "BEDROCK_BILLING_INTEGRATION_TIMEOUT": str(self.timeout_seconds),
+            "BEDROCK_BILLING_CHARGE_UNDELIVERED": str(self.charge_undelivered).lower(),
             # Lambda's Python runtime runs the streaming Runtime-API loop in place of its
             # buffered one (proxy/streaming.py, docs/decisions.md).
             "AWS_LAMBDA_EXEC_WRAPPER": STREAM_WRAPPER_PATH,

@@ -28,6 +28,7 @@ INCLUDE = (
     ("proxy", "*.py", True),
     ("proxy", STREAM_BOOTSTRAP_NAME, False),
     ("core", "*.py", True),
+    ("proxy/static", "*.*", False),  # the customer portal's page, script and style
     ("notifier", "*.py", True),  # the notifier function runs from the same zip
     ("data", "*.json", False),
 )

@@ -41,12 +41,16 @@ STREAMING_INVOCATIONS_URI = (
 TABLE_LOGICAL_IDS = {name: f"{name.capitalize()}Table" for name in TABLE_KEYS}
 
 # What the proxy does with each table, and nothing more (docs/deploy.md): it reads a token
-# and its customer, and counts usage with conditional updates (single or transactional,
-# both authorised as UpdateItem). It never reads invoices.
+# and its customer, and counts usage with conditional updates (single or transactional: a
+# transaction's Update and Put are authorised as UpdateItem and PutItem, the error
+# transaction puts its ERR# marker; AWS's "Using IAM with DynamoDB transactions"). The
+# customer portal reads the caller's own meter (GetItem) and day counters (Query) and its
+# own invoices (Query, GetItem); it never writes them, and nothing scans.
 PROXY_TABLE_ACTIONS: dict[str, list[str]] = {
     "customers": ["dynamodb:GetItem"],
     "tokens": ["dynamodb:GetItem"],
-    "usage": ["dynamodb:UpdateItem"],
+    "usage": ["dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"],
+    "invoices": ["dynamodb:GetItem", "dynamodb:Query"],
 }
 
 # Stack output -> key of the CLI's configuration file (bedrock_billing/settings.py).

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 
+from bedrock_billing.core.logschema import METRIC_NAMESPACE, METRIC_WRITE_FAILURES
 from bedrock_billing.core.metrics import DIMENSION_CUSTOMER, DIMENSION_MODEL
 
-from . import template_alarms
 from .config import DeployConfig
 
-NAMESPACE = template_alarms.METRIC_NAMESPACE
+NAMESPACE = METRIC_NAMESPACE
 ERROR_RATE_PERCENT = 5  # of admitted requests, over 5 minutes
 P99_LATENCY_MS = 20_000  # API Gateway gives up at 29 s
 MIN_REQUESTS = 20  # an error rate over fewer admitted requests does not alarm
@@ -52,7 +52,7 @@ def dashboard_body(cfg: DeployConfig) -> str:
         widget("Throttles (429)", [_metric("Throttles")], 0, 6),
         widget(
             "Usage writes lost",
-            [_metric(template_alarms.METRIC_WRITE_FAILURES)],
+            [_metric(METRIC_WRITE_FAILURES)],
             12,
             6,
         ),

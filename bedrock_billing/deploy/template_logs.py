@@ -10,7 +10,12 @@ the raw JSON lines under ``logs/dt=YYYY-MM-DD/`` (Firehose arrival date, UTC).
 
 from __future__ import annotations
 
-from bedrock_billing.core.logschema import EVENT_ERROR, EVENT_INVOKE, EVENT_REFUSED
+from bedrock_billing.core.logschema import (
+    EVENT_ADMITTED,
+    EVENT_ERROR,
+    EVENT_INVOKE,
+    EVENT_REFUSED,
+)
 from bedrock_billing.core.logschema import glue_table_input as _glue_table_input
 
 from .config import ATHENA_RESULTS_PREFIX, ERROR_PREFIX, LOG_PREFIX, DeployConfig
@@ -18,7 +23,8 @@ from .config import ATHENA_RESULTS_PREFIX, ERROR_PREFIX, LOG_PREFIX, DeployConfi
 SUBSCRIPTION_PATTERN = (
     "{ "
     + " || ".join(
-        f'($.event_type = "{event}")' for event in (EVENT_INVOKE, EVENT_ERROR, EVENT_REFUSED)
+        f'($.event_type = "{event}")'
+        for event in (EVENT_INVOKE, EVENT_ERROR, EVENT_REFUSED, EVENT_ADMITTED)
     )
     + " }"
 )

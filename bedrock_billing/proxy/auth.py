@@ -84,9 +84,12 @@ def _before(now: datetime, limit: datetime | None) -> bool:
     return limit is None or now < limit
 
 
-def check_token(token: TokenRecord, customer: Customer | None, now: datetime) -> None:
+def check_token(
+    token: TokenRecord, customer: Customer | None, now: datetime, allow_suspended: bool = False
+) -> None:
     """Refuse a token that is revoked, expired, past its grace, or whose customer is not
-    active; ``customer`` None: its item could not be read (refused, never served)."""
+    active (unless ``allow_suspended``: the portal's reads); ``customer`` None: its item
+    could not be read (refused, never served)."""
     if token.state == schema.TOKEN_REVOKED:
         raise ProxyError(401, E.TOKEN_REVOKED, "the token has been revoked")
     if token.state == schema.TOKEN_PREVIOUS:
@@ -100,7 +103,7 @@ def check_token(token: TokenRecord, customer: Customer | None, now: datetime) ->
         raise ProxyError(401, E.TOKEN_EXPIRED, "the token has expired")
     if customer is None:
         raise record_invalid()
-    if customer.status != schema.ACTIVE:
+    if customer.status != schema.ACTIVE and not allow_suspended:
         raise ProxyError(403, E.CUSTOMER_SUSPENDED, "the account is suspended")
 
 
@@ -175,7 +178,7 @@ class Authenticator:
         except ProxyError:
             return token, None
 
-    def authenticate(self, token: str) -> Customer:
+    def authenticate(self, token: str, allow_suspended: bool = False) -> Customer:
         token_hash = hash_token(token)
         now = self.clock()
         hit, value = self.cache.get(token_hash, now)
@@ -189,5 +192,5 @@ class Authenticator:
         if value is INVALID_RECORD:
             raise record_invalid()
         record, customer = value
-        check_token(record, customer, now)
+        check_token(record, customer, now, allow_suspended)
         return customer

@@ -27,6 +27,7 @@ from botocore.parsers import RestJSONParser
 from botocore.validate import ParamValidator
 
 from .call import CONVERSE, COUNT_TOKENS, INVOKE, Call, EventSink, StreamEvent
+from .deadline import bound_reads, deadline_error
 from .errors import ProxyError, bad_request
 from .usage import (
     HEADER_CACHE_READ,
@@ -180,6 +181,8 @@ def map_error(exc: Exception) -> ProxyError:
     if isinstance(exc, ParamValidationError):
         return ProxyError(400, "invalid_request", _param_text(exc), billable_error=True)
     if isinstance(exc, (ReadTimeoutError, ConnectTimeoutError)):
+        # A read timeout came after Bedrock had the request: it may be generating, and AWS
+        # bills that. A connect timeout never reached it.
         return ProxyError(
             504,
             "bedrock_timeout",
@@ -187,6 +190,7 @@ def map_error(exc: Exception) -> ProxyError:
             billable_error=True,
             aws_code="ModelTimeoutException",
             aws_status=408,
+            undelivered=isinstance(exc, ReadTimeoutError),
         )
     if isinstance(exc, (EndpointConnectionError, BotoCoreError)):
         return ProxyError(
@@ -320,14 +324,54 @@ def prepare(client, call: Call, model_id: str) -> dict:
     return params
 
 
-def call_bedrock(client, call: Call, params: dict, on_event: EventSink | None) -> Result:
+def request_size(call: Call, params: dict) -> int:
+    """The bytes sent to Bedrock: InvokeModel's body, or Converse's members as JSON."""
+    if call.operation == INVOKE:
+        return len(params.get("body") or b"")
+    return _request_chars(params)
+
+
+# Where each model family's InvokeModel body sets its output cap, and Converse's.
+_MAX_TOKEN_PATHS = (
+    ("max_tokens",),  # Anthropic Messages, Mistral, AI21, Cohere
+    ("max_gen_len",),  # Llama
+    ("max_tokens_to_sample",),  # Anthropic Text Completions
+    ("textGenerationConfig", "maxTokenCount"),  # Titan
+    ("inferenceConfig", "max_new_tokens"),  # Nova's InvokeModel body
+    ("inferenceConfig", "maxTokens"),  # Converse
+)
+
+
+def requested_max_tokens(call: Call, params: dict) -> int | None:
+    """The output-token cap the request set, if any (logged at admission: with the input
+    size, it bounds what an abandoned request can have cost)."""
+    body = params if call.operation == CONVERSE else call.body
+    if body is None and call.operation == INVOKE:
+        try:
+            body = json.loads(params.get("body") or b"")
+        except ValueError:
+            return None
+    if not isinstance(body, dict):
+        return None
+    for path in _MAX_TOKEN_PATHS:
+        value = body
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+    return None
+
+
+def call_bedrock(
+    client, call: Call, params: dict, on_event: EventSink | None, deadline=None
+) -> Result:
     if call.operation == INVOKE:
         if call.stream:
-            return invoke_stream(client, params, on_event)
+            return invoke_stream(client, params, on_event, deadline)
         return invoke(client, params)
     if call.operation == CONVERSE:
         if call.stream:
-            return converse_stream(client, params, on_event)
+            return converse_stream(client, params, on_event, deadline)
         return converse(client, params)
     return count_tokens(client, params)
 
@@ -338,6 +382,34 @@ def _attach_partial(exc: Exception, usage: Usage | None) -> None:
         exc.partial_usage = usage
     except AttributeError:
         pass
+
+
+_DEADLINE_SLACK = 0.05  # seconds
+
+
+def _stop_at_deadline(body, deadline) -> None:
+    """After an event: past the deadline, stop reading (Bedrock's stream is closed) and
+    answer the client's timeout; else bound the next read by the time that is left."""
+    if deadline is None:
+        return
+    if deadline.expired():
+        close = getattr(body, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:  # closing a broken connection: nothing more to read anyway
+                pass
+        raise deadline_error()
+    bound_reads(body, deadline)
+
+
+def _stream_failure(exc: Exception, deadline) -> Exception:
+    """A read that failed once the deadline had passed (the bounded read timed out) is the
+    deadline's stop; Bedrock's own errors stay what they are."""
+    if deadline is not None and not isinstance(exc, (ProxyError, ClientError)):
+        if deadline.remaining() <= _DEADLINE_SLACK:  # a bounded read may wake a hair early
+            return deadline_error()
+    return exc
 
 
 def _passed(headers: dict) -> dict[str, str]:
@@ -372,7 +444,7 @@ def invoke(client, params: dict) -> Result:
     )
 
 
-def invoke_stream(client, params: dict, on_event: EventSink | None) -> Result:
+def invoke_stream(client, params: dict, on_event: EventSink | None, deadline=None) -> Result:
     response = client.invoke_model_with_response_stream(**params)
     request_id, headers = _meta(response)
     result = Result(
@@ -384,8 +456,10 @@ def invoke_stream(client, params: dict, on_event: EventSink | None) -> Result:
     )
     tracker = StreamUsage()
     request_size = len(params["body"])
+    body = response["body"]
     try:
-        for event in response["body"]:
+        bound_reads(body, deadline)
+        for event in body:
             part = event.get("chunk") if isinstance(event, dict) else None
             if part is None:
                 # An exception member of the union (botocore usually raises these itself).
@@ -401,9 +475,13 @@ def invoke_stream(client, params: dict, on_event: EventSink | None) -> Result:
             tracker.observe(chunk, len(raw))
             if on_event:
                 on_event(StreamEvent("chunk", chunk, raw))
+            _stop_at_deadline(body, deadline)
     except Exception as exc:
-        _attach_partial(exc, tracker.result(request_size))
-        raise
+        failure = _stream_failure(exc, deadline)
+        _attach_partial(failure, tracker.result(request_size))
+        if failure is exc:
+            raise
+        raise failure from None
     result.usage = tracker.result(request_size)
     return result
 
@@ -434,7 +512,7 @@ def converse(client, params: dict) -> Result:
     )
 
 
-def converse_stream(client, params: dict, on_event: EventSink | None) -> Result:
+def converse_stream(client, params: dict, on_event: EventSink | None, deadline=None) -> Result:
     response = client.converse_stream(**params)
     request_id, headers = _meta(response)
     result = Result(
@@ -444,8 +522,10 @@ def converse_stream(client, params: dict, on_event: EventSink | None) -> Result:
         headers=_passed(headers),
     )
     tracker = StreamUsage(converse=True)
+    stream = response["stream"]
     try:
-        for event in response["stream"]:
+        bound_reads(stream, deadline)
+        for event in stream:
             if not isinstance(event, dict) or not event:
                 continue
             ((kind, members),) = list(_plain(event).items())[:1]
@@ -458,9 +538,13 @@ def converse_stream(client, params: dict, on_event: EventSink | None) -> Result:
                 result.service_tier = _tier(metadata.get("serviceTier")) or result.service_tier
             if on_event:
                 on_event(StreamEvent(kind, members if isinstance(members, dict) else {}))
+            _stop_at_deadline(stream, deadline)
     except Exception as exc:
-        _attach_partial(exc, tracker.result(_request_chars(params)))
-        raise
+        failure = _stream_failure(exc, deadline)
+        _attach_partial(failure, tracker.result(_request_chars(params)))
+        if failure is exc:
+            raise
+        raise failure from None
     result.usage = tracker.result(_request_chars(params))
     return result
 

@@ -58,6 +58,11 @@ class ProxyConfig:
     integration_timeout: float = 29.0  # API Gateway's default integration timeout, seconds
     near_timeout_fraction: float = 0.9  # flag requests that used this much of it
     bedrock_read_timeout: float = 300.0
+    # Seconds kept before the request's deadline to record its outcome (proxy/deadline.py).
+    deadline_margin: float = 5.0
+    # Whether a generation the client never received in full (it hung up, or the deadline
+    # stopped it) is charged: its tokens are recorded either way (docs/proxy.md).
+    charge_undelivered: bool = True
     prices: PriceTable | None = None
     region: str | None = None
     # Anthropic's model names and the operator's own, to Bedrock ids (core/model_names.py)
@@ -94,6 +99,8 @@ class ProxyConfig:
             max_body_bytes=int(_number(env, "MAX_BODY_BYTES", cls.max_body_bytes, 1)),
             integration_timeout=_number(env, "INTEGRATION_TIMEOUT", cls.integration_timeout, 1),
             bedrock_read_timeout=_number(env, "BEDROCK_READ_TIMEOUT", cls.bedrock_read_timeout, 1),
+            deadline_margin=_number(env, "DEADLINE_MARGIN", cls.deadline_margin),
+            charge_undelivered=_flag(env, "CHARGE_UNDELIVERED", cls.charge_undelivered),
             prices=PriceTable.from_env(env),
             region=region,
             model_names=_model_names(env, region),

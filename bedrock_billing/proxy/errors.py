@@ -22,6 +22,7 @@ class ProxyError(Exception):
         aws_code: str | None = None,
         aws_status: int | None = None,
         aws_message: str | None = None,
+        undelivered: bool = False,
     ):
         super().__init__(message)
         self.status = status
@@ -37,6 +38,10 @@ class ProxyError(Exception):
         self.aws_code = aws_code
         self.aws_status = aws_status
         self.aws_message = aws_message
+        # True when Bedrock had the request and may have generated (and AWS billed) an
+        # answer the client never got: a stop at the deadline, a read timeout. Recorded with
+        # its usage as an undelivered generation, not refunded as an error (docs/proxy.md).
+        self.undelivered = undelivered
 
     def body(self, request_id: str) -> dict:
         error = {"code": self.code, "message": self.message, "request_id": request_id}

@@ -189,7 +189,7 @@ def preflight(origin: str | None, allowed: tuple[str, ...]) -> dict:
     if "Access-Control-Allow-Origin" in headers:
         headers.update(
             {
-                "Access-Control-Allow-Methods": "POST, OPTIONS",
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",  # GET: lists, portal
                 "Access-Control-Allow-Headers": "Authorization, Content-Type",
                 "Access-Control-Max-Age": "600",
             }

@@ -36,10 +36,12 @@ from .apis.bedrock_runtime import inference_profiles, ping
 from .auth import Authenticator
 from .call import COUNT_TOKENS, Call, StreamEvent
 from .config import ProxyConfig
+from .deadline import Deadline, client_timeouts
 from .errors import ProxyError, bad_request
 from .events import cors_headers, parse_event, preflight
 from .logline import RequestLog, print_sink, request_metrics, write_failure_metric
 from .meter import CounterWriteFailed, Meter, guard_writes
+from .usage import estimate
 
 LogSink = Callable[[dict], None]
 
@@ -56,6 +58,7 @@ class Proxy:
         clock: Clock = system_clock,
         log_sink: LogSink = print_sink,
         metric_sink: LogSink | None = None,
+        admission_sink: LogSink | None = None,
         sleep: Callable[[float], None] = time.sleep,
         timer: Callable[[], float] = time.perf_counter,
     ):
@@ -63,6 +66,8 @@ class Proxy:
         self.clock = clock
         self.log_sink = log_sink
         self.metric_sink = metric_sink or log_sink
+        # The admission line goes the log line's way unless a caller separates them (tests).
+        self.admission_sink = admission_sink or log_sink
         self.timer = timer
         self._dynamodb = dynamodb
         if dynamodb is not None:
@@ -79,6 +84,7 @@ class Proxy:
             c.auth_cache_size,
         )
         self.meter = Meter(self.dynamodb, c.tables.usage, sleep)
+        self._account = None  # the portal's reader, built on its first request
 
     # ---- clients: built on first use, kept for the container's life
 
@@ -109,6 +115,10 @@ class Proxy:
                     # the client is better placed to decide (429/503 carry Retry-After).
                     from botocore.config import Config
 
+                    c = self.config  # no single wait outlasts a request's deadline
+                    connect, read = client_timeouts(
+                        c.integration_timeout, c.deadline_margin, c.bedrock_read_timeout
+                    )
                     # SigV4 with the function's role, always: an AWS_BEARER_TOKEN_BEDROCK
                     # in the proxy's environment (a sandbox started from a shell that set
                     # it for a client) must not switch the proxy to a Bedrock API key.
@@ -118,12 +128,21 @@ class Proxy:
                         config=Config(
                             signature_version="v4",
                             retries={"total_max_attempts": 1},
-                            connect_timeout=5,
-                            read_timeout=self.config.bedrock_read_timeout,
+                            connect_timeout=connect,
+                            read_timeout=read,
                             max_pool_connections=64,
                         ),
                     )
         return self._bedrock
+
+    def account_reader(self):
+        """The customer portal's reads of the caller's own items (proxy/account.py)."""
+        if self._account is None:
+            from .account import AccountReader
+
+            currency = self.config.prices.currency if self.config.prices else "USD"
+            self._account = AccountReader(self.dynamodb, self.config.tables, currency)
+        return self._account
 
     # ---- serving
 
@@ -135,6 +154,7 @@ class Proxy:
         format; the returned dict is then not the answer. Without it, or when no stream
         started, the returned API Gateway answer holds the whole response."""
         started = self.timer()
+        deadline = Deadline.for_request(context, self.config, self.timer, started)
         log = RequestLog(timestamp=self.clock())
         cors: dict[str, str] = {}
         adapter: Adapter | None = None
@@ -149,8 +169,8 @@ class Proxy:
             adapter = route.adapter
             log.wire_api = adapter.name
             if route.local:
-                return self._local(route, request, cors)
-            response = self._serve(adapter, request, params, log, cors, stream)
+                return self._local(route, request, params, cors)
+            response = self._serve(adapter, request, params, log, cors, stream, deadline)
         except ProxyError as err:
             response = self._refuse(adapter, err, log, cors)
         except (ClientError, BotoCoreError):
@@ -163,8 +183,9 @@ class Proxy:
             err = ProxyError(500, "internal_error", "internal error")
             response = self._refuse(adapter, err, log, cors)
         log.duration_ms = int((self.timer() - started) * 1000)
-        timeout_ms = self.config.integration_timeout * 1000
-        log.near_timeout = log.duration_ms >= timeout_ms * self.config.near_timeout_fraction
+        # Close to the time the request was allowed (its deadline, proxy/deadline.py).
+        allowed_ms = (deadline.at - started) * 1000
+        log.near_timeout = log.duration_ms >= allowed_ms * self.config.near_timeout_fraction
         if log.api != COUNT_TOKENS:  # free calls are not usage (docs/proxy.md)
             self._emit(self.log_sink, log.line())
         if self.config.request_metrics:
@@ -177,11 +198,16 @@ class Proxy:
         adapter = adapter or apis.INVOKE_API
         return adapter.refuse(err, request_id, {**cors, "X-Request-Id": request_id})
 
-    def _local(self, route, request, cors: dict) -> dict:
-        """Answers the proxy gives itself: the health check and the inference-profile list."""
+    def _local(self, route, request, params, cors: dict) -> dict:
+        """Answers the proxy gives itself: the health check, the inference-profile and model
+        lists, and the customer portal (never metered, no usage log line)."""
         headers = {**cors, "X-Request-Id": request.request_id}
         if route.local == apis.PING:
             return ping(request.request_id, headers)
+        if route.local in apis.PORTAL_MARKERS:
+            from .apis import portal  # on first use: a lean cold start
+
+            return portal.serve(self, route.local, request, params, headers)
         customer = self.auth.authenticate(route.adapter.token(request))
         models = customer.allowed_models
         if models is None:
@@ -192,7 +218,9 @@ class Proxy:
             return model_list(list(models), self.config.model_names, request.request_id, headers)
         return inference_profiles(list(models), self.config.region, request.request_id, headers)
 
-    def _serve(self, adapter: Adapter, request, params, log: RequestLog, cors, stream) -> dict:
+    def _serve(
+        self, adapter: Adapter, request, params, log: RequestLog, cors, stream, deadline
+    ) -> dict:
         token = adapter.token(request)
         call = adapter.parse(request, params, self.config.max_body_bytes)
         log.api, log.streamed = call.operation, call.stream
@@ -216,6 +244,9 @@ class Proxy:
         # CountTokens takes the foundation model's id, never an inference profile's.
         bedrock_id = model.foundation_model if call.operation == COUNT_TOKENS else target
         prepared = bedrock.prepare(client, call, bedrock_id)  # a bad request costs nothing
+        log.request_bytes = bedrock.request_size(call, prepared)
+        log.max_tokens = bedrock.requested_max_tokens(call, prepared)
+        deadline.check()  # no time left to serve and record it: refused, nothing billed
         if call.operation == COUNT_TOKENS:
             self.meter.admit_free(customer, log.timestamp)
             result = self._call(client, call, prepared, None, log)
@@ -234,12 +265,19 @@ class Proxy:
                 )
             raise
         log.admitted = True
+        # Before Bedrock is called: if nothing else is ever written for this request (the
+        # function killed at its timeout), reconcile finds this line without an outcome.
+        self._emit(self.admission_sink, log.admission_line())
         headers = {**cors, "X-Request-Id": log.request_id, "x-amzn-RequestId": log.request_id}
         out = _StreamOut(adapter, call, stream, headers, log.request_id) if call.stream else None
         try:
-            result = self._call(client, call, prepared, out, log)
+            result = self._call(client, call, prepared, out, log, deadline)
         except ProxyError as err:
-            self._write(lambda e=err: self.meter.record_error(admission, e), log)
+            if err.undelivered:  # Bedrock may have generated it: recorded, never dropped
+                usage = log.usage or estimate(log.request_bytes or 0, 0)
+                self._record_undelivered(admission, usage, log)
+            else:
+                self._write(lambda e=err: self.meter.record_error(admission, e), log)
             log.status, log.error_code = err.status, err.code
             if out is not None and out.events_seen:
                 return out.fail(err)  # the answer began: the error goes in-band
@@ -247,17 +285,33 @@ class Proxy:
         log.status = 200
         log.usage = result.usage
         log.bedrock_request_id, log.service_tier = result.bedrock_request_id, result.service_tier
-        self._write(lambda: self.meter.record_success(admission, result.usage), log)
+        # The client left mid-stream, or API Gateway already answered it with its timeout.
+        if (out is not None and out.client_gone) or deadline.integration_timed_out():
+            self._record_undelivered(admission, result.usage, log)
+        else:
+            self._write(lambda: self.meter.record_success(admission, result.usage), log)
         if out is not None:
             answer = out.finish(result)
-            log.undelivered = out.client_gone  # generated, and billed by AWS, all the same
+            log.undelivered = log.undelivered or out.client_gone
             return answer
         return adapter.render(call, result, headers)
 
-    def _call(self, client, call: Call, prepared: dict, out, log: RequestLog):
+    def _record_undelivered(self, admission, usage, log: RequestLog) -> None:
+        """A generation the client did not receive in full: its tokens are recorded either
+        way; charged (a usage write) or not (an error write, the daily slot given back) as
+        ``charge_undelivered`` says (docs/proxy.md, "Undelivered generations")."""
+        log.undelivered, log.usage = True, usage
+        log.charged = self.config.charge_undelivered
+        if log.charged:
+            self._write(lambda: self.meter.record_success(admission, usage), log)
+        else:
+            log.error_code = log.error_code or "undelivered"
+            self._write(lambda: self.meter.record_error(admission, None), log)
+
+    def _call(self, client, call: Call, prepared: dict, out, log: RequestLog, deadline=None):
         """Bedrock's answer, or its error as a ProxyError (usage so far kept for the log)."""
         try:
-            return bedrock.call_bedrock(client, call, prepared, out)
+            return bedrock.call_bedrock(client, call, prepared, out, deadline)
         except Exception as exc:
             log.usage = getattr(exc, "partial_usage", None)
             raise (exc if isinstance(exc, ProxyError) else bedrock.map_error(exc)) from None

@@ -14,9 +14,11 @@ import sys
 from dataclasses import dataclass
 
 from ..core.logschema import (
+    EVENT_ADMITTED,
     EVENT_ERROR,
     EVENT_INVOKE,
     EVENT_REFUSED,
+    FIELD_NAMES,
     METRIC_NAMESPACE,
     METRIC_WRITE_FAILURES,
 )
@@ -52,12 +54,34 @@ class RequestLog:
     counter_write_failed: bool = False
     near_timeout: bool = False
     wire_api: str | None = None
-    undelivered: bool = False  # a stream whose client left before its end (issue 13)
+    undelivered: bool = False  # the client did not receive the whole answer (issue 13)
+    charged: bool | None = None  # set when the outcome's billing is decided apart from status
+    request_bytes: int | None = None
+    max_tokens: int | None = None
 
     def event_type(self) -> str:
         if not self.admitted:
             return EVENT_REFUSED
+        if self.charged is not None:
+            return EVENT_INVOKE if self.charged else EVENT_ERROR
         return EVENT_INVOKE if self.status == 200 else EVENT_ERROR
+
+    def admission_line(self) -> dict:
+        """The line written at admission, before the Bedrock call: what is known then."""
+        known = {
+            "timestamp": iso_z(self.timestamp),
+            "event_type": EVENT_ADMITTED,
+            "request_id": self.request_id,
+            "customer_id": self.customer_id,
+            "model_id": self.model_id,
+            "foundation_model": self.foundation_model,
+            "api": self.api,
+            "streamed": self.streamed,
+            "wire_api": self.wire_api,
+            "request_bytes": self.request_bytes,
+            "max_tokens": self.max_tokens,
+        }
+        return {name: known.get(name) for name in FIELD_NAMES}
 
     def line(self) -> dict:
         usage = self.usage
@@ -90,6 +114,9 @@ class RequestLog:
             "counter_write_failed": self.counter_write_failed,
             "near_timeout": self.near_timeout,
             "wire_api": self.wire_api,
+            "delivered": (not self.undelivered) if self.admitted else None,
+            "request_bytes": self.request_bytes,
+            "max_tokens": self.max_tokens,
         }
         return record  # tests check its keys are exactly FIELD_NAMES, in order
 
@@ -111,6 +138,16 @@ def write_failure_metric(log: RequestLog) -> dict:
         "request_id": log.request_id,
         "customer_id": log.customer_id,
     }
+
+
+def _model_dimension(log: RequestLog) -> str:
+    """The ``Model`` value: the foundation model only when Bedrock answered for it, so the
+    metric count stays bounded by the models the stack can call. Any caller can name any
+    well-formed model id (before the token is even checked), and every new value would be
+    a new metric billed each month; the others count as ``other`` (or ``none``)."""
+    if not log.foundation_model:
+        return "none"
+    return log.foundation_model if log.admitted and log.status == 200 else "other"
 
 
 def request_metrics(log: RequestLog, per_customer: bool = False) -> dict:
@@ -140,7 +177,7 @@ def request_metrics(log: RequestLog, per_customer: bool = False) -> dict:
             "Timestamp": epoch_seconds(log.timestamp) * 1000 if log.timestamp else 0,
             "CloudWatchMetrics": directives,
         },
-        DIMENSION_MODEL: log.foundation_model or "none",
+        DIMENSION_MODEL: _model_dimension(log),
         **values,
         "request_id": log.request_id,
     }

@@ -17,15 +17,15 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def loopback_host(host: str) -> str:
+def loopback_host(host: str, what: str = "the sandbox") -> str:
     """The IPv4 loopback address to bind for ``host``; anything else is a usage error.
 
-    The sandbox accepts any token and dummy credentials: it must never be reachable from
-    another machine.
+    The sandbox accepts any token and dummy credentials, and the console acts with the
+    operator's own credentials: neither may be reachable from another machine.
     """
     if not is_loopback_host(host):
         raise InvalidInput(
-            f"--host {host!r} is not a loopback address: the sandbox listens on 127.x only"
+            f"--host {host!r} is not a loopback address: {what} listens on 127.x only"
         )
     if host == "localhost":
         return "127.0.0.1"

@@ -141,6 +141,7 @@ class Sandbox:
             # The anthropic SDK adds /v1/messages itself; the openai SDK wants the /v1.
             "anthropic_base_url": f"{self.proxy_server.url}/{self.stage}",
             "openai_base_url": f"{self.proxy_server.url}/{self.stage}/v1",
+            "portal_url": f"{self.proxy_server.url}/{self.stage}/portal",
             "aws_endpoint_url": self.aws_endpoint_url,
             "bedrock_url": self.bedrock_url,
             "region": self.region,
@@ -150,6 +151,9 @@ class Sandbox:
             "log_bucket": self.log_bucket,
             "log_uri": f"s3://{self.log_bucket}/{self.log_prefix}",
             "account_id": self.account_id,
+            # The notifier's SNS topic: BEDROCK_BILLING_ALERTS_TOPIC_ARN for other shells'
+            # commands (invoice --finalize, anomalies --notify) to publish there too.
+            "alerts_topic_arn": self.alerts_topic_arn,
             "pid": os.getpid(),
         }
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..core.errors import BillingError, Conflict, InvalidInput, NotFound
+from ..core.invoice_numbers import invoice_number
 from ..core.money import format_money, to_cents, to_money
 from ..core.pricing import (
     CreditGrant,
@@ -30,12 +31,6 @@ from .pricebook import PriceBookRef, load_book
 
 Progress = Callable[[int, int], None]
 DEFAULT_SETTLE = "24h"  # late log lines and counter retries settle within this after month end
-
-
-def invoice_number(customer_id: str, period: Period, revision: int = 1) -> str:
-    """Stable: the same customer, period and revision always get the same number."""
-    number = f"BB-{period.year:04d}{period.month:02d}-{customer_id.replace('-', '')[:12].upper()}"
-    return number if revision == 1 else f"{number}-R{revision}"
 
 
 def _grants(rows: list[dict[str, Any]]) -> list[CreditGrant]:
@@ -203,10 +198,9 @@ def run_invoices(
 
 
 def _announce(settings, run: InvoiceRun) -> None:
-    """``invoice.finalized`` for each invoice this run issued, where the stage has an alerts
-    topic (a deployed or sandbox stage). A failure is reported with the run's failures."""
-    if not settings.alerts_topic_arn:
-        return
+    """``invoice.finalized`` for each invoice this run issued, to the stage's alerts topic
+    and the customer's webhook where there is one. A failure is reported with the run's
+    failures."""
     from .notifications import announce_invoice, check_credits_low
 
     for doc, outcome in zip(run.invoices, run.outcomes, strict=False):

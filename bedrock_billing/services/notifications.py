@@ -8,7 +8,7 @@ from typing import Any
 from ..awsclient import aws_error
 from ..core import alerts
 from ..core.customers import parse_money_limit
-from ..core.errors import InvalidInput, NotFound
+from ..core.errors import AwsError, InvalidInput, NotFound
 from ..core.schema import resource_base
 from ..core.timeutil import Clock, iso_z, system_clock
 from ..core.webhooks import check_url, new_signing_secret
@@ -108,6 +108,12 @@ def set_webhook(
             EncryptionContext={"customer_id": customer_id},
         )["CiphertextBlob"]
     except Exception as exc:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+        if code == "NotFoundException":  # a stage made by `init`, never deployed
+            raise AwsError(
+                f"the webhook signing key {webhook_key(settings)} does not exist: deploy "
+                f"stage {settings.stage} first (the stack creates it; so does the sandbox)"
+            ) from None
         raise (aws_error(exc, webhook_key(settings)) or exc) from None
     _store(settings).update_settings(
         customer_id,
@@ -161,21 +167,33 @@ def notifier_for(settings, **overrides):
     )
 
 
-def redeliver(settings, event_id: str, **overrides) -> dict[str, Any]:
+def redeliver(settings, event_id: str, *, notify=None, **overrides) -> dict[str, Any]:
+    """Send a kept event again; ``notify`` hears when delivery starts (it may take a while:
+    the same retries and backoff as the notifier's)."""
     if not event_id.startswith("evt_"):
         raise InvalidInput(f"{event_id[:40]!r} is not an event id (evt_...)")
     record = _store(settings).find_event(event_id)
     if record is None:
         raise NotFound(f"no event with id {event_id}")
+    if notify:
+        from ..core.webhooks import MAX_ATTEMPTS
+
+        attempts = overrides.get("max_attempts", MAX_ATTEMPTS)
+        notify(f"Delivering {event_id} (up to {attempts} attempts, with backoff)...")
     result = notifier_for(settings, **overrides).redeliver(record["customer_id"], event_id)
     if result is None:  # pragma: no cover - found a moment ago
         raise NotFound(f"no event with id {event_id}")
     return _delivery_row(result)
 
 
-def announce_invoice(settings, doc: dict[str, Any], notifier=None) -> dict:
-    """Send ``invoice.finalized`` for an issued invoice (topic and webhook)."""
+def announce_invoice(settings, doc: dict[str, Any], notifier=None) -> dict | None:
+    """Send ``invoice.finalized`` for an issued invoice (topic and webhook); None where
+    there is neither (a stage without alerts, a customer without a webhook)."""
     notifier = notifier or notifier_for(settings)
+    if not settings.alerts_topic_arn and not notifier.settings(doc["customer_id"]).get(
+        "webhook_url"
+    ):
+        return None
     data = {
         "invoice_number": doc.get("invoice_number"),
         "period": doc.get("period"),

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from ..core.admissions import AbandonedRequest
 from ..core.customers import validate_customer_id
 from ..core.errors import EXIT_DIFFERENCES, EXIT_NOT_FINAL, EXIT_OK, Conflict, InvalidInput
 from ..core.timeutil import Clock, check_date_range, end_of_day, iso_z, system_clock
@@ -162,10 +163,12 @@ class ReconcileReport:
     log_totals: dict[str, int]
     log_rows: dict[str, list[UsageRow]] = field(default_factory=dict, repr=False)
     warnings: list[str] = field(default_factory=list)
+    # Admitted requests with no outcome line: AWS may have billed them (core/admissions.py)
+    abandoned: list[AbandonedRequest] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        return EXIT_DIFFERENCES if self.differences else EXIT_OK
+        return EXIT_DIFFERENCES if self.differences or self.abandoned else EXIT_OK
 
     def csv_rows(self) -> list[dict]:
         return [d.to_dict() for d in self.differences]
@@ -178,8 +181,10 @@ class ReconcileReport:
             "generated_at": iso_z(self.generated_at),
             "customers_checked": self.customers_checked,
             "rows": self.csv_rows(),
+            "abandoned": [a.to_dict() for a in self.abandoned],
             "totals": {
                 "differences": len(self.differences),
+                "abandoned": len(self.abandoned),
                 "counters": with_total_tokens(self.counters_totals),
                 "log": with_total_tokens(self.log_totals),
             },
@@ -219,7 +224,16 @@ def reconcile(
             add_counts(log_totals, row)
     warnings = _today_warning(last, clock)
     if warnings:
-        warnings = ["the range includes today: lines still in transit show as differences"]
+        warnings = [
+            "the range includes today: lines still in transit, and requests still running, "
+            "show as differences or abandoned requests"
+        ]
+    read_abandoned = getattr(log, "read_abandoned", None)  # a log source that has the lines
+    abandoned = []
+    if read_abandoned is not None:
+        abandoned = read_abandoned(first, last, None if all_customers else ids, progress)
+        if not all_customers:
+            abandoned = [a for a in abandoned if a.customer_id in set(ids)]
     return ReconcileReport(
         start_date=first,
         end_date=last,
@@ -231,6 +245,7 @@ def reconcile(
         log_totals=log_totals,
         log_rows=log_rows,
         warnings=warnings,
+        abandoned=abandoned,
     )
 
 

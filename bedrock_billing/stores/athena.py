@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from datetime import date, datetime
 
+from ..core.admissions import AbandonedRequest, abandoned_query
 from ..core.errors import AwsError, InvalidInput
 from ..core.logschema import usage_query
 from ..core.usage import UsageRow
@@ -155,4 +156,20 @@ class AthenaLogStore:
             sql, params = usage_query(first, last, customer_id)
             for key, rows in rows_by_customer(self.execute(sql, params, progress)).items():
                 out.setdefault(key, []).extend(rows)
+        return out
+
+    def read_abandoned(
+        self,
+        first: date,
+        last: date,
+        customer_ids: Sequence[str] | None = None,
+        progress: Progress | None = None,
+    ) -> list[AbandonedRequest]:
+        """Admitted requests of ``first``..``last`` without an outcome (core/admissions.py)."""
+        ids: list[str | None] = [None] if customer_ids is None else list(customer_ids)
+        out: list[AbandonedRequest] = []
+        for customer_id in ids:
+            sql, params = abandoned_query(first, last, customer_id)
+            rows = self.execute(sql, params, progress)
+            out.extend(AbandonedRequest.from_record(r) for r in rows)
         return out

@@ -12,9 +12,10 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
+from ..core.admissions import AbandonedRequest, abandoned_query
 from ..core.errors import AwsError, BillingError
 from ..core.logschema import LOG_PARTITION_KEY, duckdb_view_sql, partition_range, usage_query
 from ..core.timeutil import iter_days
@@ -112,6 +113,32 @@ class LocalLogStore:
             self._copy_partitions(Path(tmp), first, last, progress)
             engine = self.last_engine = LocalSqlEngine(tmp)
             return engine.query(sql, params)
+
+    def read_abandoned(
+        self,
+        first: date,
+        last: date,
+        customer_ids: Sequence[str] | None = None,
+        progress: Progress | None = None,
+    ) -> list[AbandonedRequest]:
+        """Admitted requests of ``first``..``last`` without an outcome (core/admissions.py)."""
+        if self.root is not None:
+            return self._abandoned(self.root, first, last, customer_ids)
+        with tempfile.TemporaryDirectory(prefix="bedrock-billing-log-") as tmp:
+            # One day wider than a usage read: the outcomes' partitions (core/admissions.py)
+            self._copy_partitions(
+                Path(tmp), first - timedelta(days=1), last + timedelta(days=1), progress
+            )
+            return self._abandoned(Path(tmp), first, last, customer_ids)
+
+    def _abandoned(self, root, first, last, customer_ids) -> list[AbandonedRequest]:
+        engine = self.last_engine = LocalSqlEngine(root)
+        ids: list[str | None] = [None] if customer_ids is None else list(customer_ids)
+        out: list[AbandonedRequest] = []
+        for customer_id in ids:
+            sql, params = abandoned_query(first, last, customer_id)
+            out.extend(AbandonedRequest.from_record(r) for r in engine.query(sql, params))
+        return out
 
     def _read(self, root, first, last, customer_ids, progress) -> dict[str, list[UsageRow]]:
         engine = self.last_engine = LocalSqlEngine(root)

@@ -27,7 +27,7 @@ SANDBOX_MARKER_KEY = "_bedrock_billing_sandbox.json"
 
 def is_usage_line(record: Mapping[str, object]) -> bool:
     """A usage line has an ``event_type``; other records (the proxy's EMF metric lines) are
-    left out, as the deployed pipeline's subscription filter ``{ $.event_type = * }`` does."""
+    left out, as the deployed pipeline's subscription filter (it names the event types) does."""
     return bool(record.get("event_type"))
 
 

@@ -67,6 +67,9 @@ def alerts_list(ctx: typer.Context, customer_id: OneCustomer = None) -> None:
 
     result = list_alerts(ctx.obj, customer_id)
     footer = "Default thresholds: " + ", ".join(f"{t}%" for t in result["default_thresholds"])
+    if customer_id:
+        fired = result["alerts"][0].get("fired") or []
+        footer += "\nFired: " + (", ".join(fired) if fired else "none yet")
     emit(ctx.obj, result, rows_key="alerts", columns=COLUMNS, footer=footer)
 
 

@@ -142,6 +142,11 @@ def deploy(
     quicksight_principal: str = typer.Option(
         None, "--quicksight-principal", help="QuickSight user or group ARN that owns them."
     ),
+    no_charge_undelivered: bool = typer.Option(
+        False,
+        "--no-charge-undelivered",
+        help="Do not charge generations the client never received in full (recorded anyway).",
+    ),
     yes: Yes = False,
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Compare with the deployed template; no AWS write at all."
@@ -177,6 +182,7 @@ def deploy(
         customer_metrics=customer_metrics,
         quicksight=quicksight,
         quicksight_principal=quicksight_principal,
+        charge_undelivered=not no_charge_undelivered,
     )
     if template_out is not None:
         from ...deploy.template import write_template

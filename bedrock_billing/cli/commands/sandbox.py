@@ -54,12 +54,24 @@ def sandbox(
         table_prefix=settings.table_prefix,
         region=settings.region,
     )
-    stop = threading.Event()
     box.start()
+    try:
+        serve_until_stopped(lambda: _announce(box, settings))
+    finally:
+        box.stop()
+    note("Sandbox stopped.")
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def serve_until_stopped(announce) -> None:
+    """Call ``announce()``, then wait for Ctrl-C or SIGTERM (a long-running command)."""
+    stop = threading.Event()
     try:
         previous = {s: signal.signal(s, lambda *_: stop.set()) for s in _STOP_SIGNALS}
         try:
-            _announce(box, settings)
+            announce()
             while not stop.wait(0.5):  # a timed wait lets the signal handlers run
                 pass
         finally:
@@ -67,12 +79,6 @@ def sandbox(
                 signal.signal(sig, handler)
     except KeyboardInterrupt:
         pass
-    finally:
-        box.stop()
-    note("Sandbox stopped.")
-
-
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _announce(box, settings) -> None:
@@ -88,10 +94,12 @@ def _say_where(info: dict) -> None:
             [
                 f"Sandbox ready (stage {info['stage']}, region {info['region']}); Ctrl-C stops it.",
                 f"  proxy       POST {info['proxy_url']}",
+                f"  portal      {info['portal_url']} (customers sign in with their token)",
                 f"  Bedrock API {info['bedrock_endpoint_url']} (HTTPS; CA {info['ca_bundle']})",
                 f"  AWS (moto)  {info['aws_endpoint_url']}",
                 f"  Bedrock     {info['bedrock_url']} (fake)",
                 f"  usage log   {info['log_uri']}",
+                f"  alerts      {info['alerts_topic_arn']} (SNS)",
                 "In another shell (no AWS setup needed):",
                 f"  bedrock-billing create --name Acme --email ops@acme.example {endpoint}{stage}",
                 f"  curl -X POST {info['proxy_url']} -H 'Content-Type: application/json' \\",

@@ -38,6 +38,14 @@ DIFF_COLUMNS = [
     ("log_value", "Log"),
     ("difference", "Difference"),
 ]
+ABANDONED_COLUMNS = [
+    ("customer_id", "Customer"),
+    ("admitted_at", "Admitted"),
+    ("model", "Model"),
+    ("request_id", "Request"),
+    ("request_bytes", "Input bytes"),
+    ("max_tokens", "Max tokens"),
+]
 SHORT_ID = 8  # characters of an id a table shows: `show` and every --customer-id take it
 
 
@@ -147,9 +155,19 @@ def reconcile(
     for warning in data["warnings"]:
         note(f"warning: {warning}")
     emit(ctx.obj, data, rows_key="rows", columns=DIFF_COLUMNS, title="Differences")
+    abandoned = data["abandoned"]
+    if abandoned:
+        for_people(ctx.obj, lambda: print_table(data, rows_key="abandoned",
+                   columns=ABANDONED_COLUMNS, title="Abandoned requests"))  # fmt: skip
+    for row in abandoned:
+        note(
+            f"{row['reason']}: request {row['request_id']} of customer {row['customer_id']}, "
+            f"{row['model']}, {row['request_bytes']} bytes in, max_tokens {row['max_tokens']}"
+        )
     diffs = data["totals"]["differences"]
     note(
-        f"{diffs} difference(s) over {data['customers_checked']} customer(s), "
+        f"{diffs} difference(s) and {len(abandoned)} abandoned request(s) over "
+        f"{data['customers_checked']} customer(s), "
         f"{data['start_date']} to {data['end_date']} (log: {data['log_source']})"
     )
     raise typer.Exit(report.exit_code)

@@ -9,7 +9,7 @@ import typer
 from ...core.errors import BillingError
 from ..app import announce_write, app
 from ..options import CustomerId, OneCustomer
-from ..render import emit, hint
+from ..render import emit, hint, note
 
 webhooks_app = typer.Typer(
     help="Signed webhook deliveries of usage events to a customer.", no_args_is_help=True
@@ -72,7 +72,7 @@ def webhooks_redeliver(
     when it is not delivered."""
     from ...services.notifications import redeliver
 
-    row = redeliver(ctx.obj, event_id)
+    row = redeliver(ctx.obj, event_id, notify=note)
     emit(ctx.obj, row, columns=DELIVERY_COLUMNS)
     announce_write(ctx.obj)
     if row["status"] != "delivered":

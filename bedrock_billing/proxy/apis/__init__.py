@@ -20,6 +20,14 @@ from .legacy import CONVERSE_API, INVOKE_API
 PING = "ping"
 LIST_PROFILES = "list_inference_profiles"
 LIST_MODELS = "list_models"  # GET /v1/models (OpenAI's and Anthropic's model list)
+# The customer portal (apis/portal.py): the page and its assets, and the caller's account.
+PORTAL_PAGE, PORTAL_ASSET, PORTAL_REDIRECT = "portal_page", "portal_asset", "portal_redirect"
+PORTAL_ACCOUNT, PORTAL_USAGE = "portal_account", "portal_usage"
+PORTAL_INVOICES, PORTAL_INVOICE = "portal_invoices", "portal_invoice"
+PORTAL_MARKERS = (
+    PORTAL_PAGE, PORTAL_ASSET, PORTAL_REDIRECT,
+    PORTAL_ACCOUNT, PORTAL_USAGE, PORTAL_INVOICES, PORTAL_INVOICE,
+)  # fmt: skip
 
 _MODEL = r"^(?:.*?)/model/(?P<model>[^?#]+?)/"
 
@@ -42,6 +50,7 @@ class _Lazy:
 MESSAGES = _Lazy(".anthropic_messages", "MESSAGES")
 COUNT_MESSAGE_TOKENS = _Lazy(".anthropic_messages", "COUNT_MESSAGE_TOKENS")
 CHAT_COMPLETIONS = _Lazy(".openai_chat", "CHAT_COMPLETIONS")
+PORTAL = _Lazy(".portal", "PORTAL")
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,24 @@ ROUTES: tuple[Route, ...] = (
     Route(("POST",), re.compile(r"^(?:.*?)/v1/messages/?$"), MESSAGES),
     Route(("POST",), re.compile(r"^(?:.*?)/v1/chat/completions/?$"), CHAT_COMPLETIONS),
     Route(("GET",), re.compile(r"^(?:.*?)/v1/models/?$"), MESSAGES, LIST_MODELS),
+    # The customer portal: a static page and the caller's own account (GET only).
+    Route(("GET",), re.compile(r"^(?:.*?)/portal$"), PORTAL, PORTAL_PAGE),
+    Route(("GET",), re.compile(r"^(?:.*?)/portal/$"), PORTAL, PORTAL_REDIRECT),
+    Route(
+        ("GET",),
+        re.compile(r"^(?:.*?)/portal/(?P<asset>portal\.(?:js|css))$"),
+        PORTAL,
+        PORTAL_ASSET,
+    ),
+    Route(("GET",), re.compile(r"^(?:.*?)/v1/account/?$"), PORTAL, PORTAL_ACCOUNT),
+    Route(("GET",), re.compile(r"^(?:.*?)/v1/account/usage/?$"), PORTAL, PORTAL_USAGE),
+    Route(("GET",), re.compile(r"^(?:.*?)/v1/account/invoices/?$"), PORTAL, PORTAL_INVOICES),
+    Route(
+        ("GET",),
+        re.compile(r"^(?:.*?)/v1/account/invoices/(?P<invoice>[^/]+)/?$"),
+        PORTAL,
+        PORTAL_INVOICE,
+    ),
     Route(("POST",), re.compile(r"^(?:.*)/bedrock/converse/?$"), CONVERSE_API),
     Route(("POST",), re.compile(r"^(?:.*/bedrock)?/?$"), INVOKE_API),
     # The API's root (a stage's root in an HTTP API event): a health check for clients
@@ -91,6 +118,8 @@ def adapter_for_path(path: str) -> Adapter:
         return MESSAGES
     if "/v1/chat/" in path:
         return CHAT_COMPLETIONS
+    if "/v1/account" in path or path.rstrip("/").endswith("/portal") or "/portal/" in path:
+        return PORTAL
     return INVOKE_API
 
 
