@@ -43,6 +43,7 @@ FILE_KEYS = (
     "log_prefix",
     "price_book",
     "deploy_models",
+    "invocation_logs",
     "seller_name",
     "seller_address",
     "seller_tax_id",
@@ -107,6 +108,7 @@ class Settings:
     log_prefix: str | None = None
     price_book: str | None = None
     deploy_models: str | None = None  # comma-separated: the models of the last deploy
+    invocation_logs: str | None = None  # metadata | off: the last deploy's --invocation-logs
     seller_name: str | None = None
     seller_address: str | None = None
     seller_tax_id: str | None = None

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 
 
-def log_lines(sandbox, customer_id: str) -> list[dict]:
-    """Every usage log line of ``customer_id``, in the order they were written."""
+def log_lines(sandbox, customer_id: str, *, admissions: bool = False) -> list[dict]:
+    """Every outcome line of ``customer_id`` (with ``admissions``, the lines written at
+    admission too), in the order they were written."""
     sandbox.log_sink.flush()
     from botocore.config import Config
 
@@ -25,7 +26,9 @@ def log_lines(sandbox, customer_id: str) -> list[dict]:
             body = s3.get_object(Bucket=sandbox.log_bucket, Key=item["Key"])["Body"].read()
             for text in body.decode().splitlines():
                 line = json.loads(text)
-                if line.get("customer_id") == customer_id:
+                if line.get("customer_id") != customer_id:
+                    continue
+                if admissions or line.get("event_type") != "proxy_admitted":
                     lines.append(line)
     return lines
 

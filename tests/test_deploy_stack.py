@@ -68,6 +68,7 @@ def test_deploy_creates_the_stack_prints_outputs_and_writes_the_config(aws, arti
         "deploy_models": "anthropic.claude-3-haiku-20240307-v1:0",
         "alerts_topic_arn": f"arn:aws:sns:{REGION}:123456789012:bedrock-billing-prod-alerts",
         "webhook_key": "alias/bedrock-billing-prod-webhooks",
+        "invocation_logs": "off",
     }
 
 

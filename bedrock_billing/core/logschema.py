@@ -95,6 +95,12 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field("request_bytes", "bigint", "the request body's size in bytes (admitted requests)"),
     Field("max_tokens", "bigint", "the output-token cap the request set, when it set one"),
+    Field(
+        "repaired",
+        "boolean",
+        "true on a line booked by reconcile --repair from Bedrock's invocation log",
+    ),
+    Field("note", "string", "why a repaired line was booked, and when"),
 )
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)

@@ -110,6 +110,10 @@ class DeployConfig:
     quicksight_principal: str | None = None  # the QuickSight user or group ARN that owns them
     # Charge a generation the client never received in full (docs/proxy.md): the default.
     charge_undelivered: bool = True
+    # Bedrock's model invocation logging to the log bucket: "metadata" or "off"
+    # (template_invocations.py, invocation_logging.py, docs/reconcile.md).
+    invocation_logs: str = "off"
+    invocation_log_days: int = 400  # invocation-log objects expire after this
 
     def __post_init__(self) -> None:
         validate(self)
@@ -209,6 +213,10 @@ def validate(cfg: DeployConfig) -> None:
         raise InvalidInput(
             f"invalid table prefix {cfg.table_prefix!r}: lowercase letters, digits and '-', "
             "at most 25 (the log bucket name must stay within 63 characters)"
+        )
+    if cfg.invocation_logs not in ("metadata", "off"):
+        raise InvalidInput(
+            f"invalid --invocation-logs {cfg.invocation_logs!r}: choose metadata or off"
         )
     if not cfg.models:
         raise InvalidInput(

@@ -20,10 +20,12 @@ from pathlib import Path
 
 from bedrock_billing.awsclient import BUSY_SUFFIX, AwsClients, aws_call
 from bedrock_billing.core.errors import Conflict
+from bedrock_billing.core.schema import log_bucket_name
 from bedrock_billing.core.timeutil import iso_z
 from bedrock_billing.settings import config_path as default_config_path
 from bedrock_billing.settings import write_stage_config
 
+from . import invocation_logging
 from . import stack as cfn_stack
 from .adopt import Adoptee, find_adoptees, import_template
 from .config import DeployConfig
@@ -53,6 +55,7 @@ class DeployResult:
     config_path: Path | None = None
     code_key: str = ""
     code_uploaded: bool = False
+    invocation_logging: object = None  # invocation_logging.LoggingResult, when set
 
 
 @dataclass
@@ -165,6 +168,7 @@ def deploy(
     alarm_topic_arn: str | None = None,
     config_path: Path | str | None = None,
     write_config: bool = True,
+    force_invocation_logs: bool = False,
     artifact: Artifact | None = None,
     sleep: Callable[[float], None] = time.sleep,
     poll_seconds: float = 5.0,
@@ -202,6 +206,10 @@ def deploy(
     new_stack = existing is None or status == "REVIEW_IN_PROGRESS"
     if cfg.access_logs:
         _require_api_logging_role(aws.client("apigateway"), aws.region)
+    if cfg.invocation_logs == "metadata":  # refuse before any write, not after the stack
+        invocation_logging.check(
+            aws.client("bedrock"), _log_bucket(aws, cfg), force=force_invocation_logs
+        )
     if dry_run:
         return _dry_run(aws, cfg, existing, result)
 
@@ -220,7 +228,8 @@ def deploy(
                             on_event=on_event, notify=notify, preview=preview,
                             alarm_topic_arn=alarm_topic_arn, config_path=config_path,
                             write_config=write_config, sleep=sleep,
-                            poll_seconds=poll_seconds)  # fmt: skip
+                            poll_seconds=poll_seconds,
+                            force_invocation_logs=force_invocation_logs)  # fmt: skip
     finally:
         if preview:
             _clean_up_preview(aws, bucket, made_bucket, result.code_key, result.code_uploaded)
@@ -228,7 +237,7 @@ def deploy(
 
 def _deploy_code(aws, cfg, existing, new_stack, bucket, result, *, confirm, on_event, notify,
                  preview, alarm_topic_arn, config_path, write_config, sleep,
-                 poll_seconds) -> DeployResult:  # fmt: skip
+                 poll_seconds, force_invocation_logs=False) -> DeployResult:  # fmt: skip
     """Steps 3 to 5, once the code is in S3."""
     cfn, name, s3 = aws.cfn, cfg.stack_name, aws.client("s3")
     account = aws.account_id()
@@ -295,7 +304,14 @@ def _deploy_code(aws, cfg, existing, new_stack, bucket, result, *, confirm, on_e
         )
         result.outcome = "created" if new_stack else "updated"
 
-    # 5. Outputs, and the CLI's configuration from them.
+    # 5. Bedrock's invocation logging (one setting per account and region, not a resource).
+    if cfg.invocation_logs == "metadata":
+        result.invocation_logging = invocation_logging.enable(
+            aws.client("bedrock"), _log_bucket(aws, cfg), force=force_invocation_logs
+        )
+        say(notify, f"Bedrock model invocation logging: {result.invocation_logging.current}")
+
+    # 6. Outputs, and the CLI's configuration from them.
     result.outputs = cfn_stack.stack_outputs(cfn, name)
     if write_config:
         path = Path(config_path) if config_path else default_config_path()
@@ -347,6 +363,10 @@ def _import(aws, cfg, adoptees: list[Adoptee], existing, tags, *, confirm, on_ev
     return None
 
 
+def _log_bucket(aws: AwsClients, cfg: DeployConfig) -> str:
+    return log_bucket_name(cfg.stage, cfg.table_prefix, aws.account_id(), aws.region)
+
+
 def stage_config_values(cfg: DeployConfig, region: str, outputs: dict[str, str]) -> dict:
     values = {
         "region": region,
@@ -354,6 +374,8 @@ def stage_config_values(cfg: DeployConfig, region: str, outputs: dict[str, str])
         "stack_name": cfg.stack_name,
         # A later `deploy` without --model keeps these: a re-run never narrows the role.
         "deploy_models": ",".join(cfg.models),
+        # A later deploy keeps the bucket policy Bedrock's logging needs (template_invocations)
+        "invocation_logs": cfg.invocation_logs,
     }
     for output, key in OUTPUT_CONFIG_KEYS.items():
         if outputs.get(output):

@@ -19,6 +19,7 @@ from . import (
     template_alarms,
     template_dashboard,
     template_edge,
+    template_invocations,
     template_logs,
     template_notify,
     template_quicksight,
@@ -326,6 +327,7 @@ def build_template(cfg: DeployConfig) -> dict:
     resources["LogBucketPolicy"] = template_logs.log_bucket_policy()
     resources.update(template_logs.firehose_resources(cfg))
     resources.update(template_logs.analytics_resources(cfg))
+    template_invocations.apply(cfg, resources)
     resources.update(template_alarms.alarm_resources(cfg))
     resources.update(template_dashboard.dashboard_resources(cfg))
     resources.update(template_quicksight.quicksight_resources(cfg))

@@ -84,7 +84,8 @@ class FakeBedrock(BackgroundServer):
     """A Bedrock Runtime endpoint in a daemon thread on 127.0.0.1.
 
     ``seed`` makes every count reproducible: an answer's counts depend on the seed, the
-    operation, the model, the request body and how many times that same body came before.
+    operation, the model, the request body (a Converse body less its ``requestMetadata``)
+    and how many times that same body came before.
     ``input_tokens`` / ``output_tokens`` fix the counts instead (output still bounded by
     the request's max tokens). ``tls`` (a :class:`~bedrock_billing.localhttp.tls.TLSFiles`)
     serves HTTPS instead of HTTP, as the SDKs that send Bearer tokens require.
@@ -107,6 +108,9 @@ class FakeBedrock(BackgroundServer):
         # The pause between text events of a ``[[fake:slow_stream]]`` answer.
         self.slow_stream_interval = SLOW_STREAM_INTERVAL
         self.calls: list[dict] = []
+        # Called with (call record, request metadata) for each call the model served: the
+        # model invocation log (fakebedrock/invocationlog.py), when the sandbox sets one.
+        self.invocation_log = None
         self.usage_by_request_id: dict[str, dict] = {}
         self._lock = threading.Lock()
         self._faults: deque[Fault] = deque()
@@ -208,6 +212,7 @@ class FakeBedrock(BackgroundServer):
             "error": None,
             "metrics_reported": False,
             "fault": None,
+            "request_metadata": None,
             # The scheme only ("Bearer", "AWS4-HMAC-SHA256"): never the credential itself.
             "auth_scheme": (handler.headers.get("Authorization") or "").split(" ", 1)[0][:32]
             or None,
@@ -232,11 +237,18 @@ class FakeBedrock(BackgroundServer):
                 prompt = models.parse_converse(body)
             else:
                 prompt = models.parse_invoke(family, body)
+            record["request_metadata"] = _request_metadata(api, handler.headers, body)
         except (ValueError, RecursionError) as exc:  # BadRequest is a ValueError
             reason = exc if isinstance(exc, models.BadRequest) else "the body is not valid JSON"
             self._fail(handler, record, "ValidationException", 400, f"Malformed input: {reason}")
             return
         slow = streamed and SLOW_STREAM.encode() in raw
+        if api.startswith("Converse"):
+            # Tags do not change what a model answers: the same call with or without them
+            # (through a proxy that adds its own, or straight) gets the same answer, so the
+            # answer is keyed on the body less its metadata, in one canonical form.
+            rest = {k: v for k, v in body.items() if k != "requestMetadata"}
+            raw = json.dumps(rest, sort_keys=True, separators=(",", ":")).encode()
         outcome = self._outcome(api, record["foundation_model"], family, raw, prompt, slow)
         outcome.service_tier = _requested_tier(handler, body, api)
         if api == "InvokeModel":
@@ -311,6 +323,8 @@ class FakeBedrock(BackgroundServer):
         with self._lock:
             self.calls.append(record)
             self.usage_by_request_id[record["request_id"]] = record
+        if record["status"] == 200 and self.invocation_log is not None:
+            self.invocation_log(record, record.get("request_metadata"))
 
     def _fail(self, handler, record: dict, code: str, status: int, message: str) -> None:
         record.update(status=status, error=code)
@@ -420,6 +434,29 @@ def _requested_tier(handler, body: dict, api: str) -> str | None:
     else:
         tier = handler.headers.get("X-Amzn-Bedrock-Service-Tier")
     return tier if tier in SERVICE_TIERS else None
+
+
+def _request_metadata(api: str, headers, body: dict) -> dict | None:
+    """The call's request metadata: the ``X-Amzn-Bedrock-Request-Metadata`` header of
+    InvokeModel*, the ``requestMetadata`` member of a Converse* body (a JSON object of
+    strings either way, else Bedrock's ValidationException)."""
+    if api.startswith("Converse"):
+        value = body.get("requestMetadata")
+    else:
+        raw = headers.get("X-Amzn-Bedrock-Request-Metadata")
+        if raw is None:
+            return None
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise models.BadRequest("requestMetadata is not a JSON object") from None
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise models.BadRequest("requestMetadata must map strings to strings")
+    return value
 
 
 def _message_id() -> str:

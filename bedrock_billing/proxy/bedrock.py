@@ -29,6 +29,7 @@ from botocore.validate import ParamValidator
 from .call import CONVERSE, COUNT_TOKENS, INVOKE, Call, EventSink, StreamEvent
 from .deadline import bound_reads, deadline_error
 from .errors import ProxyError, bad_request
+from .metadata import MetadataError, merge, merge_header
 from .usage import (
     HEADER_CACHE_READ,
     HEADER_CACHE_WRITE,
@@ -304,9 +305,12 @@ def _body_params(model, body: dict, model_id: str) -> dict:
     return params
 
 
-def prepare(client, call: Call, model_id: str) -> dict:
+def prepare(client, call: Call, model_id: str, tags: dict[str, str] | None = None) -> dict:
     """The botocore parameters for ``call``; every client error is raised here, before
-    admission, so a malformed request costs the customer nothing."""
+    admission, so a malformed request costs the customer nothing.
+
+    ``tags``: the proxy's request metadata (proxy/metadata.py), set over the client's own
+    on the operations that take it (not CountTokens)."""
     model = _supported(client, operation_name(call))
     params = _header_params(model, call.headers)
     if call.operation == INVOKE:
@@ -321,6 +325,14 @@ def prepare(client, call: Call, model_id: str) -> dict:
     else:
         params.update(_body_params(model, call.body or {}, model_id))
     params["modelId"] = model_id
+    if tags and "requestMetadata" in model.input_shape.members:
+        try:
+            if call.operation == INVOKE:
+                params["requestMetadata"] = merge_header(params.get("requestMetadata"), tags)
+            else:
+                params["requestMetadata"] = merge(params.get("requestMetadata"), tags)
+        except MetadataError as exc:
+            raise bad_request("invalid_request", str(exc)) from None
     return params
 
 
@@ -376,12 +388,28 @@ def call_bedrock(
     return count_tokens(client, params)
 
 
-def _attach_partial(exc: Exception, usage: Usage | None) -> None:
-    """A stream that broke mid-way: its usage so far goes to the log (not billed)."""
+def _attach_partial(exc: Exception, usage: Usage | None, request_id: str | None) -> None:
+    """A stream that broke mid-way: its usage so far and Bedrock's request id go to the
+    log (not billed)."""
     try:
         exc.partial_usage = usage
+        exc.bedrock_request_id = request_id
     except AttributeError:
         pass
+
+
+def failed_request_id(exc: Exception) -> str | None:
+    """Bedrock's request id of a failed call: from its error answer, or from a stream that
+    broke after it began (``_attach_partial``); None when Bedrock never answered."""
+    known = getattr(exc, "bedrock_request_id", None)
+    if isinstance(known, str) and known:
+        return known
+    if isinstance(exc, ClientError):
+        meta = exc.response.get("ResponseMetadata") or {}
+        found = meta.get("RequestId") or (meta.get("HTTPHeaders") or {}).get("x-amzn-requestid")
+        if isinstance(found, str) and found:
+            return found
+    return None
 
 
 _DEADLINE_SLACK = 0.05  # seconds
@@ -478,7 +506,7 @@ def invoke_stream(client, params: dict, on_event: EventSink | None, deadline=Non
             _stop_at_deadline(body, deadline)
     except Exception as exc:
         failure = _stream_failure(exc, deadline)
-        _attach_partial(failure, tracker.result(request_size))
+        _attach_partial(failure, tracker.result(request_size), request_id)
         if failure is exc:
             raise
         raise failure from None
@@ -541,7 +569,7 @@ def converse_stream(client, params: dict, on_event: EventSink | None, deadline=N
             _stop_at_deadline(stream, deadline)
     except Exception as exc:
         failure = _stream_failure(exc, deadline)
-        _attach_partial(failure, tracker.result(_request_chars(params)))
+        _attach_partial(failure, tracker.result(_request_chars(params)), request_id)
         if failure is exc:
             raise
         raise failure from None

@@ -40,6 +40,7 @@ from .deadline import Deadline, client_timeouts
 from .errors import ProxyError, bad_request
 from .events import cors_headers, parse_event, preflight
 from .logline import RequestLog, print_sink, request_metrics, write_failure_metric
+from .metadata import proxy_tags
 from .meter import CounterWriteFailed, Meter, guard_writes
 from .usage import estimate
 
@@ -243,7 +244,9 @@ class Proxy:
         client = self.bedrock()
         # CountTokens takes the foundation model's id, never an inference profile's.
         bedrock_id = model.foundation_model if call.operation == COUNT_TOKENS else target
-        prepared = bedrock.prepare(client, call, bedrock_id)  # a bad request costs nothing
+        # Tagged with the customer and this request (invocation logs: docs/reconcile.md).
+        tags = proxy_tags(customer.customer_id, log.request_id, self.config.tables.usage)
+        prepared = bedrock.prepare(client, call, bedrock_id, tags)  # a bad request costs nothing
         log.request_bytes = bedrock.request_size(call, prepared)
         log.max_tokens = bedrock.requested_max_tokens(call, prepared)
         deadline.check()  # no time left to serve and record it: refused, nothing billed
@@ -314,6 +317,7 @@ class Proxy:
             return bedrock.call_bedrock(client, call, prepared, out, deadline)
         except Exception as exc:
             log.usage = getattr(exc, "partial_usage", None)
+            log.bedrock_request_id = bedrock.failed_request_id(exc)
             raise (exc if isinstance(exc, ProxyError) else bedrock.map_error(exc)) from None
 
     def _write(self, write: Callable[[], None], log: RequestLog) -> None:

@@ -117,6 +117,8 @@ class RequestLog:
             "delivered": (not self.undelivered) if self.admitted else None,
             "request_bytes": self.request_bytes,
             "max_tokens": self.max_tokens,
+            "repaired": False,  # only reconcile --repair books a line (docs/reconcile.md)
+            "note": None,
         }
         return record  # tests check its keys are exactly FIELD_NAMES, in order
 

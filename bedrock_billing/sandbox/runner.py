@@ -90,6 +90,7 @@ class Sandbox:
         self.account_id = MOTO_ACCOUNT_ID  # confirmed by STS at start
         self.log_bucket = log_bucket_name(stage, table_prefix, self.account_id, self.region)
         self.log_prefix = LOG_PREFIX
+        self.invocation_log_prefix = ""
         self.moto: Any = None
         self.fake: Any = None
         self.proxy_server: Any = None
@@ -233,6 +234,7 @@ class Sandbox:
             self.stage, self.table_prefix, self.account_id, self.region
         )
         self._create_resources()
+        self._log_invocations()
         self._make_certificates()
         self._start_proxy()
 
@@ -290,6 +292,27 @@ class Sandbox:
             pass
         key = kms.create_key(Description="bedrock-billing sandbox: webhook signing secrets")
         kms.create_alias(AliasName=alias, TargetKeyId=key["KeyMetadata"]["KeyId"])
+
+    def _log_invocations(self) -> None:
+        """Bedrock's model invocation logging, as ``deploy --invocation-logs metadata`` sets
+        it: the fake writes a record per served call to the log bucket, and moto's Bedrock
+        holds the matching configuration (metadata only)."""
+        from ..core.invocationlog import INVOCATION_LOG_PREFIX
+        from ..deploy.invocation_logging import metadata_only_config
+        from ..fakebedrock.invocationlog import InvocationLogger, S3InvocationLog
+
+        s3 = self._client("s3", self.aws_endpoint_url, max_pool_connections=64)
+        self.invocation_log_prefix = INVOCATION_LOG_PREFIX
+        writer = S3InvocationLog(
+            s3, self.log_bucket, INVOCATION_LOG_PREFIX, self.account_id, self.region
+        )
+        self.fake.invocation_log = InvocationLogger(
+            writer, account_id=self.account_id, region=self.region, clock=self.clock
+        )
+        bedrock = self._client("bedrock", self.aws_endpoint_url)
+        bedrock.put_model_invocation_logging_configuration(
+            loggingConfig=metadata_only_config(self.log_bucket, INVOCATION_LOG_PREFIX)
+        )
 
     def _start_proxy(self) -> None:
         from ..proxy.config import ENV, ConfigError, ProxyConfig

@@ -343,6 +343,261 @@ def repair_day(
     return RepairResult(day, True, plan.customer_ids, writes, plan)
 
 
+# ---- reconcile against Bedrock's model invocation logs (docs/reconcile.md)
+
+TOKEN_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_write_input_tokens",
+)
+KINDS = ("unrecorded", "not_in_aws_log", "tokens")
+REPAIR_NOTE = (
+    "booked by reconcile --against invocation-logs --repair at {at}: Bedrock served it "
+    "(request {rid}), the proxy recorded no billed line"
+)
+
+
+def _tokens(row: dict, side: str) -> dict[str, int]:
+    return {name: int(row.get(f"{side}_{name}") or 0) for name in TOKEN_FIELDS}
+
+
+@dataclass
+class InvocationDifference:
+    """One request that differs, as the match query returns it."""
+
+    customer_id: str | None
+    day: date
+    model: str
+    kind: str  # unrecorded | not_in_aws_log | tokens
+    bedrock_request_id: str
+    request_id: str | None
+    aws_model_id: str | None
+    aws_timestamp: str | None
+    aws_operation: str | None
+    proxy: dict[str, int]
+    aws: dict[str, int]
+    admitted: bool = False  # the proxy's admission line exists: it took it and lost it
+
+    @classmethod
+    def from_row(cls, row: dict) -> InvocationDifference:
+        from ..core.models import normalise_model_id
+
+        model = str(row.get("model") or "unknown")
+        try:
+            model = normalise_model_id(model).foundation_model
+        except InvalidInput:
+            pass
+        return cls(
+            customer_id=row.get("customer_id"),
+            day=date.fromisoformat(str(row["day"])),
+            model=model,
+            kind=str(row["kind"]),
+            bedrock_request_id=str(row["bedrock_request_id"]),
+            request_id=row.get("request_id"),
+            aws_model_id=row.get("aws_model_id"),
+            aws_timestamp=row.get("aws_timestamp"),
+            aws_operation=row.get("aws_operation"),
+            proxy=_tokens(row, "proxy"),
+            aws=_tokens(row, "aws"),
+            admitted=int(row.get("admitted") or 0) == 1,
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "customer_id": self.customer_id,
+            "day": self.day.isoformat(),
+            "model": self.model,
+            "kind": self.kind,
+            "bedrock_request_id": self.bedrock_request_id,
+            "request_id": self.request_id,
+            "aws_timestamp": self.aws_timestamp,
+            "admitted": self.admitted,
+            **{f"proxy_{k}": v for k, v in self.proxy.items()},
+            **{f"aws_{k}": v for k, v in self.aws.items()},
+        }
+
+
+@dataclass
+class InvocationReconcileReport:
+    start_date: date
+    end_date: date
+    source: str  # s3 | cloudwatch
+    engine: str  # athena | local
+    generated_at: datetime
+    differences: list[InvocationDifference]
+    untagged: int = 0  # records of other callers in the account and region
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_DIFFERENCES if self.differences else EXIT_OK
+
+    def rows(self) -> list[dict]:
+        """Per customer, day, model and kind: requests and tokens on each side."""
+        groups: dict[tuple, dict] = {}
+        for d in self.differences:
+            key = (d.customer_id or "", d.day, d.model, d.kind)
+            row = groups.setdefault(key, {
+                "customer_id": d.customer_id, "day": d.day.isoformat(), "model": d.model,
+                "kind": d.kind, "requests": 0,
+                **{f"proxy_{k}": 0 for k in TOKEN_FIELDS}, **{f"aws_{k}": 0 for k in TOKEN_FIELDS},
+            })  # fmt: skip
+            row["requests"] += 1
+            for k in TOKEN_FIELDS:
+                row[f"proxy_{k}"] += d.proxy[k]
+                row[f"aws_{k}"] += d.aws[k]
+        out = []
+        for key in sorted(groups):
+            row = groups[key]
+            row["proxy_tokens"] = sum(row[f"proxy_{k}"] for k in TOKEN_FIELDS)
+            row["aws_tokens"] = sum(row[f"aws_{k}"] for k in TOKEN_FIELDS)
+            row["token_difference"] = row["aws_tokens"] - row["proxy_tokens"]
+            out.append(row)
+        return out
+
+    def csv_rows(self) -> list[dict]:
+        return self.rows()
+
+    def to_dict(self) -> dict:
+        counts = {kind: 0 for kind in KINDS}
+        for d in self.differences:
+            counts[d.kind] = counts.get(d.kind, 0) + 1
+        return {
+            "against": "invocation-logs",
+            "start_date": self.start_date.isoformat(),
+            "end_date": self.end_date.isoformat(),
+            "source": self.source,
+            "engine": self.engine,
+            "generated_at": iso_z(self.generated_at),
+            "rows": self.rows(),
+            "requests": [d.to_dict() for d in self.differences],
+            "totals": {
+                "differences": len(self.differences),
+                **counts,
+                "untagged_invocations": self.untagged,
+            },
+            "warnings": list(self.warnings),
+        }
+
+
+def reconcile_invocations(
+    matcher,
+    first: date,
+    last: date,
+    installation: str,
+    *,
+    source: str = "s3",
+    clock: Clock = system_clock,
+) -> InvocationReconcileReport:
+    """Bedrock's invocation log against the proxy's log, request by request (matched on
+    Bedrock's request id); ``installation`` is the usage table's name the proxy tags its
+    calls with. ``matcher`` runs core/invocationlog.py's query (stores/invocationlogs.py)."""
+    _check_range(first, last)
+    diffs = [InvocationDifference.from_row(r) for r in matcher.match(first, last, installation)]
+    warnings = []
+    if clock().date() <= last:
+        warnings.append(
+            "the range includes today: Bedrock delivers its logs minutes after a call, so "
+            "the newest calls can show as differences"
+        )
+    unattributed = sum(1 for d in diffs if d.kind == "unrecorded" and not d.customer_id)
+    if unattributed:
+        warnings.append(f"{unattributed} served request(s) carry no customer tag")
+    untagged = matcher.untagged(first, last)
+    if untagged and any(d.kind == "not_in_aws_log" for d in diffs):
+        warnings.append(
+            "Bedrock logged calls without this installation's tag while proxy requests are "
+            "missing from its log: a proxy whose botocore predates request metadata sends "
+            "no tag (docs/reconcile.md)"
+        )
+    return InvocationReconcileReport(
+        start_date=first,
+        end_date=last,
+        source=source,
+        engine=matcher.engine,
+        generated_at=clock(),
+        differences=diffs,
+        untagged=untagged,
+        warnings=warnings,
+    )
+
+
+@dataclass
+class InvocationRepairResult:
+    applied: bool
+    booked: list[InvocationDifference]  # newly booked in the counters and the log
+    already_booked: int  # counted before (their marker exists): only the line written
+    skipped: list[InvocationDifference]  # differences --repair does not book
+    lines: int = 0
+
+    def to_dict(self) -> dict:
+        return {
+            "applied": self.applied,
+            "booked": len(self.booked),
+            "already_booked": self.already_booked,
+            "log_lines_written": self.lines,
+            "skipped": len(self.skipped),
+            "rows": [d.to_dict() for d in self.booked],
+        }
+
+
+def repaired_line(diff: InvocationDifference, at: datetime) -> dict:
+    """The usage line of a request Bedrock served and the proxy did not record, flagged."""
+    operation = diff.aws_operation or ""
+    tokens = dict(diff.aws)
+    return {
+        "timestamp": diff.aws_timestamp or f"{diff.day.isoformat()}T00:00:00Z",
+        "event_type": "bedrock_invoke",
+        "request_id": diff.request_id or f"repair-{diff.bedrock_request_id}",
+        "customer_id": diff.customer_id,
+        "model_id": diff.aws_model_id or diff.model,
+        "foundation_model": diff.model,
+        "api": "converse" if operation.startswith("Converse") else "invoke",
+        "streamed": operation.endswith("Stream"),
+        "status": 200,
+        "error_code": None,
+        **tokens,
+        "token_count": sum(tokens.values()),
+        "usage_estimated": False,
+        "bedrock_request_id": diff.bedrock_request_id,
+        "repaired": True,
+        "note": REPAIR_NOTE.format(at=iso_z(at), rid=diff.bedrock_request_id),
+    }
+
+
+def repair_unrecorded(
+    report: InvocationReconcileReport,
+    counters: CounterStore,
+    write_lines: Callable[[list[dict]], object],
+    *,
+    confirm: Callable[[list[InvocationDifference]], bool],
+    clock: Clock = system_clock,
+) -> InvocationRepairResult:
+    """Book each request Bedrock served and the proxy did not record to its customer (the
+    request-metadata tag): the counters first, once per Bedrock request id (a marker in the
+    same transaction), then a usage line flagged ``repaired`` with a note, in the
+    partition of its own day. Running it again books nothing: the lines are there, so the
+    next reconcile is clean; a run cut between the two steps writes only the line."""
+    todo = [d for d in report.differences if d.kind == "unrecorded" and d.customer_id]
+    skipped = [d for d in report.differences if d not in todo]
+    if not todo or not confirm(todo):
+        return InvocationRepairResult(False, [], 0, skipped)
+    now = clock()
+    booked, again = [], 0
+    for diff in todo:
+        counts = {"requests": 1, **diff.aws}
+        if counters.book_repaired(
+            diff.customer_id, diff.day, diff.model, counts, diff.bedrock_request_id, clock=clock
+        ):
+            booked.append(diff)
+        else:
+            again += 1
+    lines = [repaired_line(d, now) for d in todo]
+    write_lines(lines)
+    return InvocationRepairResult(True, booked, again, skipped, len(lines))
+
+
 # ---- reconcile against the AWS bill (CUR 2.0)
 
 
@@ -427,15 +682,19 @@ def reconcile_against_cur(
 
 
 __all__ = [
-    "COUNTERS",
     "CurReconcileReport",
+    "reconcile_against_cur",
+    "COUNTERS",
+    "InvocationReconcileReport",
+    "InvocationRepairResult",
+    "reconcile_invocations",
+    "repair_unrecorded",
     "ReconcileReport",
     "RepairPlan",
     "RepairResult",
     "UsageReport",
     "plan_repair",
     "reconcile",
-    "reconcile_against_cur",
     "repair_day",
     "usage_report",
 ]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..awsclient import endpoint_for
-from ..core.errors import InvalidInput
+from ..core.errors import AwsError, InvalidInput
 from ..core.schema import (
     LOG_PREFIX,
     athena_workgroup_name,
@@ -168,3 +168,107 @@ def repair_usage(
         counter_store(settings), log_store(settings), ids, parse_date(day, "repair day"),
         confirm=confirm, all_customers=not customer_id, clock=clock, progress=progress,
     )  # fmt: skip
+
+
+# ---- against Bedrock's model invocation logs (docs/reconcile.md)
+
+INVOCATION_SOURCES = ("s3", "cloudwatch")
+
+
+def _logging_config(settings) -> dict:
+    """Bedrock's model invocation logging configuration of the region ({} when off or
+    unreadable: the defaults the deploy uses then apply)."""
+    try:
+        bedrock = settings.client("bedrock")
+        return bedrock.get_model_invocation_logging_configuration().get("loggingConfig") or {}
+    except Exception:  # no permission, or an endpoint without the API: use the defaults
+        return {}
+
+
+def _installation_matcher(settings, copies, source, log_group, first, last, cfg):
+    """The matcher for ``source``: Athena over the Glue tables in a deployment; the local
+    engine over copies (the sandbox's bucket, or CloudWatch Logs, which Athena cannot read)."""
+    from ..core.invocationlog import INVOCATION_LOG_PREFIX
+    from ..stores import invocationlogs
+
+    session = settings.session()
+    s3 = session.client("s3", endpoint_url=endpoint_for(settings, "s3"),
+                        region_name=session.region_name)  # fmt: skip
+    marker = sandbox_marker(s3, cfg.bucket)
+    if source == "s3" and not marker:  # a deployment: both tables in its Glue database
+        return invocationlogs.AthenaInvocationMatcher(log_store(settings))
+    bedrock_logging = _logging_config(settings)
+    invocationlogs.copy_usage_log(
+        s3, cfg.bucket, normalise_prefix(cfg.prefix), first, last, copies.usage_root
+    )
+    if source == "cloudwatch":
+        group = log_group or (bedrock_logging.get("cloudWatchConfig") or {}).get("logGroupName")
+        if not group:
+            raise InvalidInput(
+                "no CloudWatch Logs group: Bedrock's logging sends none here; give --log-group"
+            )
+        logs = session.client("logs", endpoint_url=endpoint_for(settings, "logs"),
+                              region_name=session.region_name)  # fmt: skip
+        invocationlogs.copy_invocation_log_cloudwatch(
+            logs, group, first, last, copies.invocation_root
+        )
+    else:
+        s3_config = bedrock_logging.get("s3Config") or {}
+        bucket = s3_config.get("bucketName") or cfg.bucket
+        prefix = s3_config.get("keyPrefix", INVOCATION_LOG_PREFIX)
+        account = settings.client("sts").get_caller_identity()["Account"]
+        invocationlogs.copy_invocation_log_s3(
+            s3, bucket, prefix, account, session.region_name, first, last,
+            copies.invocation_root,
+        )  # fmt: skip
+    return copies.matcher
+
+
+def reconcile_invocation_logs(
+    settings,
+    *,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    period: str | None = None,
+    source: str = "s3",
+    log_group: str | None = None,
+    repair: bool = False,
+    confirm=None,
+    clock: Clock = system_clock,
+):
+    """``reconcile --against invocation-logs``: the report, and with ``repair`` the
+    booking of what Bedrock served and the proxy did not record (after ``confirm``).
+    Returns (report, repair result or None)."""
+    from ..stores.invocationlogs import CopiedLogs, write_repaired_lines
+
+    if source not in INVOCATION_SOURCES:
+        raise InvalidInput(f"invalid --source {source!r}: choose s3 or cloudwatch")
+    first, last = resolve_date_range(start_date, end_date, period, clock)
+    cfg = log_config(settings)
+    with CopiedLogs() as copies:
+        matcher = _installation_matcher(settings, copies, source, log_group, first, last, cfg)
+        try:
+            report = usage_service.reconcile_invocations(
+                matcher, first, last, settings.tables.usage, source=source, clock=clock
+            )
+        except AwsError as exc:
+            if matcher.engine == "athena" and "invocation_log" in exc.message:
+                raise AwsError(
+                    f"{exc.message} (the Athena table comes with "
+                    "`deploy --invocation-logs metadata`)"
+                ) from None
+            raise
+    result = None
+    if repair:
+        session = settings.session()
+        s3 = session.client("s3", endpoint_url=endpoint_for(settings, "s3"),
+                            region_name=session.region_name)  # fmt: skip
+
+        def write(lines):
+            return write_repaired_lines(s3, cfg.bucket, normalise_prefix(cfg.prefix), lines)
+
+        result = usage_service.repair_unrecorded(
+            report, counter_store(settings), write, confirm=confirm or (lambda _: True),
+            clock=clock,
+        )  # fmt: skip
+    return report, result

@@ -143,6 +143,66 @@ class CounterStore:
             raise _aws_error("repair write", exc, self.table) from None
         return writes
 
+    def book_repaired(
+        self,
+        customer_id: str,
+        day: date,
+        model: str,
+        counts: dict[str, int],
+        bedrock_request_id: str,
+        *,
+        clock: Clock = system_clock,
+    ) -> bool:
+        """ADD one request Bedrock served and the proxy never counted to its DAY# item, once:
+        a ``REPAIR#<bedrock request id>`` marker is written in the same transaction, on
+        condition it is not there yet. Returns False when it was booked before (nothing
+        written). The METER# admission meter is not touched: it governs limits, not invoices.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        names = {f"#c{i}": n for i, n in enumerate(COUNTERS) if counts.get(n)}
+        adds = ", ".join(f"{k} :v{k[2:]}" for k in names)
+        values = {f":v{k[2:]}": {"N": str(int(counts[n]))} for k, n in names.items()}
+        key = {"customer_id": {"S": customer_id}}
+        try:
+            self._ddb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": {
+                                **key,
+                                "sk": {"S": REPAIR_PREFIX + bedrock_request_id},
+                                "day": {"S": day.isoformat()},
+                                "model": {"S": model},
+                                "booked_at": {"S": iso_z(clock())},
+                            },
+                            "ConditionExpression": "attribute_not_exists(sk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": {**key, "sk": {"S": day_key(day, model)}},
+                            "UpdateExpression": f"ADD {adds}",
+                            "ExpressionAttributeNames": names,
+                            "ExpressionAttributeValues": values,
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons") or []
+            if reasons and (reasons[0] or {}).get("Code") == "ConditionalCheckFailed":
+                return False
+            raise _aws_error("repair booking", exc, self.table) from None
+        except BotoCoreError as exc:
+            raise _aws_error("repair booking", exc, self.table) from None
+        return True
+
+
+REPAIR_PREFIX = "REPAIR#"  # sk of the marker of one booked Bedrock request
+
 
 def scan_customer_ids(client, customers_table: str) -> list[str]:
     """Every customer id in the customers table (a paginated, projected Scan), sorted."""

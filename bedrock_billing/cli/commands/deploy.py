@@ -147,6 +147,16 @@ def deploy(
         "--no-charge-undelivered",
         help="Do not charge generations the client never received in full (recorded anyway).",
     ),
+    invocation_logs: str = typer.Option(
+        None,
+        "--invocation-logs",
+        help="metadata: turn on Bedrock's model invocation logging for the region, no prompts "
+        "or answers, to the log bucket (reconcile --against invocation-logs); off. Default: "
+        "the last deploy's.",
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Replace another invocation-logging configuration of the region."
+    ),
     yes: Yes = False,
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Compare with the deployed template; no AWS write at all."
@@ -183,6 +193,7 @@ def deploy(
         quicksight=quicksight,
         quicksight_principal=quicksight_principal,
         charge_undelivered=not no_charge_undelivered,
+        invocation_logs=invocation_logs or ctx.obj.invocation_logs or "off",
     )
     if template_out is not None:
         from ...deploy.template import write_template
@@ -204,6 +215,7 @@ def deploy(
         cfg, session=ctx.obj.session(), endpoint_url=ctx.obj.endpoint_url, settings=ctx.obj,
         confirm=confirm, on_event=_print_event, notify=note, dry_run=dry_run, preview=preview,
         alarm_topic_arn=alarm_topic, config_path=ctx.obj.config_file,
+        force_invocation_logs=force,
     )  # fmt: skip
     _render_deploy(ctx.obj, result)
     if result.outcome in ("created", "updated"):
@@ -219,6 +231,9 @@ def _render_deploy(settings, result) -> None:
         "adopted": result.adopted,
         "outputs": _outputs_rows(result.outputs),
         "config_file": str(result.config_path) if result.config_path else None,
+        "invocation_logging": vars(result.invocation_logging)
+        if result.invocation_logging
+        else None,
     }
     previewed = result.outcome in ("dry-run", "preview")
 

@@ -6,10 +6,19 @@ import sys
 
 import typer
 
-from ...core.errors import InvalidInput
+from ...core.errors import EXIT_DIFFERENCES, InvalidInput
 from ..app import announce_write, app
 from ..options import AllCustomers, EndDate, OneCustomer, Period, PriceBook, StartDate, Yes
-from ..render import bar_chart, emit, for_people, note, print_table, progress, stdout_console
+from ..render import (
+    bar_chart,
+    emit,
+    for_people,
+    note,
+    print_table,
+    progress,
+    stderr_console,
+    stdout_console,
+)
 
 COUNT_COLUMNS = [
     ("requests", "Requests"),
@@ -114,14 +123,27 @@ def reconcile(
     start_date: StartDate = None,
     end_date: EndDate = None,
     customer_id: OneCustomer = None,
+    against: str = typer.Option(
+        "usage-log",
+        "--against",
+        help="usage-log (the counters against the proxy's log), invocation-logs "
+        "(the proxy's log against Bedrock's model invocation logs) or cur (the log and the "
+        "price book against the AWS bill).",
+    ),
+    log_source: str = typer.Option(
+        "s3", "--log-source", help="Where Bedrock's invocation logs are: s3 or cloudwatch."
+    ),
+    log_group: str = typer.Option(
+        None, "--log-group", help="CloudWatch Logs group of the invocation logs."
+    ),
     repair: bool = typer.Option(
-        False, "--repair", help="Rebuild a past day's counters from the log (asks first)."
+        False,
+        "--repair",
+        help="Rebuild a past day's counters from the log; with --against invocation-logs, "
+        "book what Bedrock served and the proxy did not record (asks first).",
     ),
     day: str = typer.Option(None, "--day", help="The day to repair, YYYY-MM-DD."),
     yes: Yes = False,
-    against: str = typer.Option(
-        "counters", "--against", help="counters (the log vs the counters) or cur (the AWS bill)."
-    ),
     price_book: PriceBook = None,
     cur_table: str = typer.Option(
         None, "--cur-table", help="With --against cur: the CUR 2.0 export's Athena table."
@@ -133,16 +155,25 @@ def reconcile(
         None, "--tolerance", help="With --against cur: cost difference ignored (default 0.01)."
     ),
 ) -> None:
-    """Compare the proxy's counters with the request log (exit 5 on any difference), or
-    with --against cur the log and the price book with the AWS bill (exit 6 until the
-    month's bill is final)."""
+    """Compare the proxy's counters with the request log, or the log with Bedrock's
+    invocation logs (exit 5 on any difference), or with --against cur the log and the price
+    book with the AWS bill (exit 6 until the month's bill is final)."""
     from ...services.usage_sources import reconcile_usage
 
     if against == "cur":
         _against_cur(ctx, period, price_book, cur_table, cur_s3, tolerance)
         return
-    if against != "counters":
-        raise InvalidInput(f"invalid --against {against!r}: choose counters or cur")
+    if against == "invocation-logs":
+        if customer_id or day:
+            raise InvalidInput("--against invocation-logs checks every customer: no --customer-id "
+                               "or --day")  # fmt: skip
+        _against_invocation_logs(ctx, period, start_date, end_date, log_source, log_group,
+                                 repair, yes)  # fmt: skip
+        return
+    if against != "usage-log":
+        raise InvalidInput(
+            f"invalid --against {against!r}: choose usage-log, invocation-logs or cur"
+        )
     if repair:
         _repair(ctx, day, customer_id, yes)
         return
@@ -247,3 +278,78 @@ def _repair(ctx: typer.Context, day: str | None, customer_id: str | None, yes: b
     )
     if result.applied:
         announce_write(ctx.obj)
+
+
+INVOCATION_COLUMNS = [
+    ("customer_id", "Customer"),
+    ("day", "Day"),
+    ("model", "Model"),
+    ("kind", "Difference"),
+    ("requests", "Requests"),
+    ("proxy_tokens", "Proxy tokens"),
+    ("aws_tokens", "AWS tokens"),
+    ("token_difference", "AWS - proxy"),
+]
+REQUEST_COLUMNS = [
+    ("customer_id", "Customer"),
+    ("day", "Day"),
+    ("kind", "Difference"),
+    ("bedrock_request_id", "Bedrock request"),
+    ("request_id", "Proxy request"),
+]
+
+
+def _against_invocation_logs(ctx, period, start_date, end_date, log_source, log_group,
+                             repair, yes) -> None:  # fmt: skip
+    from ...services.usage_sources import reconcile_invocation_logs
+
+    def confirm(todo) -> bool:
+        rows = [d.to_dict() for d in todo]
+        for_people(ctx.obj, lambda: print_table({"rows": rows}, rows_key="rows",
+                   columns=REQUEST_COLUMNS, title="To book",
+                   console=stderr_console()))  # fmt: skip
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise InvalidInput("not a terminal: pass --yes to repair without a prompt")
+        question = f"Book {len(todo)} request(s) Bedrock served to their customers?"
+        return typer.confirm(question, default=False, err=True)
+
+    with progress("Reconciling with Bedrock's invocation logs", show=False):
+        report, result = reconcile_invocation_logs(
+            ctx.obj, start_date=start_date, end_date=end_date, period=period,
+            source=log_source, log_group=log_group, repair=repair, confirm=confirm,
+        )  # fmt: skip
+    data = report.to_dict()
+    if result is not None:
+        data["repair"] = result.to_dict()
+    for warning in data["warnings"]:
+        note(f"warning: {warning}")
+
+    def tables() -> None:
+        print_table(data, rows_key="rows", columns=INVOCATION_COLUMNS, title="Differences")
+        if data["requests"]:
+            print_table(data, rows_key="requests", columns=REQUEST_COLUMNS, title="Requests")
+
+    emit(ctx.obj, data, rows_key="rows", columns=INVOCATION_COLUMNS, table=tables)
+    totals = data["totals"]
+    note(
+        f"{totals['differences']} difference(s): {totals['unrecorded']} served by Bedrock and "
+        f"not recorded, {totals['not_in_aws_log']} recorded and not in Bedrock's log, "
+        f"{totals['tokens']} with other token counts; {data['start_date']} to "
+        f"{data['end_date']} (invocation logs: {data['source']}, {data['engine']})"
+    )
+    if totals["untagged_invocations"]:
+        note(f"{totals['untagged_invocations']} invocation(s) without this installation's tag "
+             "(other callers in the account and region) were left out")  # fmt: skip
+    if result is not None:
+        note(
+            f"repair: booked {len(result.booked)} request(s), {result.lines} log line(s) written"
+            if result.applied
+            else "repair: nothing booked"
+        )
+        if result.applied:
+            announce_write(ctx.obj)
+            # What it booked is settled (the next run shows it); what it cannot book is not.
+            raise typer.Exit(EXIT_DIFFERENCES if result.skipped else 0)
+    raise typer.Exit(report.exit_code)
