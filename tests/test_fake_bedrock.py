@@ -148,6 +148,7 @@ def test_anthropic_body_has_the_messages_api_shape(client):
         "output_tokens",
         "cache_read_input_tokens",
         "cache_creation_input_tokens",
+        "cache_creation",
     }
 
 

@@ -12,6 +12,7 @@ _COMMANDS = (
     "keys",
     "usage",
     "billing",
+    "reports",
     "alerts",
     "webhooks",
     "anomalies",

@@ -32,6 +32,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "reconcile --repair --day 2026-05-14 --yes",
         "reconcile --against invocation-logs --period 2026-05",
         "reconcile --against invocation-logs --period 2026-05 --repair --yes",
+        "reconcile --against cur --period 2026-05 --cur-table cur_db.bedrock_cur",
     ),
     "invoice": (
         "invoice --all --period 2026-05",

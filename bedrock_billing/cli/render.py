@@ -291,3 +291,35 @@ def bar_chart(series: Sequence[tuple[str, int]], width: int = 40) -> str:
         bar = "█" * full + ("▌" if cells - full >= 0.5 else "")
         lines.append(f"{label.rjust(label_width)} │{bar} {value:,}")
     return "\n".join(lines)
+
+
+def svg_bar_chart(series: Sequence[tuple[str, Any]], title: str, width: int = 640) -> str:
+    """A horizontal bar chart as a standalone SVG document (labels and values escaped):
+    bars to the right of the axis for positive values, to the left for negative ones."""
+    from html import escape
+
+    row, label_w, pad = 22, 220, 8
+    values = [float(v) for _, v in series] or [0.0]
+    low, high = min(0.0, *values), max(0.0, *values)
+    span = (high - low) or 1.0
+    plot = width - label_w - 2 * pad - 80
+    zero = label_w + pad + plot * (-low / span)
+    height = 40 + row * len(series)
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'font-family="sans-serif" font-size="12">',
+        f'<text x="{pad}" y="20" font-weight="bold">{escape(title)}</text>',
+        f'<line x1="{zero:.1f}" y1="28" x2="{zero:.1f}" y2="{height - 4}" stroke="#888"/>',
+    ]
+    for i, (label, value) in enumerate(series):
+        y = 32 + i * row
+        size = plot * abs(float(value)) / span
+        x = zero if float(value) >= 0 else zero - size
+        colour = "#2e7d32" if float(value) >= 0 else "#c62828"
+        out.append(f'<text x="{pad}" y="{y + 14}">{escape(str(label))[:34]}</text>')
+        out.append(f'<rect x="{x:.1f}" y="{y + 3}" width="{size:.1f}" height="{row - 8}" '
+                   f'fill="{colour}"/>')  # fmt: skip
+        out.append(f'<text x="{zero + (size if float(value) >= 0 else 0) + 4:.1f}" '
+                   f'y="{y + 14}">{escape(str(value))}</text>')  # fmt: skip
+    out.append("</svg>")
+    return "\n".join(out) + "\n"

@@ -252,6 +252,8 @@ class CustomerLimits:
     allowed_cidrs: tuple[str, ...] | None = None
     allowed_origins: tuple[str, ...] | None = None
     model_parameters: ModelParameters | None = None
+    # Application inference profiles made for the customer: (source model id, profile ARN)
+    inference_profiles: tuple[tuple[str, str], ...] = ()
 
 
 def _kind(value: object) -> str:
@@ -296,6 +298,18 @@ def _models(value: object) -> tuple[frozenset[str] | None, str | None]:
     return frozenset(value), None
 
 
+def _profiles(value: object) -> tuple[tuple[tuple[str, str], ...], str | None]:
+    from .models import is_application_profile_arn
+
+    shape = "expected a map of model id to application inference profile ARN (M of S)"
+    if not isinstance(value, dict):
+        return (), f"inference_profiles is {_kind(value)}: {shape}"
+    for source, arn in value.items():
+        if not _MODEL_ID.fullmatch(str(source)) or not is_application_profile_arn(arn):
+            return (), f"inference_profiles holds {_kind(arn)}: {shape}"
+    return tuple(sorted(value.items())), None
+
+
 def read_customer_record(item: dict) -> CustomerLimits:
     """The status and limits of a customer item (as ``core.items.from_item`` reads it).
 
@@ -329,6 +343,10 @@ def read_customer_record(item: dict) -> CustomerLimits:
     problems += [problem] if problem else []
     parameters, problem = read_model_parameters(item.get("model_parameters"))
     problems += [problem] if problem else []
+    profiles: tuple = ()
+    if item.get("inference_profiles") is not None:
+        profiles, problem = _profiles(item["inference_profiles"])
+        problems += [problem] if problem else []
     if problems:
         raise InvalidRecord("customer", problems)
     return CustomerLimits(
@@ -339,6 +357,7 @@ def read_customer_record(item: dict) -> CustomerLimits:
         allowed_cidrs=cidrs,
         allowed_origins=origins,
         model_parameters=parameters,
+        inference_profiles=profiles,
         **counts,
     )
 

@@ -12,6 +12,7 @@ EXIT_USAGE = 2  # bad option or value
 EXIT_AWS = 3  # AWS, credentials or network
 EXIT_PARTIAL = 4  # some items of an --all run failed
 EXIT_DIFFERENCES = 5  # reconcile found differences
+EXIT_NOT_FINAL = 6  # reconcile --against cur: AWS has not closed the period's bill yet
 
 
 class BillingError(Exception):

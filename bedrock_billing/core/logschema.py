@@ -81,12 +81,18 @@ FIELDS: tuple[Field, ...] = (
     Field("output_tokens", "bigint", "output tokens as reported by Bedrock"),
     Field("cache_read_input_tokens", "bigint", "prompt-cache read tokens"),
     Field("cache_write_input_tokens", "bigint", "prompt-cache write tokens"),
+    Field(
+        "cache_write_1h_input_tokens",
+        "bigint",
+        "of the cache writes, those with a 1-hour lifetime (the rest: 5 minutes)",
+    ),
     Field("token_count", "bigint", "input + output + cache tokens"),
     Field("usage_estimated", "boolean", "true when Bedrock did not report the usage"),
     Field("duration_ms", "bigint", "time spent in the proxy, ms"),
     Field("bedrock_latency_ms", "bigint", "Bedrock's invocation latency when reported, ms"),
     Field("bedrock_request_id", "string", "Bedrock's x-amzn-requestid"),
     Field("service_tier", "string", "the service tier Bedrock served, when reported"),
+    Field("inference_scope", "string", "in_region | geo (cross-Region profile) | global"),
     Field(
         "counter_write_failed", "boolean", "true when the DynamoDB counters could not be written"
     ),

@@ -88,3 +88,43 @@ def normalise_model_id(model_id: object) -> ModelRef:
     if not _FOUNDATION_ID.fullmatch(foundation):
         raise InvalidInput("modelId is not a valid Bedrock model id")
     return ModelRef(model_id, foundation, profile)
+
+
+def inference_scope(model_id: str | None) -> str:
+    """How AWS bills the call's routing: ``global`` for a global inference profile, ``geo``
+    for a geographic (cross-Region) one, ``in_region`` for anything else."""
+    if not model_id:
+        return "in_region"
+    try:
+        profile = normalise_model_id(model_id).profile
+    except InvalidInput:  # an id the proxy refused: it served nothing
+        return "in_region"
+    if not profile:
+        return "in_region"
+    return "global" if profile.startswith("global.") else "geo"
+
+
+APPLICATION_PROFILE_ARN = re.compile(
+    r"arn:aws(?:-[a-z]+)*:bedrock:[a-z0-9-]{1,20}:\d{12}:application-inference-profile/"
+    r"[a-z0-9]{1,64}"
+)
+
+
+def is_application_profile_arn(value: object) -> bool:
+    return isinstance(value, str) and APPLICATION_PROFILE_ARN.fullmatch(value) is not None
+
+
+def route_through_profile(
+    profiles: tuple[tuple[str, str], ...], model: ModelRef
+) -> tuple[ModelRef, str]:
+    """The model to meter and the id to call Bedrock with, given a customer's application
+    inference profiles (source model id -> profile ARN). The customer's own profile ARN is
+    resolved to the model it copies (for limits, prices and reports); a call to a source
+    model goes through the customer's profile, so AWS's bill carries the customer's tag."""
+    for source, arn in profiles:
+        if model.model_id == arn:
+            copied = normalise_model_id(source)
+            return ModelRef(arn, copied.foundation_model, copied.profile), arn
+        if model.model_id == source:
+            return model, arn
+    return model, model.model_id

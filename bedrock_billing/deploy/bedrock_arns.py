@@ -108,3 +108,40 @@ def invoke_statements(
     if direct:
         statements.insert(0, {"Effect": "Allow", "Action": INVOKE_ACTIONS, "Resource": direct})
     return statements
+
+
+PROFILE_STAGE_TAG = "bedrock-billing:stage"  # services/inference_profiles.py tags with it
+
+
+def application_profile_statements(
+    models: tuple[str, ...], stage: str, routing_regions: Mapping[str, tuple[str, ...]] | None
+) -> list[dict]:
+    """The per-customer application inference profiles (``create --inference-profile``):
+    InvokeModel on the profiles this stage made (by their stage tag), and on the deployed
+    models' foundation models wherever such a profile routes them, only through one."""
+    regions = {**PROFILE_REGIONS, **(routing_regions or {})}
+    profiles = (
+        "arn:${AWS::Partition}:bedrock:${AWS::Region}:${AWS::AccountId}"
+        ":application-inference-profile/*"
+    )
+    targets = []
+    for model_id in sorted(set(models)):
+        geo, foundation = split_profile(model_id)
+        where = ("${AWS::Region}",) if geo is None else ("*",) if geo == GLOBAL_PREFIX else (
+            regions[geo])
+        targets += [_sub(f"arn:${{AWS::Partition}}:bedrock:{r}::foundation-model/{foundation}")
+                    for r in where]  # fmt: skip
+    statements = [{
+        "Effect": "Allow",
+        "Action": INVOKE_ACTIONS,
+        "Resource": [_sub(profiles)],
+        "Condition": {"StringEquals": {f"aws:ResourceTag/{PROFILE_STAGE_TAG}": stage}},
+    }]  # fmt: skip
+    if targets:
+        statements.append({
+            "Effect": "Allow",
+            "Action": INVOKE_ACTIONS,
+            "Resource": sorted(targets, key=str),
+            "Condition": {"ArnLike": {"bedrock:InferenceProfileArn": _sub(profiles)}},
+        })  # fmt: skip
+    return statements

@@ -24,7 +24,7 @@ from . import (
     template_notify,
     template_quicksight,
 )
-from .bedrock_arns import invoke_statements
+from .bedrock_arns import application_profile_statements, invoke_statements
 from .config import ATHENA_RESULTS_PREFIX, LOG_PREFIX, DeployConfig
 
 HANDLER = "bedrock_billing.proxy.handler.lambda_handler"
@@ -137,6 +137,9 @@ def proxy_role(cfg: DeployConfig) -> dict:
                         "Version": "2012-10-17",
                         "Statement": [
                             *invoke_statements(cfg.models, cfg.routing_regions),
+                            *application_profile_statements(
+                                cfg.models, cfg.stage, cfg.routing_regions
+                            ),
                             *table_statements,
                             log_statement,
                         ],

@@ -71,6 +71,7 @@ class Prompt:
     cached_prefix: str = ""
     messages: int = 1
     max_tokens: int = _DEFAULT_MAX_TOKENS
+    cache_ttl: str = "5m"  # the last cache marker's lifetime: "5m" (default) or "1h"
 
 
 def _as_int(value, name: str) -> int:
@@ -113,12 +114,17 @@ class _Collector:
     def __init__(self) -> None:
         self.parts: list[str] = []
         self.cached_upto = 0
+        self.cache_ttl = "5m"
 
     def add(self, text: str) -> None:
         self.parts.append(text)
 
-    def mark_cache(self) -> None:
+    def mark_cache(self, marker: object = None) -> None:
+        """``marker``: the ``cache_control`` or ``cachePoint`` object; its ``ttl`` ("5m" or
+        "1h", botocore's CacheTTL) is the lifetime of what it caches."""
         self.cached_upto = len(self.parts)
+        ttl = marker.get("ttl") if isinstance(marker, dict) else None
+        self.cache_ttl = "1h" if ttl == "1h" else "5m"
 
     def prompt(self, messages: int, max_tokens: int) -> Prompt:
         return Prompt(
@@ -126,6 +132,7 @@ class _Collector:
             cached_prefix="\n".join(self.parts[: self.cached_upto]),
             messages=max(1, messages),
             max_tokens=max_tokens,
+            cache_ttl=self.cache_ttl,
         )
 
 
@@ -147,13 +154,13 @@ def parse_anthropic(body: dict) -> Prompt:
     for block in _blocks(body.get("system"), "system"):
         collector.add(_block_text(block))
         if isinstance(block, dict) and block.get("cache_control"):
-            collector.mark_cache()
+            collector.mark_cache(block["cache_control"])
     messages = _require_messages(body)
     for message in messages:
         for block in _blocks(message.get("content"), "messages.content"):
             collector.add(_block_text(block))
             if isinstance(block, dict) and block.get("cache_control"):
-                collector.mark_cache()
+                collector.mark_cache(block["cache_control"])
     return collector.prompt(len(messages), max_tokens)
 
 
@@ -165,7 +172,7 @@ def parse_messages_v1(body: dict, max_tokens: int | None) -> Prompt:
         raise BadRequest("system: expected a list of content blocks")
     for block in system or []:
         if isinstance(block, dict) and "cachePoint" in block:
-            collector.mark_cache()
+            collector.mark_cache(block["cachePoint"])
         else:
             collector.add(_block_text(block))
     messages = _require_messages(body)
@@ -175,7 +182,7 @@ def parse_messages_v1(body: dict, max_tokens: int | None) -> Prompt:
             raise BadRequest("messages.content: expected a list of content blocks")
         for block in content:
             if isinstance(block, dict) and "cachePoint" in block:
-                collector.mark_cache()
+                collector.mark_cache(block["cachePoint"])
             else:
                 collector.add(_block_text(block))
     bound = _DEFAULT_MAX_TOKENS if max_tokens is None else _as_int(max_tokens, "maxTokens")
@@ -218,6 +225,8 @@ class Outcome:
     cache_read_input_tokens: int
     cache_write_input_tokens: int
     words: list[str] = field(default_factory=list)
+    cache_write_1h_input_tokens: int = 0  # of the writes, those cached for an hour
+    service_tier: str | None = None  # the tier asked for, echoed as Bedrock reports it
     hit_max_tokens: bool = False
     first_byte_latency_ms: int = 0
     latency_ms: int = 0
@@ -261,6 +270,9 @@ def make_outcome(
         output_tokens=output,
         cache_read_input_tokens=cached if cache_hit else 0,
         cache_write_input_tokens=cached if cache_hit is False else 0,
+        cache_write_1h_input_tokens=(
+            cached if cache_hit is False and prompt.cache_ttl == "1h" else 0
+        ),
         words=[rng.choice(_WORDS) for _ in range(output)],
         hit_max_tokens=output >= prompt.max_tokens,
         first_byte_latency_ms=first_byte,

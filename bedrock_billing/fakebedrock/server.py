@@ -206,6 +206,8 @@ class FakeBedrock(BackgroundServer):
             "delivered_output_tokens": 0,
             "cache_read_input_tokens": 0,
             "cache_write_input_tokens": 0,
+            "cache_write_1h_input_tokens": 0,
+            "service_tier": None,
             "status": 200,
             "error": None,
             "metrics_reported": False,
@@ -248,6 +250,7 @@ class FakeBedrock(BackgroundServer):
             rest = {k: v for k, v in body.items() if k != "requestMetadata"}
             raw = json.dumps(rest, sort_keys=True, separators=(",", ":")).encode()
         outcome = self._outcome(api, record["foundation_model"], family, raw, prompt, slow)
+        outcome.service_tier = _requested_tier(handler, body, api)
         if api == "InvokeModel":
             self._send_invoke(handler, record, family, outcome)
         elif api == "Converse":
@@ -310,6 +313,8 @@ class FakeBedrock(BackgroundServer):
             delivered_output_tokens=output,
             cache_read_input_tokens=out.cache_read_input_tokens,
             cache_write_input_tokens=out.cache_write_input_tokens,
+            cache_write_1h_input_tokens=out.cache_write_1h_input_tokens,
+            service_tier=out.service_tier,
             metrics_reported=metrics,
         )
         self._record(record)
@@ -353,6 +358,8 @@ class FakeBedrock(BackgroundServer):
             headers["X-Amzn-Bedrock-Cache-Write-Input-Token-Count"] = str(
                 out.cache_write_input_tokens
             )
+        if out.service_tier:
+            headers["X-Amzn-Bedrock-Service-Tier"] = out.service_tier
         body = shapes.invoke_body(family, record["foundation_model"], _message_id(), out)
         self._finish_record(record, out, out.output_tokens, True)
         self._send_json(handler, record["request_id"], 200, body, headers)
@@ -399,6 +406,8 @@ class FakeBedrock(BackgroundServer):
             handler.send_header("x-amzn-RequestId", record["request_id"])
             if not converse:
                 handler.send_header("X-Amzn-Bedrock-Content-Type", "application/json")
+            if out.service_tier:
+                handler.send_header("X-Amzn-Bedrock-Service-Tier", out.service_tier)
             handler.end_headers()
             # One HTTP chunk per event, flushed, so clients decode as the events arrive.
             for n, data in enumerate(frames):
@@ -410,6 +419,21 @@ class FakeBedrock(BackgroundServer):
             handler.wfile.flush()
         except OSError:
             handler.close_connection = True
+
+
+SERVICE_TIERS = ("default", "priority", "flex", "reserved")  # botocore's ServiceTierType
+
+
+def _requested_tier(handler, body: dict, api: str) -> str | None:
+    """The tier a request asked for: Converse's ``serviceTier.type``, InvokeModel's
+    ``X-Amzn-Bedrock-Service-Tier`` header; Bedrock reports the one it served (here, the
+    one asked for). None when none was asked (the fake then reports none)."""
+    if api.startswith("Converse"):
+        wanted = body.get("serviceTier")
+        tier = wanted.get("type") if isinstance(wanted, dict) else None
+    else:
+        tier = handler.headers.get("X-Amzn-Bedrock-Service-Tier")
+    return tier if tier in SERVICE_TIERS else None
 
 
 def _request_metadata(api: str, headers, body: dict) -> dict | None:

@@ -31,11 +31,17 @@ def invocation_metrics(out: Outcome) -> dict:
 
 
 def _anthropic_usage(out: Outcome) -> dict:
+    # Anthropic's Messages usage: ``cache_creation`` splits the writes by lifetime.
     return {
         "input_tokens": out.input_tokens,
         "output_tokens": out.output_tokens,
         "cache_read_input_tokens": out.cache_read_input_tokens,
         "cache_creation_input_tokens": out.cache_write_input_tokens,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": out.cache_write_input_tokens
+            - out.cache_write_1h_input_tokens,
+            "ephemeral_1h_input_tokens": out.cache_write_1h_input_tokens,
+        },
     }
 
 
@@ -212,13 +218,25 @@ def invoke_stream(
 
 
 def converse_usage(out: Outcome) -> dict:
-    return {
+    usage = {
         "inputTokens": out.input_tokens,
         "outputTokens": out.output_tokens,
         "totalTokens": out.input_tokens + out.output_tokens,
         "cacheReadInputTokens": out.cache_read_input_tokens,
         "cacheWriteInputTokens": out.cache_write_input_tokens,
     }
+    if out.cache_write_input_tokens:
+        # botocore's TokenUsage.cacheDetails: writes by lifetime, 1h before 5m.
+        details = [
+            ("1h", out.cache_write_1h_input_tokens),
+            ("5m", out.cache_write_input_tokens - out.cache_write_1h_input_tokens),
+        ]
+        usage["cacheDetails"] = [{"ttl": t, "inputTokens": n} for t, n in details if n]
+    return usage
+
+
+def _tier(out: Outcome) -> dict:
+    return {"serviceTier": {"type": out.service_tier}} if out.service_tier else {}
 
 
 def converse_body(out: Outcome) -> dict:
@@ -227,6 +245,7 @@ def converse_body(out: Outcome) -> dict:
         "stopReason": stop_reason(NOVA, out),
         "usage": converse_usage(out),
         "metrics": {"latencyMs": out.latency_ms},
+        **_tier(out),
     }
 
 
@@ -241,6 +260,12 @@ def converse_stream(out: Outcome, per_piece: int = 3) -> Stream:
         tail=[
             {"contentBlockStop": {"contentBlockIndex": 0}},
             {"messageStop": {"stopReason": stop_reason(NOVA, out)}},
-            {"metadata": {"usage": converse_usage(out), "metrics": {"latencyMs": out.latency_ms}}},
+            {
+                "metadata": {
+                    "usage": converse_usage(out),
+                    "metrics": {"latencyMs": out.latency_ms},
+                    **_tier(out),
+                }
+            },
         ],
     )

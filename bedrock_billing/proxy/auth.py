@@ -75,6 +75,7 @@ def for_key(customer: Customer, token: TokenRecord) -> Customer:
         test=token.test,
         key_daily_limit=token.daily_request_limit,
     )
+    inference_profiles: tuple[tuple[str, str], ...] = ()  # (source model id, profile ARN)
 
 
 def record_invalid() -> ProxyError:
@@ -106,6 +107,7 @@ def parse_customer(item: dict) -> Customer:
         allowed_cidrs=record.allowed_cidrs,
         allowed_origins=record.allowed_origins,
         model_parameters=record.model_parameters,
+        inference_profiles=record.inference_profiles,
     )
 
 

@@ -44,6 +44,7 @@ from .usage import (
     from_body_usage,
     from_headers,
     generated_chars,
+    with_1h_split,
 )
 
 PASSED_HEADERS = (
@@ -449,12 +450,15 @@ def invoke(client, params: dict) -> Result:
     request_id, headers = _meta(response)
     usage = from_headers(headers)
     answer = None
-    if usage is None:
+    if usage is None or usage.cache_write_input_tokens:
         try:
             answer = json.loads(raw)
         except ValueError:
             answer = None
+    if usage is None:
         usage = from_body(answer)
+    elif isinstance(answer, dict):  # the headers carry no cache lifetime split: the body may
+        with_1h_split(usage, answer.get("usage"))
     if usage is None:
         text = generated_chars(answer) if isinstance(answer, dict) else len(raw)
         usage = estimate(len(params["body"]), text)

@@ -28,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..core.errors import InvalidInput
 from ..core.logschema import INVALID_MODEL, SECURITY_EVENT_CODES
-from ..core.models import normalise_model_id
+from ..core.models import normalise_model_id, route_through_profile
 from ..core.timeutil import Clock, system_clock
 from . import apis, bedrock, parameters
 from .apis.base import Adapter
@@ -249,9 +249,12 @@ class Proxy:
         customer = self.auth.authenticate(token, request.source_ip)  # key, allowlist
         log.customer_id, log.key_id, log.test = customer.customer_id, customer.key_id, customer.test
         hold_origin(request.origin, customer.allowed_origins, cors)
+        # The customer's application inference profile, if it has one for this model.
+        model, target = route_through_profile(customer.inference_profiles, model)
+        log.foundation_model = model.foundation_model
         client = self.bedrock()
         # CountTokens takes the foundation model's id, never an inference profile's.
-        bedrock_id = model.foundation_model if call.operation == COUNT_TOKENS else model.model_id
+        bedrock_id = model.foundation_model if call.operation == COUNT_TOKENS else target
         # Tagged with the customer and this request (invocation logs: docs/reconcile.md).
         tags = proxy_tags(customer.customer_id, log.request_id, self.config.tables.usage)
         prepared = bedrock.prepare(client, call, bedrock_id, tags)  # a bad request costs nothing

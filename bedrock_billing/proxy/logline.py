@@ -24,6 +24,7 @@ from ..core.logschema import (
     METRIC_WRITE_FAILURES,
 )
 from ..core.metrics import CUSTOMER_METRICS, DIMENSION_CUSTOMER, DIMENSION_MODEL, REQUEST_METRICS
+from ..core.models import inference_scope
 from ..core.timeutil import epoch_seconds, iso_z
 
 
@@ -98,6 +99,7 @@ class RequestLog:
             "output_tokens": getattr(usage, "output_tokens", None),
             "cache_read_input_tokens": getattr(usage, "cache_read_input_tokens", None),
             "cache_write_input_tokens": getattr(usage, "cache_write_input_tokens", None),
+            "cache_write_1h_input_tokens": getattr(usage, "cache_write_1h_input_tokens", None),
             "token_count": getattr(usage, "token_count", None),
         }
         record = {
@@ -117,6 +119,7 @@ class RequestLog:
             "bedrock_latency_ms": getattr(usage, "latency_ms", None),
             "bedrock_request_id": self.bedrock_request_id,
             "service_tier": self.service_tier,
+            "inference_scope": inference_scope(self.model_id) if self.admitted else None,
             "counter_write_failed": self.counter_write_failed,
             "near_timeout": self.near_timeout,
             "wire_api": self.wire_api,

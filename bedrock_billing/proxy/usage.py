@@ -40,6 +40,9 @@ class Usage:
     cache_write_input_tokens: int = 0
     estimated: bool = False
     latency_ms: int | None = None
+    # Of the cache writes, those with a 1-hour lifetime (the rest have the default 5
+    # minutes): AWS prices the two apart. Not added to token_count (already in writes).
+    cache_write_1h_input_tokens: int = 0
 
     @property
     def token_count(self) -> int:
@@ -92,6 +95,33 @@ def from_headers(headers: dict) -> Usage | None:
     )
 
 
+def cache_write_1h(usage: object) -> int:
+    """The 1-hour share of a usage object's cache writes: Converse's ``cacheDetails``
+    (``[{"ttl": "1h"|"5m", "inputTokens": n}]``, botocore's TokenUsage shape) or Anthropic's
+    ``cache_creation.ephemeral_1h_input_tokens``; 0 when neither is there."""
+    if not isinstance(usage, dict):
+        return 0
+    details = usage.get("cacheDetails")
+    if isinstance(details, list):
+        return sum(
+            _count(d.get("inputTokens")) or 0
+            for d in details
+            if isinstance(d, dict) and d.get("ttl") == "1h"
+        )
+    creation = usage.get("cache_creation")
+    if isinstance(creation, dict):
+        return _first(creation, "ephemeral_1h_input_tokens") or 0
+    return 0
+
+
+def with_1h_split(usage: Usage, source: object) -> Usage:
+    """``usage`` with the 1-hour share read from ``source`` (never above the writes)."""
+    usage.cache_write_1h_input_tokens = min(
+        cache_write_1h(source), usage.cache_write_input_tokens
+    )
+    return usage
+
+
 def from_body_usage(usage: object) -> Usage | None:
     """A body's ``usage`` object in the shapes Bedrock's models use (Anthropic, Nova, Converse)."""
     if not isinstance(usage, dict):
@@ -100,7 +130,7 @@ def from_body_usage(usage: object) -> Usage | None:
     out = _first(usage, "output_tokens", "outputTokens", "completion_tokens")
     if inp is None or out is None:
         return None
-    return Usage(
+    found = Usage(
         input_tokens=inp,
         output_tokens=out,
         cache_read_input_tokens=_first(
@@ -116,6 +146,7 @@ def from_body_usage(usage: object) -> Usage | None:
         )
         or 0,
     )
+    return with_1h_split(found, usage)
 
 
 def from_body(body: object) -> Usage | None:
@@ -238,6 +269,12 @@ class StreamUsage:
 
     def result(self, request_chars: int) -> Usage:
         if self.metrics:
+            # The invocation metrics carry no lifetime split: the model's message_start does.
+            if self.input and self.input.cache_write_1h_input_tokens:
+                self.metrics.cache_write_1h_input_tokens = min(
+                    self.input.cache_write_1h_input_tokens,
+                    self.metrics.cache_write_input_tokens,
+                )
             return self.metrics
         if self.reported:
             # ConverseStream's metadata is Bedrock's own final count; in an InvokeModel
@@ -261,9 +298,10 @@ def from_body_usage_lenient(usage: object) -> Usage | None:
     """Anthropic's message_start usage: input known, output still to come (may be absent)."""
     if not isinstance(usage, dict) or _first(usage, "input_tokens") is None:
         return None
-    return Usage(
+    found = Usage(
         input_tokens=_first(usage, "input_tokens") or 0,
         output_tokens=_first(usage, "output_tokens") or 0,
         cache_read_input_tokens=_first(usage, "cache_read_input_tokens") or 0,
         cache_write_input_tokens=_first(usage, "cache_creation_input_tokens") or 0,
     )
+    return with_1h_split(found, usage)

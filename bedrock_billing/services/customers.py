@@ -129,6 +129,7 @@ def public_customer(item: dict[str, Any]) -> dict[str, Any]:
         "limits": {name: item.get(name) for name in LIMIT_ATTRIBUTES},
         "pricing_overrides": item.get("pricing_overrides"),
         "model_parameters": item.get("model_parameters"),
+        "inference_profiles": item.get("inference_profiles"),
     }
 
 

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 
 from ..core.admissions import AbandonedRequest
 from ..core.customers import validate_customer_id
-from ..core.errors import EXIT_DIFFERENCES, EXIT_OK, Conflict, InvalidInput
+from ..core.errors import EXIT_DIFFERENCES, EXIT_NOT_FINAL, EXIT_OK, Conflict, InvalidInput
 from ..core.timeutil import Clock, check_date_range, end_of_day, iso_z, system_clock
 from ..core.usage import (
     COUNTERS,
@@ -598,7 +598,92 @@ def repair_unrecorded(
     return InvocationRepairResult(True, booked, again, skipped, len(lines))
 
 
+# ---- reconcile against the AWS bill (CUR 2.0)
+
+
+@dataclass
+class CurReconcileReport:
+    """``reconcile --against cur``: the proxy's usage and the price book against AWS's bill."""
+
+    period: str
+    log_source: str
+    cur_source: str
+    generated_at: datetime
+    check: object  # core.pricing.billcheck.BillCheck
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if not self.check.final:
+            return EXIT_NOT_FINAL
+        return EXIT_DIFFERENCES if self.check.findings else EXIT_OK
+
+    def csv_rows(self) -> list[dict]:
+        return [line.to_dict() for line in self.check.lines]
+
+    def to_dict(self) -> dict:
+        return {
+            "period": self.period,
+            "against": "cur",
+            "log_source": self.log_source,
+            "cur_source": self.cur_source,
+            "generated_at": iso_z(self.generated_at),
+            "final": self.check.final,
+            "rows": self.csv_rows(),
+            "differences": [f.to_dict() for f in self.check.findings],
+            "totals": self.check.totals(),
+            "warnings": list(self.warnings),
+        }
+
+
+NOT_FINAL_WARNING = (
+    "AWS has not closed the bill for {period}: Data Exports refresh the CUR at least once a "
+    "day and a month's figures move until the bill is final ({open} of {total} Bedrock line "
+    "item(s) without an invoice id); exit code 6 until then"
+)
+
+
+def reconcile_against_cur(
+    log, cur, book, period, *, tolerance=None, clock: Clock = system_clock, progress=None
+) -> CurReconcileReport:
+    """Read the period's usage by usage type from the log and AWS's Bedrock line items from
+    the CUR, and hold them against each other and the price book (core/pricing/billcheck)."""
+    from ..core.billedusage import USAGE_BY_TYPE_COLUMNS, usage_by_type_query
+    from ..core.pricing.billcheck import DEFAULT_TOLERANCE, check_bill
+
+    sql, params = usage_by_type_query(period.first_day, period.last_day)
+    proxy_rows = [
+        dict(zip(USAGE_BY_TYPE_COLUMNS, record, strict=True))
+        for record in log.query_range(period.first_day, period.last_day, sql, params, progress)
+    ]
+    cur_rows = cur.read_period(period, progress)
+    check = check_bill(
+        book, period, proxy_rows, cur_rows,
+        tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
+    )  # fmt: skip
+    warnings = []
+    if not check.final:
+        if not check.line_items:
+            warnings.append(
+                f"the CUR has no Bedrock line items for {period} yet: AWS delivers them 24 to "
+                "48 hours after use, and Data Exports refresh at least once a day"
+            )
+        else:
+            warnings.append(NOT_FINAL_WARNING.format(
+                period=period, open=check.open_line_items, total=check.line_items))  # fmt: skip
+    return CurReconcileReport(
+        period=str(period),
+        log_source=log.engine,
+        cur_source=cur.engine,
+        generated_at=clock(),
+        check=check,
+        warnings=warnings,
+    )
+
+
 __all__ = [
+    "CurReconcileReport",
+    "reconcile_against_cur",
     "COUNTERS",
     "InvocationReconcileReport",
     "InvocationRepairResult",

@@ -103,6 +103,17 @@ class LocalLogStore:
             self._copy_partitions(Path(tmp), first, last, progress)
             return self._read(Path(tmp), first, last, customer_ids, progress)
 
+    def query_range(self, first: date, last: date, sql: str, params: Sequence,
+                    progress: Progress | None = None) -> list[tuple]:  # fmt: skip
+        """Run another log query (core/billedusage.py) over the lines of ``first``..``last``."""
+        if self.root is not None:
+            engine = self.last_engine = LocalSqlEngine(self.root)
+            return engine.query(sql, params)
+        with tempfile.TemporaryDirectory(prefix="bedrock-billing-log-") as tmp:
+            self._copy_partitions(Path(tmp), first, last, progress)
+            engine = self.last_engine = LocalSqlEngine(tmp)
+            return engine.query(sql, params)
+
     def read_abandoned(
         self,
         first: date,

@@ -102,20 +102,63 @@ def create(
         None, "--tokens-file", help="With --from-csv: a new file (mode 0600) for the tokens."
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="With --from-csv: check each row only."),
+    inference_profile: list[str] = typer.Option(
+        None, "--inference-profile", help="A model to give the customer its own application "
+        "inference profile for (tagged with its id); repeatable.",
+    ),
 ) -> None:
     """Create a customer and its Bearer token (shown once, never stored), or many from CSV."""
+    from ...core.models import normalise_model_id
+
     if from_csv:
+        if inference_profile:
+            raise InvalidInput("--inference-profile applies to one customer: drop --from-csv")
         _bulk_create(ctx, from_csv, tokens_file, dry_run, price_book, name or email or token)
         return
     if not name or not email:
         missing = "--name" if not name else "--email"
         raise InvalidInput(f"Missing option '{missing}' (or --from-csv FILE); see --help")
+    for model in inference_profile or []:
+        normalise_model_id(model)  # a bad model id is refused before anything is written
     result = svc.create_customer(
         ctx.obj, name=name, email=email, token=token, expires_in=expires_in,
         daily_limit=daily_limit, plan=plan, price_book=price_book, notify=note,
     )  # fmt: skip
+    failed = _add_profiles(ctx, result, inference_profile or [])
     emit(ctx.obj, result, columns=CREATED_COLUMNS)
     hint(ctx.obj, "The token is shown once and is not stored: give it to the customer now.")
+    announce_write(ctx.obj)
+    if failed is not None:  # the customer and its token exist: shown above, then the error
+        raise failed
+
+
+def _add_profiles(ctx, result: dict, models: list[str]):
+    from ...core.errors import BillingError
+    from ...services.inference_profiles import add_inference_profile
+
+    result["inference_profiles"] = {}
+    for model in models:
+        try:
+            made = add_inference_profile(ctx.obj, result["customer_id"], model)
+        except BillingError as exc:
+            return exc
+        result["inference_profiles"][model] = made["inference_profile_arn"]
+    return None
+
+
+@app.command("add-inference-profile")
+def add_inference_profile(
+    ctx: typer.Context,
+    customer_id: CustomerId,
+    model: str = typer.Option(..., "--model", help="Foundation model or cross-Region profile id."),
+) -> None:
+    """Give a customer its own application inference profile for a model, tagged with its
+    id: the proxy calls Bedrock through it, and AWS's bill splits cost by that tag."""
+    from ...services.inference_profiles import add_inference_profile as add
+
+    emit(ctx.obj, add(ctx.obj, customer_id, model), columns=[
+        ("customer_id", "Customer"), ("model", "Model"),
+        ("inference_profile_arn", "Inference profile")])  # fmt: skip
     announce_write(ctx.obj)
 
 

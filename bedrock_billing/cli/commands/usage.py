@@ -8,7 +8,7 @@ import typer
 
 from ...core.errors import EXIT_DIFFERENCES, InvalidInput
 from ..app import announce_write, app
-from ..options import AllCustomers, EndDate, OneCustomer, Period, StartDate, Yes
+from ..options import AllCustomers, EndDate, OneCustomer, Period, PriceBook, StartDate, Yes
 from ..render import (
     bar_chart,
     emit,
@@ -144,8 +144,9 @@ def reconcile(
     against: str = typer.Option(
         "usage-log",
         "--against",
-        help="usage-log (the counters against the proxy's log) or invocation-logs "
-        "(the proxy's log against Bedrock's model invocation logs).",
+        help="usage-log (the counters against the proxy's log), invocation-logs "
+        "(the proxy's log against Bedrock's model invocation logs) or cur (the log and the "
+        "price book against the AWS bill).",
     ),
     log_source: str = typer.Option(
         "s3", "--log-source", help="Where Bedrock's invocation logs are: s3 or cloudwatch."
@@ -161,11 +162,25 @@ def reconcile(
     ),
     day: str = typer.Option(None, "--day", help="The day to repair, YYYY-MM-DD."),
     yes: Yes = False,
+    price_book: PriceBook = None,
+    cur_table: str = typer.Option(
+        None, "--cur-table", help="With --against cur: the CUR 2.0 export's Athena table."
+    ),
+    cur_s3: str = typer.Option(
+        None, "--cur-s3", help="With --against cur: s3://bucket/prefix/EXPORT/data (DuckDB)."
+    ),
+    tolerance: str = typer.Option(
+        None, "--tolerance", help="With --against cur: cost difference ignored (default 0.01)."
+    ),
 ) -> None:
     """Compare the proxy's counters with the request log, or the log with Bedrock's
-    invocation logs; exit 5 on any difference."""
+    invocation logs (exit 5 on any difference), or with --against cur the log and the price
+    book with the AWS bill (exit 6 until the month's bill is final)."""
     from ...services.usage_sources import reconcile_usage
 
+    if against == "cur":
+        _against_cur(ctx, period, price_book, cur_table, cur_s3, tolerance)
+        return
     if against == "invocation-logs":
         if customer_id or day:
             raise InvalidInput("--against invocation-logs checks every customer: no --customer-id "
@@ -174,7 +189,9 @@ def reconcile(
                                  repair, yes)  # fmt: skip
         return
     if against != "usage-log":
-        raise InvalidInput(f"invalid --against {against!r}: choose usage-log or invocation-logs")
+        raise InvalidInput(
+            f"invalid --against {against!r}: choose usage-log, invocation-logs or cur"
+        )
     if repair:
         _repair(ctx, day, customer_id, yes)
         return
@@ -201,6 +218,55 @@ def reconcile(
         f"{diffs} difference(s) and {len(abandoned)} abandoned request(s) over "
         f"{data['customers_checked']} customer(s), "
         f"{data['start_date']} to {data['end_date']} (log: {data['log_source']})"
+    )
+    raise typer.Exit(report.exit_code)
+
+
+BILL_COLUMNS = [
+    ("model", "Model"),
+    ("usage_type", "Usage type"),
+    ("token_type", "Tokens"),
+    ("proxy_tokens", "Proxy"),
+    ("aws_tokens", "AWS"),
+    ("aws_cost", "AWS cost"),
+    ("book_cost", "Book cost"),
+    ("cost_difference", "Difference"),
+]
+FINDING_COLUMNS = [
+    ("kind", "Kind"),
+    ("model", "Model"),
+    ("usage_type", "Usage type"),
+    ("token_type", "Tokens"),
+    ("amount", "Amount"),
+    ("detail", "Explanation"),
+]
+
+
+def _against_cur(ctx, period, price_book, cur_table, cur_s3, tolerance) -> None:
+    from ...services.cur_sources import reconcile_cur
+
+    with progress("Reconciling with the AWS bill") as update:
+        report = reconcile_cur(
+            ctx.obj, period=period, price_book=price_book, cur_table=cur_table, cur_s3=cur_s3,
+            tolerance=tolerance, progress=update,
+        )  # fmt: skip
+    data = report.to_dict()
+    for warning in data["warnings"]:
+        note(f"warning: {warning}")
+
+    def tables() -> None:
+        print_table(data, rows_key="rows", columns=BILL_COLUMNS,
+                    title=f"Bedrock {data['period']}: the proxy and the book against AWS's bill")
+        if data["differences"]:
+            print_table(data, rows_key="differences", columns=FINDING_COLUMNS,
+                        title="Differences")  # fmt: skip
+
+    emit(ctx.obj, data, rows_key="rows", columns=BILL_COLUMNS, table=tables)
+    totals = data["totals"]
+    note(
+        f"{totals['differences']} difference(s) for {data['period']}: AWS charged "
+        f"{totals['aws_cost']}, the price book gives {totals['book_cost_of_aws_usage']} for "
+        f"AWS's usage ({'final' if data['final'] else 'not final'})"
     )
     raise typer.Exit(report.exit_code)
 

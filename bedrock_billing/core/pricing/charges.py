@@ -38,23 +38,40 @@ _add = PRICING_CONTEXT.add
 
 @dataclass(frozen=True)
 class TokenPrices:
-    """Per-token prices of one model; ``None`` where the model has no such price."""
+    """Per-token prices of one model; ``None`` where the model has no such price.
+
+    ``cache_write`` prices prompt-cache writes of the default 5-minute lifetime and
+    ``cache_write_1h`` those of the 1-hour lifetime. ``variants`` holds the prices of the
+    usage types AWS bills apart (a service tier, an inference scope, batch), by usage-type
+    label (core/pricing/usagetypes.py); they are for AWS cost, not for customer plans.
+    """
 
     input: Decimal | None = None
     output: Decimal | None = None
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
+    cache_write_1h: Decimal | None = None
+    variants: tuple[tuple[str, TokenPrices], ...] = ()
 
     def for_metric(self, metric: str) -> Decimal | None:
         return getattr(self, TOKEN_PRICE_KEYS[metric])
 
+    def variant(self, label: str) -> TokenPrices | None:
+        for name, prices in self.variants:
+            if name == label:
+                return prices
+        return None
+
     def marked_up(self, markup_percent: Decimal) -> TokenPrices:
         """``list x (1 + markup%)``, exact: only the invoice line is rounded."""
         factor = PRICING_CONTEXT.add(1, PRICING_CONTEXT.divide(markup_percent, 100))
-        return TokenPrices(*(None if p is None else _mul(p, factor) for p in self.as_tuple()))
+        return TokenPrices(
+            *(None if p is None else _mul(p, factor) for p in self.as_tuple()),
+            variants=tuple((n, v.marked_up(markup_percent)) for n, v in self.variants),
+        )
 
     def as_tuple(self) -> tuple[Decimal | None, ...]:
-        return (self.input, self.output, self.cache_read, self.cache_write)
+        return (self.input, self.output, self.cache_read, self.cache_write, self.cache_write_1h)
 
 
 @dataclass(frozen=True)

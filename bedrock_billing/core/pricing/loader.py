@@ -30,6 +30,7 @@ from .charges import (
     UnitCharge,
 )
 from .tomlvalues import _check_keys, _count, _decimal_string, _text, _where
+from .usagetypes import VARIANT_LABELS, check_variants
 
 _TOP_KEYS = {
     "currency",
@@ -41,7 +42,7 @@ _TOP_KEYS = {
     "costs",
     "plans",
 }
-_PRICE_KEYS = ("input", "output", "cache_read", "cache_write")
+_PRICE_KEYS = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
 _CHARGE_TYPES = ("per_unit", "per_request", "per_token", "graduated", "volume", "package")
 
 
@@ -51,7 +52,27 @@ def _token_prices(table: dict, source: str, path: str, extra: set[str]) -> Token
         *(
             _decimal_string(table[k], source, f"{path}.{k}", "a price") if k in table else None
             for k in _PRICE_KEYS
+        ),
+        variants=_variants(table.get("variants"), source, path) if "variants" in extra else (),
+    )
+
+
+def _variants(raw: Any, source: str, path: str) -> tuple:
+    """``variants.<usage type> = {input = ..., ...}``: the prices of a usage type AWS bills
+    apart (core/pricing/usagetypes.py names them)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"{_where(source, path)}.variants: expected a table")
+    unknown = check_variants(raw)
+    if unknown:
+        known = ", ".join(sorted(VARIANT_LABELS))
+        raise InvalidInput(
+            f"{_where(source, path)}.variants: unknown usage type {unknown[0]!r} (one of {known})"
         )
+    return tuple(
+        (name, _token_prices(table, source, f"{path}.variants.{name}", set()))
+        for name, table in sorted(raw.items())
     )
 
 
@@ -102,7 +123,7 @@ def _parse_models(raw: Any, source: str) -> dict:
         items = []
         for i, version in enumerate(_versions(value, source, path)):
             vpath = path if isinstance(value, dict) else f"{path}[{i}]"
-            prices = _token_prices(version, source, vpath, {"name", "from"})
+            prices = _token_prices(version, source, vpath, {"name", "from", "variants"})
             start = (
                 _parse_period(version["from"], source, f"{vpath}.from")
                 if "from" in version
@@ -122,7 +143,7 @@ def _parse_costs(raw: Any, source: str) -> dict:
         items = []
         for i, version in enumerate(_versions(value, source, path)):
             vpath = path if isinstance(value, dict) else f"{path}[{i}]"
-            prices = _token_prices(version, source, vpath, {"from"})
+            prices = _token_prices(version, source, vpath, {"from", "variants"})
             start = (
                 _parse_day(version["from"], source, f"{vpath}.from") if "from" in version else None
             )
