@@ -60,6 +60,7 @@ class Customer:
     key_id: str | None = None
     test: bool = False
     key_daily_limit: int | None = None
+    inference_profiles: tuple[tuple[str, str], ...] = ()  # (source model id, profile ARN)
 
 
 def for_key(customer: Customer, token: TokenRecord) -> Customer:
@@ -75,7 +76,6 @@ def for_key(customer: Customer, token: TokenRecord) -> Customer:
         test=token.test,
         key_daily_limit=token.daily_request_limit,
     )
-    inference_profiles: tuple[tuple[str, str], ...] = ()  # (source model id, profile ARN)
 
 
 def record_invalid() -> ProxyError:
