@@ -17,7 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from .logschema import EVENT_ADMITTED, EVENT_ERROR, EVENT_INVOKE, JSON_SERDE, partition_range
+from .logschema import (
+    EVENT_ADMITTED,
+    EVENT_ERROR,
+    EVENT_INVOKE,
+    partition_range,
+    projected_json_table,
+)
 
 # The request-metadata keys the proxy sets on every Bedrock call (proxy/metadata.py).
 CUSTOMER_KEY = "bedrock_billing_customer_id"
@@ -78,32 +84,10 @@ COLUMNS: tuple[Column, ...] = (
 def glue_table_input(s3_location: str, table: str = INVOCATION_TABLE) -> dict:
     """The Glue ``TableInput``: JSON lines (gzip is read by extension), ``dt`` projected
     as ``yyyy/MM/dd`` into the key, the hour folders below it read as one partition."""
-    location = s3_location.rstrip("/") + "/"
-    return {
-        "Name": table,
-        "TableType": "EXTERNAL_TABLE",
-        "Parameters": {
-            "classification": "json",
-            "projection.enabled": "true",
-            "projection.dt.type": "date",
-            "projection.dt.format": "yyyy/MM/dd",
-            "projection.dt.range": "2024/01/01,NOW",
-            "projection.dt.interval": "1",
-            "projection.dt.interval.unit": "DAYS",
-            "storage.location.template": location + "${dt}/",
-        },
-        "PartitionKeys": [{"Name": PARTITION, "Type": "string"}],
-        "StorageDescriptor": {
-            "Columns": [{"Name": c.name, "Type": c.athena_type} for c in COLUMNS],
-            "Location": location,
-            "InputFormat": "org.apache.hadoop.mapred.TextInputFormat",
-            "OutputFormat": "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
-            "SerdeInfo": {
-                "SerializationLibrary": JSON_SERDE,
-                "Parameters": {"ignore.malformed.json": "true"},
-            },
-        },
-    }
+    return projected_json_table(
+        table, s3_location, [{"Name": c.name, "Type": c.athena_type} for c in COLUMNS],
+        dt_format="yyyy/MM/dd", dt_start="2024/01/01", dt_folder="${dt}/", partition=PARTITION,
+    )  # fmt: skip
 
 
 def _quote(text: str) -> str:

@@ -140,12 +140,13 @@ def glue_columns() -> list[dict[str, str]]:
     return [{"Name": f.name, "Type": f.athena_type, "Comment": f.doc} for f in FIELDS]
 
 
-def glue_table_input(s3_location: str, table: str = LOG_TABLE) -> dict:
-    """The Glue ``TableInput`` for the usage log: JSON lines, ``dt`` partitions projected.
-
-    Partition projection (``projection.dt.*``) lets Athena compute the partitions from the
-    query's ``dt`` predicate: no crawler and no ``MSCK REPAIR`` to wait for.
-    """
+def projected_json_table(
+    table: str, s3_location: str, columns: list[dict], *, dt_format: str, dt_start: str,
+    dt_folder: str, partition: str = LOG_PARTITION_KEY,
+) -> dict:
+    """A Glue ``TableInput`` over JSON lines in S3 whose ``dt`` partitions Athena projects
+    from the query's ``dt`` predicate (``projection.dt.*``): no crawler and no ``MSCK
+    REPAIR`` to wait for. ``dt_folder`` is the key's folder template, e.g. ``dt=${dt}/``."""
     location = s3_location.rstrip("/") + "/"
     return {
         "Name": table,
@@ -154,15 +155,15 @@ def glue_table_input(s3_location: str, table: str = LOG_TABLE) -> dict:
             "classification": "json",
             "projection.enabled": "true",
             "projection.dt.type": "date",
-            "projection.dt.format": "yyyy-MM-dd",
-            "projection.dt.range": "2024-01-01,NOW",
+            "projection.dt.format": dt_format,
+            "projection.dt.range": f"{dt_start},NOW",
             "projection.dt.interval": "1",
             "projection.dt.interval.unit": "DAYS",
-            "storage.location.template": location + "dt=${dt}/",
+            "storage.location.template": location + dt_folder,
         },
-        "PartitionKeys": [{"Name": LOG_PARTITION_KEY, "Type": "string"}],
+        "PartitionKeys": [{"Name": partition, "Type": "string"}],
         "StorageDescriptor": {
-            "Columns": glue_columns(),
+            "Columns": columns,
             "Location": location,
             "InputFormat": "org.apache.hadoop.mapred.TextInputFormat",
             "OutputFormat": "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
@@ -172,6 +173,14 @@ def glue_table_input(s3_location: str, table: str = LOG_TABLE) -> dict:
             },
         },
     }
+
+
+def glue_table_input(s3_location: str, table: str = LOG_TABLE) -> dict:
+    """The Glue ``TableInput`` for the usage log: JSON lines under ``dt=YYYY-MM-DD/``."""
+    return projected_json_table(
+        table, s3_location, glue_columns(),
+        dt_format="yyyy-MM-dd", dt_start="2024-01-01", dt_folder="dt=${dt}/",
+    )  # fmt: skip
 
 
 # ---- Derived: the local engine's view (DuckDB), column for column the Glue table
