@@ -89,6 +89,11 @@ def usage(
     from ...services.usage_sources import report_usage
 
     if group_by.strip().lower() == "key":  # the KEY# counters: one customer, per key and day
+        if source.strip().lower() != "dynamodb":
+            raise InvalidInput(
+                "--group-by key reads the proxy's per-key counters: drop --source "
+                f"{source.strip()[:20]} (the log lines carry key_id for Athena's own queries)"
+            )
         _usage_per_key(ctx, customer_id, start_date, end_date, period)
         return
 
