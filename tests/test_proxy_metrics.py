@@ -89,3 +89,27 @@ def test_metrics_are_on_in_a_deployment_and_customer_dimension_is_opt_in():
     assert (config.request_metrics, config.customer_metrics) == (False, True)
     with pytest.raises(ConfigError):
         ProxyConfig.from_env({"BEDROCK_BILLING_CUSTOMER_METRICS": "maybe"})
+
+
+@pytest.mark.parametrize(
+    ("status", "charged", "test", "requests", "errors"),
+    [
+        (200, None, False, 1, 0),
+        (504, True, False, 1, 1),  # stopped at the deadline, billed: a request and an error
+        (504, False, False, 0, 1),  # undelivered and the operator does not charge it
+        (200, None, True, 0, 0),  # a test key's answer is never a billed request
+    ],
+)
+def test_requests_counts_what_the_usage_line_bills(status, charged, test, requests, errors):
+    from datetime import UTC, datetime
+
+    from bedrock_billing.proxy.logline import RequestLog, request_metrics
+
+    log = RequestLog(
+        timestamp=datetime(2026, 12, 3, tzinfo=UTC), request_id="r1", customer_id="c1",
+        foundation_model="anthropic.claude-3-haiku-20240307-v1:0", admitted=True,
+        status=status, charged=charged, test=test,
+    )  # fmt: skip
+    record = request_metrics(log)
+    check_emf(record)
+    assert (record["Requests"], record["Errors"]) == (requests, errors)

@@ -172,7 +172,9 @@ def request_metrics(log: RequestLog, per_customer: bool = False) -> dict:
     # A test key's answer is not usage (never billed): no request and no tokens here either.
     usage = None if log.test else log.usage
     values = {
-        "Requests": 1 if log.admitted and log.status == 200 and not log.test else 0,
+        # A billed request, as the usage line counts it: a generation stopped at the
+        # deadline or never delivered is billed by default (issue 13) though not a 200.
+        "Requests": 1 if log.event_type() == EVENT_INVOKE else 0,
         "Errors": 1 if log.admitted and log.status != 200 else 0,
         "Refusals": 1 if refused else 0,
         "Throttles": 1 if refused and log.status == 429 else 0,
