@@ -101,13 +101,11 @@ def test_usage_group_by_key_and_migrate_dry_run():
     ]  # fmt: skip
     no_customer = run("usage", "--group-by", "key", expect=None)
     assert no_customer.exit_code != 0 and "--customer-id" in no_customer.stderr
-    # The per-key rows come from the counters only: asking the log for them is refused,
-    # not silently answered from the counters.
-    from_log = run(
-        "usage", "--customer-id", cid, "--group-by", "key", "--source", "athena", expect=None
+    bad_source = run(
+        "usage", "--customer-id", cid, "--group-by", "key", "--source", "csv", expect=None
     )
-    assert from_log.exit_code == 2 and "--source athena" in from_log.stderr
-    assert len(from_log.stderr.strip().splitlines()) == 1
+    assert bad_source.exit_code == 2 and "--source" in bad_source.stderr
+    assert len(bad_source.stderr.strip().splitlines()) == 1
 
     dry = run_json("keys", "migrate", "--dry-run")
     assert dry == {"dry_run": True, "migrated": 0, "tokens": []}  # new tokens have their key

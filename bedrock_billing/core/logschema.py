@@ -288,6 +288,42 @@ def partition_range(first: date, last: date) -> tuple[str, str]:
     return (first - timedelta(days=1)).isoformat(), (last + timedelta(days=1)).isoformat()
 
 
+USAGE_BY_KEY_SQL = f"""SELECT
+  COALESCE(key_id, '') AS key_id,
+  substr("timestamp", 1, 10) AS day,
+  sum(CASE WHEN event_type = '{EVENT_INVOKE}' THEN 1 ELSE 0 END) AS requests,
+  sum(CASE WHEN event_type = '{EVENT_INVOKE}'
+      THEN COALESCE(input_tokens, 0) ELSE 0 END) AS input_tokens,
+  sum(CASE WHEN event_type = '{EVENT_INVOKE}'
+      THEN COALESCE(output_tokens, 0) ELSE 0 END) AS output_tokens,
+  sum(CASE WHEN event_type = '{EVENT_INVOKE}'
+      THEN COALESCE(cache_read_input_tokens, 0) ELSE 0 END) AS cache_read_input_tokens,
+  sum(CASE WHEN event_type = '{EVENT_INVOKE}'
+      THEN COALESCE(cache_write_input_tokens, 0) ELSE 0 END) AS cache_write_input_tokens,
+  sum(CASE WHEN event_type = '{EVENT_ERROR}' THEN 1 ELSE 0 END) AS errors,
+  sum(CASE WHEN event_type IN ('{EVENT_INVOKE}', '{EVENT_ERROR}')
+      THEN 1 ELSE 0 END) AS admitted,
+  sum(CASE WHEN event_type = '{EVENT_TEST}' THEN 1 ELSE 0 END) AS test_requests
+FROM usage_log
+WHERE dt BETWEEN ? AND ?
+  AND substr("timestamp", 1, 10) BETWEEN ? AND ?
+  AND event_type IN ('{EVENT_INVOKE}', '{EVENT_ERROR}', '{EVENT_TEST}')
+  AND customer_id = ?
+GROUP BY 1, 2
+ORDER BY 1, 2"""
+"""One customer's usage per key and day from the log (``usage --group-by key --source
+athena``), the columns of the KEY# counters (core/schema.KEY_COUNTERS), except that
+``admitted`` counts every admitted outcome (the counters keep it for a key with its own
+daily limit only); ``key_id`` is '' on lines written before keys. Parameters: dt_from,
+dt_to, first, last, customer id."""
+
+
+def key_usage_query(first: date, last: date, customer_id: str) -> tuple[str, list]:
+    """``USAGE_BY_KEY_SQL`` and its parameters, bound as ``usage_query``'s are."""
+    dt_from, dt_to = partition_range(first, last)
+    return USAGE_BY_KEY_SQL, [dt_from, dt_to, first.isoformat(), last.isoformat(), customer_id]
+
+
 def usage_query(first: date, last: date, customer_id: str | None = None) -> tuple[str, list]:
     """The SQL text and its parameters (plain Python strings) for a usage read.
 

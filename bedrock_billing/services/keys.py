@@ -294,15 +294,25 @@ def key_usage(
     end_date: str | None = None,
     period: str | None = None,
     clock: Clock = system_clock,
+    source: str = "dynamodb",
 ) -> dict[str, Any]:
-    """Usage per key and day from the KEY# counters (test keys' requests apart, in
-    ``test_requests``); each row names its key, never a token."""
+    """Usage per key and day (test keys' requests apart, in ``test_requests``); each row
+    names its key, never a token. ``source``: ``dynamodb`` reads the KEY# counters,
+    ``athena`` the usage log (its lines carry ``key_id``; lines from before keys have none,
+    shown as key ``-``)."""
     customer_id = rules.validate_customer_id(customer_id)
+    source = source.strip().lower()
+    if source not in ("dynamodb", "athena"):
+        raise InvalidInput(f"invalid --source {source[:20]!r}: expected dynamodb or athena")
     first, last = resolve_date_range(start_date, end_date, period, clock)
     customers, keys = _stores(settings)
     names = {kid: e.get("name") for kid, e in _entries(customers.get(customer_id)).items()}
+    if source == "athena":
+        found = _key_days_from_log(settings, customer_id, first, last)
+    else:
+        found = keys.key_days(customer_id, first, last)
     rows = []
-    for row in keys.key_days(customer_id, first, last):
+    for row in found:
         rows.append({"customer_id": customer_id, "key_name": names.get(row["key_id"]), **row})
     totals: dict[str, dict[str, int]] = {}
     for row in rows:
@@ -314,9 +324,29 @@ def key_usage(
         "start_date": first.isoformat(),
         "end_date": last.isoformat(),
         "group_by": "key",
+        "source": source,
         "rows": sorted(rows, key=lambda r: (r["key_id"], r["day"])),
         "totals": totals,
     }
+
+
+def _key_days(records) -> list[dict[str, Any]]:
+    """``USAGE_BY_KEY_SQL``'s result tuples as key_days' rows."""
+    rows = []
+    for record in records:
+        key_id, day, *counts = record
+        row = {"key_id": key_id or "-", "day": str(day)[:10]}
+        row.update({n: int(v or 0) for n, v in zip(KEY_COUNTERS, counts, strict=True)})
+        rows.append(row)
+    return rows
+
+
+def _key_days_from_log(settings, customer_id: str, first, last) -> list[dict[str, Any]]:
+    from ..core.logschema import key_usage_query
+    from .usage_sources import log_store
+
+    sql, params = key_usage_query(first, last, customer_id)
+    return _key_days(log_store(settings).query_range(first, last, sql, params))
 
 
 def migrate_keys(settings, *, dry_run: bool = False) -> dict[str, Any]:

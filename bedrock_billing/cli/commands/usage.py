@@ -58,14 +58,15 @@ ABANDONED_COLUMNS = [
 SHORT_ID = 8  # characters of an id a table shows: `show` and every --customer-id take it
 
 
-def _usage_per_key(ctx, customer_id, start_date, end_date, period) -> None:
+def _usage_per_key(ctx, customer_id, start_date, end_date, period, source) -> None:
     from ...services.keys import key_usage
     from .keys import emit_key_usage
 
     if not customer_id:
         raise InvalidInput("--group-by key needs --customer-id")
     report = key_usage(
-        ctx.obj, customer_id, start_date=start_date, end_date=end_date, period=period
+        ctx.obj, customer_id, start_date=start_date, end_date=end_date, period=period,
+        source=source,
     )
     emit_key_usage(ctx.obj, report)
 
@@ -89,12 +90,7 @@ def usage(
     from ...services.usage_sources import report_usage
 
     if group_by.strip().lower() == "key":  # the KEY# counters: one customer, per key and day
-        if source.strip().lower() != "dynamodb":
-            raise InvalidInput(
-                "--group-by key reads the proxy's per-key counters: drop --source "
-                f"{source.strip()[:20]} (the log lines carry key_id for Athena's own queries)"
-            )
-        _usage_per_key(ctx, customer_id, start_date, end_date, period)
+        _usage_per_key(ctx, customer_id, start_date, end_date, period, source)
         return
 
     with progress("Reading usage", show=all_customers or source == "athena") as update:
