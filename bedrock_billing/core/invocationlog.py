@@ -21,6 +21,7 @@ from .logschema import (
     EVENT_ADMITTED,
     EVENT_ERROR,
     EVENT_INVOKE,
+    billed_token_sums,
     partition_range,
     projected_json_table,
 )
@@ -159,14 +160,7 @@ FROM (
     max(foundation_model) AS model,
     min(substr("timestamp", 1, 10)) AS day,
     max(CASE WHEN event_type = '{EVENT_INVOKE}' THEN 1 ELSE 0 END) AS billed,
-    sum(CASE WHEN event_type = '{EVENT_INVOKE}'
-        THEN COALESCE(input_tokens, 0) ELSE 0 END) AS input_tokens,
-    sum(CASE WHEN event_type = '{EVENT_INVOKE}'
-        THEN COALESCE(output_tokens, 0) ELSE 0 END) AS output_tokens,
-    sum(CASE WHEN event_type = '{EVENT_INVOKE}'
-        THEN COALESCE(cache_read_input_tokens, 0) ELSE 0 END) AS cache_read_input_tokens,
-    sum(CASE WHEN event_type = '{EVENT_INVOKE}'
-        THEN COALESCE(cache_write_input_tokens, 0) ELSE 0 END) AS cache_write_input_tokens
+{billed_token_sums("    ")}
   FROM usage_log
   WHERE dt BETWEEN ? AND ?
     AND substr("timestamp", 1, 10) BETWEEN ? AND ?

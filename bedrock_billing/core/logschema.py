@@ -229,19 +229,23 @@ def duckdb_view_sql(files_glob: str, table: str = LOG_TABLE) -> str:
 
 _REFUSAL_CODES_SQL = ", ".join(f"'{code}'" for code in COUNTED_REFUSAL_CODES)
 
+def billed_token_sums(indent: str = "  ") -> str:
+    """The SELECT items summing the four token columns over billed lines only
+    (``bedrock_invoke``), as every log query counts tokens; joined by ``,\n``."""
+    return ",\n".join(
+        f"{indent}sum(CASE WHEN event_type = '{EVENT_INVOKE}'\n"
+        f"{indent}    THEN COALESCE({column}, 0) ELSE 0 END) AS {column}"
+        for column in ("input_tokens", "output_tokens", "cache_read_input_tokens",
+                       "cache_write_input_tokens")
+    )  # fmt: skip
+
+
 _USAGE_SQL = """SELECT
   customer_id,
   substr("timestamp", 1, 10) AS day,
   COALESCE(foundation_model, '{unknown_model}') AS model,
   sum(CASE WHEN event_type = 'bedrock_invoke' THEN 1 ELSE 0 END) AS requests,
-  sum(CASE WHEN event_type = 'bedrock_invoke'
-      THEN COALESCE(input_tokens, 0) ELSE 0 END) AS input_tokens,
-  sum(CASE WHEN event_type = 'bedrock_invoke'
-      THEN COALESCE(output_tokens, 0) ELSE 0 END) AS output_tokens,
-  sum(CASE WHEN event_type = 'bedrock_invoke'
-      THEN COALESCE(cache_read_input_tokens, 0) ELSE 0 END) AS cache_read_input_tokens,
-  sum(CASE WHEN event_type = 'bedrock_invoke'
-      THEN COALESCE(cache_write_input_tokens, 0) ELSE 0 END) AS cache_write_input_tokens,
+{token_sums},
   sum(CASE WHEN event_type = 'proxy_refused' AND error_code IN ({refusal_codes})
       THEN 1 ELSE 0 END) AS refused,
   sum(CASE WHEN event_type = 'bedrock_error' THEN 1 ELSE 0 END) AS errors,
@@ -256,11 +260,13 @@ GROUP BY 1, 2, 3
 ORDER BY 1, 2, 3"""
 
 USAGE_BY_CUSTOMER_SQL = _USAGE_SQL.format(
+    token_sums=billed_token_sums(),
     customer_filter="customer_id = ?", unknown_model=UNKNOWN_MODEL, refusal_codes=_REFUSAL_CODES_SQL
 )
 """One customer's usage per day and model. Parameters: dt_from, dt_to, first, last, id."""
 
 USAGE_ALL_CUSTOMERS_SQL = _USAGE_SQL.format(
+    token_sums=billed_token_sums(),
     customer_filter="customer_id IS NOT NULL",
     unknown_model=UNKNOWN_MODEL,
     refusal_codes=_REFUSAL_CODES_SQL,
@@ -292,14 +298,7 @@ USAGE_BY_KEY_SQL = f"""SELECT
   COALESCE(key_id, '') AS key_id,
   substr("timestamp", 1, 10) AS day,
   sum(CASE WHEN event_type = '{EVENT_INVOKE}' THEN 1 ELSE 0 END) AS requests,
-  sum(CASE WHEN event_type = '{EVENT_INVOKE}'
-      THEN COALESCE(input_tokens, 0) ELSE 0 END) AS input_tokens,
-  sum(CASE WHEN event_type = '{EVENT_INVOKE}'
-      THEN COALESCE(output_tokens, 0) ELSE 0 END) AS output_tokens,
-  sum(CASE WHEN event_type = '{EVENT_INVOKE}'
-      THEN COALESCE(cache_read_input_tokens, 0) ELSE 0 END) AS cache_read_input_tokens,
-  sum(CASE WHEN event_type = '{EVENT_INVOKE}'
-      THEN COALESCE(cache_write_input_tokens, 0) ELSE 0 END) AS cache_write_input_tokens,
+{billed_token_sums()},
   sum(CASE WHEN event_type = '{EVENT_ERROR}' THEN 1 ELSE 0 END) AS errors,
   sum(CASE WHEN event_type IN ('{EVENT_INVOKE}', '{EVENT_ERROR}')
       THEN 1 ELSE 0 END) AS admitted,
