@@ -364,3 +364,36 @@ def world(aws_env):
             proxy=make(),
             make=make,
         )
+
+
+# ---- the real proxy in front of the fake Bedrock (a FakeBedrock's url)
+
+FAKE_CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def proxy_before_fake(ddb, tables: TableNames, fake_url: str, **proxy_kwargs):
+    """The proxy on ``ddb``'s ``tables``, calling the fake Bedrock at ``fake_url`` with no
+    retries, its usage lines collected: returns ``(proxy, logs)``. ``proxy_kwargs`` go to
+    ``Proxy`` (e.g. ``admission_sink=[].append`` keeps the admission lines out of ``logs``)."""
+    from botocore.config import Config
+
+    from bedrock_billing.proxy.config import ProxyConfig
+    from bedrock_billing.proxy.handler import Proxy
+    from bedrock_billing.proxy.prices import PriceTable
+
+    bedrock = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=fake_url,
+        region_name="us-east-1",
+        config=Config(retries={"total_max_attempts": 1}),
+        **FAKE_CREDS,
+    )
+    logs: list[dict] = []
+    proxy = Proxy(
+        ProxyConfig(tables=tables, prices=PriceTable.from_env({})),
+        dynamodb=ddb,
+        bedrock_runtime=bedrock,
+        log_sink=logs.append,
+        **proxy_kwargs,
+    )
+    return proxy, logs

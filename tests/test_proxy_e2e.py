@@ -14,18 +14,22 @@ import uuid
 import boto3
 import pytest
 import requests
-from botocore.config import Config
 
 from bedrock_billing.core.logschema import FIELD_NAMES
 from bedrock_billing.core.schema import TableNames
 from bedrock_billing.fakebedrock import FakeBedrock
-from bedrock_billing.proxy.config import ProxyConfig
-from bedrock_billing.proxy.handler import Proxy
-from bedrock_billing.proxy.prices import PriceTable
 from bedrock_billing.sandbox.proxy_server import ProxyServer
-from tests.proxy_support import SONNET, create_tables, put_customer, put_token, usage_items
+from tests.proxy_support import (
+    FAKE_CREDS,
+    SONNET,
+    create_tables,
+    proxy_before_fake,
+    put_customer,
+    put_token,
+    usage_items,
+)
 
-CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+CREDS = FAKE_CREDS
 
 
 @pytest.fixture(scope="module")
@@ -40,21 +44,8 @@ def stack(moto_server, fake_bedrock, aws_credentials):
     ddb = boto3.client("dynamodb", endpoint_url=moto_server, region_name="us-east-1", **CREDS)
     tables = TableNames.for_stage("e2e" + uuid.uuid4().hex[:8])
     create_tables(ddb, tables)
-    bedrock = boto3.client(
-        "bedrock-runtime",
-        endpoint_url=fake_bedrock.url,
-        region_name="us-east-1",
-        config=Config(retries={"total_max_attempts": 1}),
-        **CREDS,
-    )
-    logs: list[dict] = []
-    proxy = Proxy(
-        ProxyConfig(tables=tables, prices=PriceTable.from_env({})),
-        dynamodb=ddb,
-        bedrock_runtime=bedrock,
-        log_sink=logs.append,
-        admission_sink=[].append,  # the outcome lines only (one per request)
-    )
+    # the outcome lines only (one per request)
+    proxy, logs = proxy_before_fake(ddb, tables, fake_bedrock.url, admission_sink=[].append)
     cid = put_customer(ddb, tables, daily_request_limit=50)
     token = put_token(ddb, tables, cid)
     with ProxyServer(proxy) as server:

@@ -14,16 +14,20 @@ from urllib.parse import quote
 
 import boto3
 import pytest
-from botocore.config import Config
 
 from bedrock_billing.core.schema import TableNames
 from bedrock_billing.fakebedrock import FakeBedrock
-from bedrock_billing.proxy.config import ProxyConfig
-from bedrock_billing.proxy.handler import Proxy
-from bedrock_billing.proxy.prices import PriceTable
-from tests.proxy_support import create_tables, event, put_customer, put_token, usage_items
+from tests.proxy_support import (
+    FAKE_CREDS,
+    create_tables,
+    event,
+    proxy_before_fake,
+    put_customer,
+    put_token,
+    usage_items,
+)
 
-CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+CREDS = FAKE_CREDS
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 TITAN = "amazon.titan-text-express-v1"
 LLAMA = "meta.llama3-8b-instruct-v1:0"
@@ -71,21 +75,8 @@ def stack(moto_server, fake, aws_credentials):
     ddb = boto3.client("dynamodb", endpoint_url=moto_server, region_name="us-east-1", **CREDS)
     tables = TableNames.for_stage("st" + uuid.uuid4().hex[:8])
     create_tables(ddb, tables)
-    bedrock = boto3.client(
-        "bedrock-runtime",
-        endpoint_url=fake.url,
-        region_name="us-east-1",
-        config=Config(retries={"total_max_attempts": 1}),
-        **CREDS,
-    )
-    logs: list[dict] = []
-    proxy = Proxy(
-        ProxyConfig(tables=tables, prices=PriceTable.from_env({})),
-        dynamodb=ddb,
-        bedrock_runtime=bedrock,
-        log_sink=logs.append,
-        admission_sink=[].append,  # the outcome lines only (one per request)
-    )
+    # the outcome lines only (one per request)
+    proxy, logs = proxy_before_fake(ddb, tables, fake.url, admission_sink=[].append)
     cid = put_customer(ddb, tables, daily_request_limit=50)
     token = put_token(ddb, tables, cid)
 

@@ -9,17 +9,20 @@ import json
 
 import boto3
 import pytest
-from botocore.config import Config
 from moto import mock_aws
 
 from bedrock_billing.core.logschema import FIELD_NAMES
 from bedrock_billing.core.schema import TableNames
 from bedrock_billing.fakebedrock import FakeBedrock
-from bedrock_billing.proxy.config import ProxyConfig
-from bedrock_billing.proxy.handler import Proxy
-from bedrock_billing.proxy.prices import PriceTable
 from tests import proxy_support
-from tests.proxy_support import SONNET, create_tables, event, put_customer, put_token
+from tests.proxy_support import (
+    SONNET,
+    create_tables,
+    event,
+    proxy_before_fake,
+    put_customer,
+    put_token,
+)
 
 aws_env = proxy_support.aws_env
 LONG = " ".join(["cached context words"] * 200)
@@ -38,19 +41,7 @@ def world(aws_env, fake):
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         tables = TableNames.for_stage("tiers")
         create_tables(ddb, tables)
-        bedrock = boto3.client(
-            "bedrock-runtime",
-            endpoint_url=fake.url,
-            region_name="us-east-1",
-            config=Config(retries={"total_max_attempts": 1}),
-        )
-        logs: list[dict] = []
-        proxy = Proxy(
-            ProxyConfig(tables=tables, prices=PriceTable.from_env({})),
-            dynamodb=ddb,
-            bedrock_runtime=bedrock,
-            log_sink=logs.append,
-        )
+        proxy, logs = proxy_before_fake(ddb, tables, fake.url)
         cid = put_customer(ddb, tables)
         yield proxy, put_token(ddb, tables, cid), logs
 
