@@ -202,17 +202,7 @@ class CustomerStore:
     # ---- helpers
 
     def _token_update(self, token_hash: str, changes: dict[str, Any]) -> dict[str, Any]:
-        expr, names, values = _set_expression(changes)
-        return {
-            "Update": {
-                "TableName": self.tables.tokens,
-                "Key": {"token_hash": {"S": token_hash}},
-                "UpdateExpression": expr,
-                "ConditionExpression": "attribute_exists(token_hash)",
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            }
-        }
+        return token_update(self.tables, token_hash, changes)
 
     def _customer_update(
         self, customer_id: str, changes: dict[str, Any], removals: tuple[str, ...] = ()
@@ -228,6 +218,21 @@ class CustomerStore:
         if values:
             update["ExpressionAttributeValues"] = values
         return {"Update": update}
+
+
+def token_update(tables, token_hash: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """A transaction's ``Update`` of an existing token item (never creates one)."""
+    expr, names, values = _set_expression(changes)
+    return {
+        "Update": {
+            "TableName": tables.tokens,
+            "Key": {"token_hash": {"S": token_hash}},
+            "UpdateExpression": expr,
+            "ConditionExpression": "attribute_exists(token_hash)",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+    }
 
 
 def _set_expression(

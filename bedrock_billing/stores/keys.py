@@ -13,7 +13,7 @@ from typing import Any
 from ..core.errors import Conflict
 from ..core.items import to_item
 from ..core.schema import KEY_COUNTERS, KEY_PREFIX, TableNames, parse_key_day_key
-from .customers import _set_expression
+from .customers import _set_expression, token_update
 from .dynamo import is_condition_failure, query_all
 
 
@@ -61,18 +61,6 @@ class KeyStore:
             }
         }
 
-    def _token_update(self, token_hash: str, changes: dict[str, Any]) -> dict[str, Any]:
-        expr, names, values = _set_expression(changes)
-        return {
-            "Update": {
-                "TableName": self.tables.tokens,
-                "Key": {"token_hash": {"S": token_hash}},
-                "UpdateExpression": expr,
-                "ConditionExpression": "attribute_exists(token_hash)",
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            }
-        }
 
     def _write(self, items: list[dict[str, Any]], conflict: str) -> None:
         try:
@@ -122,7 +110,7 @@ class KeyStore:
                     }
                 }
             )
-        items += [self._token_update(h, c) for h, c in token_changes.items()]
+        items += [token_update(self.tables, h, c) for h, c in token_changes.items()]
         items.append(
             self._customer_key_update(
                 customer_id,
